@@ -1,0 +1,125 @@
+/**
+ * The `EventLog` port: an append-only, partitioned, keyed log with consumer groups.
+ * Two adapters implement it — `embedded` (file-backed, in-process) and `kafka`
+ * (kafkajs) — and both must pass `test/contract/event-log.contract.ts`.
+ *
+ * Offsets are plain numbers (safe to 2^53) and are per topic-partition; an offset names a
+ * record, and "end offset" is the offset the next appended record will get (Kafka's high
+ * watermark).
+ */
+
+export type Headers = Record<string, Buffer>;
+
+/** A topic as DESIGN.md describes it. */
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  /** Keep only the latest record per key (Kafka `cleanup.policy=compact`). @default false */
+  compacted?: boolean;
+  /** Retention in ms; undefined or -1 keeps forever. */
+  retentionMs?: number;
+}
+
+export interface AppendRecord {
+  topic: string;
+  /** Partition by key hash when omitted (murmur2, as Kafka's default partitioner). */
+  partition?: number;
+  key?: Buffer | string | null;
+  /** `null` is a tombstone on compacted topics. */
+  value: Buffer | null;
+  headers?: Record<string, Buffer | string>;
+  /** Producer timestamp in ms; defaults to the adapter's clock at append. */
+  timestamp?: number;
+}
+
+export interface RecordPosition {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export interface LogRecord extends RecordPosition {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Headers;
+  timestamp: number;
+}
+
+export interface ReadRange {
+  topic: string;
+  partition: number;
+  /** First offset to read (inclusive). */
+  from: number;
+  /** Stop before this offset; defaults to the end offset at call time. */
+  to?: number;
+  /** Upper bound on records returned by one call. @default 10_000 */
+  maxRecords?: number;
+}
+
+export interface TopicPartitions {
+  topic: string;
+  partitions: number[];
+}
+
+export interface Batch {
+  topic: string;
+  partition: number;
+  records: LogRecord[];
+  /** The end offset of this partition when the batch was fetched (for lag). */
+  highWatermark: number;
+}
+
+/**
+ * How a subscription gets its partitions.
+ * - `group`: share the topics' partitions with the other members of `groupId`.
+ * - `static`: consume exactly these partitions (a worker's lane). Offsets are still
+ *   committed under `groupId`, which must be unique to the consumer.
+ */
+export type Assignment = { kind: 'group' } | { kind: 'static'; partitions: TopicPartitions[] };
+
+export interface SubscribeOptions {
+  groupId: string;
+  topics: string[];
+  /** Where a group with no committed offset starts. @default 'earliest' */
+  fromBeginning?: boolean;
+  /** @default { kind: 'group' } */
+  assignment?: Assignment;
+  /**
+   * Called with each batch of records of one partition, in offset order. The offset after
+   * the last record is committed once the promise resolves (at-least-once): if it
+   * rejects, the batch is delivered again.
+   */
+  onBatch: (batch: Batch) => Promise<void>;
+  /** Notified after each rebalance with this member's partitions. */
+  onAssigned?: (assigned: TopicPartitions[]) => void;
+  /** Upper bound on records per batch. @default 500 */
+  maxBatchRecords?: number;
+}
+
+export interface Subscription {
+  /** The partitions this member owns right now. */
+  assigned(): TopicPartitions[];
+  /** Stop fetching, wait for the batch in hand, commit, leave the group. */
+  close(): Promise<void>;
+}
+
+export interface EventLog {
+  /** Adapter name, for logs and reports. */
+  readonly kind: 'embedded' | 'kafka';
+  /** Create missing topics; existing topics are left as they are. */
+  ensureTopics(specs: TopicSpec[]): Promise<void>;
+  /** Partition count of a topic, or undefined when it does not exist. */
+  partitionCount(topic: string): Promise<number | undefined>;
+  /** Append records; resolves once they are durable per the adapter's policy. */
+  append(records: AppendRecord[]): Promise<RecordPosition[]>;
+  /** First retained offset per partition, indexed by partition. */
+  startOffsets(topic: string): Promise<number[]>;
+  /** End offset (next offset to be written) per partition, indexed by partition. */
+  endOffsets(topic: string): Promise<number[]>;
+  /** Records of one partition in [from, to), in order. */
+  read(range: ReadRange): Promise<LogRecord[]>;
+  /** Committed offsets of a group for a topic, indexed by partition; -1 = none. */
+  committedOffsets(groupId: string, topic: string): Promise<number[]>;
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+  close(): Promise<void>;
+}
