@@ -1,0 +1,418 @@
+import { Kafka, logLevel as KafkaLogLevel, PartitionAssigners, type Admin, type Consumer, type Producer, type LogEntry, type Message } from 'kafkajs';
+import { SwitchyardError, errorMessage } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { partitionForKey } from '../partitioner.js';
+import type {
+  AppendRecord,
+  EventLog,
+  LogRecord,
+  ReadRange,
+  RecordPosition,
+  SubscribeOptions,
+  Subscription,
+  TopicPartitions,
+  TopicSpec,
+} from '../port.js';
+import { staticAssigner } from './assigner.js';
+import { fromKafkaError } from './errors.js';
+import { toHeaders } from './headers.js';
+import { createRangeReader, type RangeReader } from './reader.js';
+
+/** Options of the Kafka adapter. */
+export interface KafkaLogOptions {
+  /** Bootstrap brokers, `host:port`. */
+  brokers: string[];
+  /** @default 'switchyard' */
+  clientId?: string;
+  /** Replication factor of provisioned topics; -1 takes the broker default. @default -1 */
+  replicationFactor?: number;
+  /** Most records coalesced into one produce request. @default 10_000 */
+  maxProduceBatch?: number;
+  /** Session timeout of group members in ms. @default 10_000 */
+  sessionTimeoutMs?: number;
+  /** Heartbeat interval of group members in ms. @default 1_000 */
+  heartbeatIntervalMs?: number;
+  /** Longest a fetch waits on the broker for new records, in ms. @default 250 */
+  maxWaitMs?: number;
+  /** How long `subscribe` waits for the first assignment, in ms. @default 30_000 */
+  joinTimeoutMs?: number;
+  /** Clock for record timestamps. @default Date.now */
+  now?: () => number;
+  /** @default a silent logger */
+  logger?: Logger;
+}
+
+interface PendingAppend {
+  records: AppendRecord[];
+  resolve: (positions: RecordPosition[]) => void;
+  reject: (err: unknown) => void;
+}
+
+const toBuffer = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v) : v);
+
+/**
+ * The `EventLog` over Apache Kafka via kafkajs: idempotent producer with acks=all,
+ * topic provisioning, consumer groups, static (lane) assignment and offset-range reads.
+ */
+export async function openKafkaLog(options: KafkaLogOptions): Promise<EventLog> {
+  const log = new KafkaLog(options);
+  await log.connect();
+  return log;
+}
+
+class KafkaLog implements EventLog {
+  readonly kind = 'kafka' as const;
+  private readonly kafka: Kafka;
+  private readonly admin: Admin;
+  private readonly producer: Producer;
+  private readonly reader: RangeReader;
+  private readonly opts: Required<KafkaLogOptions>;
+  private readonly partitionCounts = new Map<string, number>();
+  private readonly roundRobin = new Map<string, number>();
+  private readonly consumers = new Set<Consumer>();
+  private queue: PendingAppend[] = [];
+  private sending = false;
+  private closed = false;
+
+  constructor({
+    brokers,
+    clientId = 'switchyard',
+    replicationFactor = -1,
+    maxProduceBatch = 10_000,
+    sessionTimeoutMs = 10_000,
+    heartbeatIntervalMs = 1_000,
+    maxWaitMs = 250,
+    joinTimeoutMs = 30_000,
+    now = Date.now,
+    logger = silentLogger,
+  }: KafkaLogOptions) {
+    if (!Array.isArray(brokers) || brokers.length === 0) {
+      throw new SwitchyardError('SY_ERR_CONFIG', 'kafka log: at least one broker (host:port) is required');
+    }
+    if (!Number.isInteger(maxProduceBatch) || maxProduceBatch < 1) {
+      throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: maxProduceBatch must be a positive integer, got ${maxProduceBatch}`);
+    }
+    if (heartbeatIntervalMs >= sessionTimeoutMs) {
+      throw new SwitchyardError('SY_ERR_CONFIG', 'kafka log: heartbeatIntervalMs must be below sessionTimeoutMs');
+    }
+    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, sessionTimeoutMs, heartbeatIntervalMs, maxWaitMs, joinTimeoutMs, now, logger };
+    this.kafka = new Kafka({
+      clientId,
+      brokers,
+      logLevel: KafkaLogLevel.WARN,
+      logCreator: () => (entry: LogEntry) => {
+        const { message, ...rest } = entry.log;
+        const fields = { namespace: entry.namespace, ...rest };
+        if (entry.level <= KafkaLogLevel.ERROR) logger.error(fields, message);
+        else if (entry.level === KafkaLogLevel.WARN) logger.warn(fields, message);
+        else logger.debug(fields, message);
+      },
+    });
+    this.admin = this.kafka.admin();
+    // One produce request in flight at a time: kafkajs' idempotent producer assigns
+    // sequence numbers per send, and concurrent sends can reach the broker out of order
+    // (OUT_OF_ORDER_SEQUENCE_NUMBER). Appends queue up and are coalesced instead.
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.reader = createRangeReader(this.kafka, maxWaitMs);
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await this.admin.connect();
+      await this.producer.connect();
+    } catch (err) {
+      throw fromKafkaError(err, `connecting to ${this.opts.brokers.join(',')}`);
+    }
+  }
+
+  async ensureTopics(specs: TopicSpec[]): Promise<void> {
+    this.assertOpen();
+    const existing = new Set(await this.admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.name));
+    if (missing.length === 0) return;
+    try {
+      await this.admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((s) => ({
+          topic: s.name,
+          numPartitions: s.partitions,
+          replicationFactor: this.opts.replicationFactor,
+          configEntries: [
+            { name: 'cleanup.policy', value: s.compacted ? 'compact' : 'delete' },
+            ...(s.retentionMs !== undefined && !s.compacted ? [{ name: 'retention.ms', value: String(s.retentionMs) }] : []),
+          ],
+        })),
+      });
+    } catch (err) {
+      // Another process may have created them between listTopics and createTopics.
+      const errors = (err as { errors?: { type?: string }[] }).errors;
+      if (!errors?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) throw fromKafkaError(err, 'creating topics');
+    }
+  }
+
+  async partitionCount(topic: string): Promise<number | undefined> {
+    this.assertOpen();
+    const cached = this.partitionCounts.get(topic);
+    if (cached !== undefined) return cached;
+    try {
+      const { topics } = await this.admin.fetchTopicMetadata({ topics: [topic] });
+      const n = topics[0]?.partitions.length;
+      if (n !== undefined && n > 0) this.partitionCounts.set(topic, n);
+      return n;
+    } catch (err) {
+      const e = fromKafkaError(err, `metadata of ${topic}`);
+      if (e.code === 'SY_ERR_LOG_UNKNOWN_TOPIC') return undefined;
+      throw e;
+    }
+  }
+
+  private async requirePartitions(topic: string): Promise<number> {
+    const n = await this.partitionCount(topic);
+    if (n === undefined) throw new SwitchyardError('SY_ERR_LOG_UNKNOWN_TOPIC', `unknown topic ${topic}`, { detail: { topic } });
+    return n;
+  }
+
+  async append(records: AppendRecord[]): Promise<RecordPosition[]> {
+    this.assertOpen();
+    if (records.length === 0) return [];
+    return new Promise<RecordPosition[]>((resolve, reject) => {
+      this.queue.push({ records, resolve, reject });
+      if (!this.sending) void this.drain();
+    });
+  }
+
+  /** Sends queued appends, coalesced, one produce request at a time, until the queue is empty. */
+  private async drain(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        const taken: PendingAppend[] = [];
+        let count = 0;
+        while (this.queue.length > 0 && (taken.length === 0 || count + this.queue[0]!.records.length <= this.opts.maxProduceBatch)) {
+          const next = this.queue.shift()!;
+          taken.push(next);
+          count += next.records.length;
+        }
+        await this.sendCoalesced(taken);
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private async sendCoalesced(taken: PendingAppend[]): Promise<void> {
+    // Resolve partitions first so that bad input fails only its own append.
+    const placed: { pending: PendingAppend; partitions: number[] }[] = [];
+    for (const pending of taken) {
+      try {
+        const partitions: number[] = [];
+        for (const r of pending.records) partitions.push(await this.placeRecord(r));
+        placed.push({ pending, partitions });
+      } catch (err) {
+        pending.reject(err);
+      }
+    }
+    if (placed.length === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const { pending, partitions } of placed) {
+      pending.records.forEach((r, i) => {
+        const messages = byTopic.get(r.topic) ?? [];
+        byTopic.set(r.topic, messages);
+        messages.push({
+          partition: partitions[i]!,
+          key: r.key === undefined || r.key === null ? null : toBuffer(r.key),
+          value: r.value,
+          headers: r.headers,
+          timestamp: String(r.timestamp ?? this.opts.now()),
+        });
+      });
+    }
+    try {
+      const metadata = await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+      // kafkajs keeps per-partition order, so each record's offset is its partition's base
+      // offset plus its rank among this request's records for that partition.
+      const next = new Map<string, number>();
+      for (const m of metadata) next.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset));
+      for (const { pending, partitions } of placed) {
+        pending.resolve(
+          pending.records.map((r, i) => {
+            const k = `${r.topic}\u0000${partitions[i]}`;
+            const offset = next.get(k)!;
+            next.set(k, offset + 1);
+            return { topic: r.topic, partition: partitions[i]!, offset };
+          }),
+        );
+      }
+    } catch (err) {
+      const e = fromKafkaError(err, 'append');
+      for (const { pending } of placed) pending.reject(e);
+    }
+  }
+
+  private async placeRecord(r: AppendRecord): Promise<number> {
+    const n = await this.requirePartitions(r.topic);
+    if (r.partition !== undefined) {
+      if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= n) {
+        throw new SwitchyardError('SY_ERR_LOG_BAD_PARTITION', `partition ${r.partition} out of range for ${r.topic} (${n} partitions)`, {
+          detail: { topic: r.topic, partition: r.partition, partitions: n },
+        });
+      }
+      return r.partition;
+    }
+    if (r.key !== undefined && r.key !== null) return partitionForKey(toBuffer(r.key), n);
+    const rr = this.roundRobin.get(r.topic) ?? 0;
+    this.roundRobin.set(r.topic, rr + 1);
+    return rr % n;
+  }
+
+  private async topicOffsets(topic: string): Promise<{ partition: number; low: number; high: number }[]> {
+    this.assertOpen();
+    await this.requirePartitions(topic);
+    try {
+      const offsets = await this.admin.fetchTopicOffsets(topic);
+      return offsets
+        .map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) }))
+        .sort((a, b) => a.partition - b.partition);
+    } catch (err) {
+      throw fromKafkaError(err, `offsets of ${topic}`);
+    }
+  }
+
+  async startOffsets(topic: string): Promise<number[]> {
+    return (await this.topicOffsets(topic)).map((o) => o.low);
+  }
+
+  async endOffsets(topic: string): Promise<number[]> {
+    return (await this.topicOffsets(topic)).map((o) => o.high);
+  }
+
+  async read({ topic, partition, from, to, maxRecords = 10_000 }: ReadRange): Promise<LogRecord[]> {
+    this.assertOpen();
+    const n = await this.requirePartitions(topic);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= n) {
+      throw new SwitchyardError('SY_ERR_LOG_BAD_PARTITION', `partition ${partition} out of range for ${topic} (${n} partitions)`);
+    }
+    const end = to ?? (await this.endOffsets(topic))[partition]!;
+    return this.reader.read({ topic, partition, from, to: end, maxRecords });
+  }
+
+  async committedOffsets(groupId: string, topic: string): Promise<number[]> {
+    this.assertOpen();
+    const n = await this.requirePartitions(topic);
+    try {
+      const res = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+      const out = new Array<number>(n).fill(-1);
+      for (const p of res[0]?.partitions ?? []) out[p.partition] = Number(p.offset);
+      return out;
+    } catch (err) {
+      throw fromKafkaError(err, `committed offsets of ${groupId}`);
+    }
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    this.assertOpen();
+    const { groupId, topics, fromBeginning = true, assignment = { kind: 'group' }, onBatch, onAssigned, maxBatchRecords = 500 } = options;
+    for (const t of topics) await this.requirePartitions(t);
+    const consumer = this.kafka.consumer({
+      groupId,
+      partitionAssigners: assignment.kind === 'static' ? [staticAssigner(assignment.partitions)] : [PartitionAssigners.roundRobin],
+      sessionTimeout: this.opts.sessionTimeoutMs,
+      heartbeatInterval: this.opts.heartbeatIntervalMs,
+      maxWaitTimeInMs: this.opts.maxWaitMs,
+      allowAutoTopicCreation: false,
+    });
+    this.consumers.add(consumer);
+    let assigned: TopicPartitions[] = [];
+    let joined: () => void = () => {};
+    const firstJoin = new Promise<void>((resolve) => (joined = resolve));
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      assigned = Object.entries(payload.memberAssignment)
+        .map(([topic, partitions]) => ({ topic, partitions: [...partitions].sort((a, b) => a - b) }))
+        .filter((tp) => tp.partitions.length > 0);
+      onAssigned?.(assigned);
+      joined();
+    });
+    let stopping = false;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics, fromBeginning });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+          const records: LogRecord[] = [];
+          for (const m of batch.messages) {
+            if ((m as { isControlRecord?: boolean }).isControlRecord) continue;
+            records.push({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: Number(m.offset),
+              key: m.key ?? null,
+              value: m.value ?? null,
+              headers: toHeaders(m.headers),
+              timestamp: Number(m.timestamp),
+            });
+          }
+          const highWatermark = Number(batch.highWatermark);
+          for (let i = 0; i < records.length; i += maxBatchRecords) {
+            const chunk = records.slice(i, i + maxBatchRecords);
+            for (let attempt = 0; ; attempt++) {
+              if (stopping || !isRunning() || isStale()) return;
+              try {
+                await onBatch({ topic: batch.topic, partition: batch.partition, records: chunk, highWatermark });
+                break;
+              } catch (err) {
+                this.opts.logger.warn({ err: errorMessage(err), groupId, topic: batch.topic, partition: batch.partition, attempt }, 'batch handler failed; redelivering');
+                await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 2_000)));
+                await heartbeat();
+              }
+            }
+            const last = chunk[chunk.length - 1]!.offset;
+            resolveOffset(String(last));
+            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(last + 1) }]);
+            await heartbeat();
+          }
+        },
+      });
+      await Promise.race([
+        firstJoin,
+        new Promise((_, reject) =>
+          setTimeout(
+            () => reject(new SwitchyardError('SY_ERR_GROUP_REBALANCE', `group ${groupId}: no assignment within ${this.opts.joinTimeoutMs} ms`, { retriable: true })),
+            this.opts.joinTimeoutMs,
+          ).unref(),
+        ),
+      ]);
+    } catch (err) {
+      this.consumers.delete(consumer);
+      await consumer.disconnect().catch(() => {});
+      throw fromKafkaError(err, `subscribing ${groupId}`);
+    }
+    return {
+      assigned: () => assigned,
+      close: async () => {
+        if (!this.consumers.has(consumer)) return;
+        stopping = true;
+        this.consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.consumers].map((c) => c.disconnect().catch(() => {})));
+    this.consumers.clear();
+    // Let queued appends finish before the producer goes.
+    while (this.sending || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all([this.producer.disconnect(), this.admin.disconnect(), this.reader.close()]);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SwitchyardError('SY_ERR_LOG_CLOSED', 'the kafka log is closed');
+  }
+}

@@ -1,0 +1,2 @@
+export { openKafkaLog, type KafkaLogOptions } from './adapter.js';
+export { staticAssigner } from './assigner.js';
