@@ -132,7 +132,7 @@ class KafkaLog implements EventLog {
     if (missing.length === 0) return;
     try {
       await this.admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: missing.map((s) => ({
           topic: s.name,
           numPartitions: s.partitions,
@@ -147,6 +147,31 @@ class KafkaLog implements EventLog {
       // Another process may have created them between listTopics and createTopics.
       const errors = (err as { errors?: { type?: string }[] }).errors;
       if (!errors?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) throw fromKafkaError(err, 'creating topics');
+    }
+    await this.waitForLeaders(missing);
+  }
+
+  /**
+   * kafkajs' own waitForLeaders gives up on the UNKNOWN_TOPIC_OR_PARTITION a broker answers
+   * while a new topic's metadata propagates; this polls until every partition has a leader.
+   */
+  private async waitForLeaders(specs: TopicSpec[], timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { topics } = await this.admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
+        const ready = specs.every((s) => {
+          const partitions = topics.find((t) => t.name === s.name)?.partitions ?? [];
+          return partitions.length === s.partitions && partitions.every((p) => p.leader >= 0);
+        });
+        if (ready) return;
+      } catch (err) {
+        if (fromKafkaError(err, 'metadata').code !== 'SY_ERR_LOG_UNKNOWN_TOPIC') throw fromKafkaError(err, 'waiting for topic leaders');
+      }
+      if (Date.now() > deadline) {
+        throw new SwitchyardError('SY_ERR_LOG_BROKER', `topics ${specs.map((s) => s.name).join(', ')} have no leaders after ${timeoutMs} ms`, { retriable: true });
+      }
+      await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 250)));
     }
   }
 
