@@ -1,0 +1,105 @@
+import { SwitchyardError } from '../errors.js';
+
+/**
+ * Errors of the analytics area. Two codes:
+ * - `SY_ERR_ANALYTICS`: the statement or the data is wrong (bad SQL, unknown table, a value
+ *   that does not parse). Retrying the same call cannot help.
+ * - `SY_ERR_ANALYTICS_UNAVAILABLE`: the engine could not be reached or was overloaded
+ *   (connection refused/reset, timeout, too many queries or parts). Retriable.
+ * ClickHouse's own error code and text are kept in `detail` (`clickhouseCode`,
+ * `clickhouseType`, `clickhouseMessage`), and the original error in `cause`.
+ */
+
+/** ClickHouse error codes that describe a passing condition of the server, not the query. */
+const TRANSIENT_CODES = new Set([
+  159, // TIMEOUT_EXCEEDED
+  202, // TOO_MANY_SIMULTANEOUS_QUERIES
+  209, // SOCKET_TIMEOUT
+  210, // NETWORK_ERROR
+  252, // TOO_MANY_PARTS
+]);
+
+/** Node/undici socket errors: the server is down or the network is. */
+const TRANSPORT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+const MAX_MESSAGE = 4000;
+
+export const analyticsError = (message: string, detail: Record<string, unknown> = {}, cause?: unknown): SwitchyardError =>
+  new SwitchyardError('SY_ERR_ANALYTICS', message, { detail, cause });
+
+export const unavailableError = (message: string, detail: Record<string, unknown> = {}, cause?: unknown): SwitchyardError =>
+  new SwitchyardError('SY_ERR_ANALYTICS_UNAVAILABLE', message, { retriable: true, detail, cause });
+
+export interface ClickHouseErrorInfo {
+  code: number | undefined;
+  type: string | undefined;
+  message: string;
+}
+
+/**
+ * Reads ClickHouse's code, symbolic type and text out of an error from either client. Both
+ * spellings of the server's message are understood:
+ * `Code: 62. DB::Exception: … (SYNTAX_ERROR) (version 24.3…)` (ClickHouse ≥ 20) and
+ * `Code: 62, e.displayText() = DB::Exception: …, e.what() = DB::Exception` (18.16, where
+ * @clickhouse/client cannot parse it and hands over a plain Error).
+ */
+export function clickHouseErrorInfo(err: unknown): ClickHouseErrorInfo {
+  const e = (err ?? {}) as { message?: unknown; code?: unknown; type?: unknown; clickhouseCode?: unknown };
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  let code: number | undefined;
+  if (typeof e.clickhouseCode === 'number') code = e.clickhouseCode;
+  else if (typeof e.code === 'string' && /^\d+$/.test(e.code)) code = Number(e.code);
+  else {
+    const m = /Code:\s*(\d+)/.exec(message);
+    if (m) code = Number(m[1]);
+  }
+  let type = typeof e.type === 'string' && /^[A-Z][A-Z0-9_]+$/.test(e.type) ? e.type : undefined;
+  if (type === undefined) {
+    const m = /\(([A-Z][A-Z0-9_]*[A-Z][A-Z0-9_]*)\)(?:\s*\(version [^)]*\))?\s*$/.exec(message.trim());
+    if (m && m[1]!.length >= 3) type = m[1];
+  }
+  return { code, type, message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message };
+}
+
+const transportCode = (err: unknown): string | undefined => {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && TRANSPORT_CODES.has(e.code)) return e.code;
+  }
+  return undefined;
+};
+
+/**
+ * Wraps an error from chDB or @clickhouse/client. `what` names the operation
+ * (`query`, `insert into t`…) and starts the message; `detail` adds context such as the SQL.
+ */
+export function fromClickHouse(err: unknown, what: string, detail: Record<string, unknown> = {}): SwitchyardError {
+  if (err instanceof SwitchyardError) return err;
+  const transport = transportCode(err);
+  const info = clickHouseErrorInfo(err);
+  const timedOut = /^Timeout error\.?$/i.test(info.message) || /socket hang up/i.test(info.message);
+  if (transport !== undefined || (info.code === undefined && timedOut)) {
+    return unavailableError(`${what}: ClickHouse is unreachable (${transport ?? info.message})`, { ...detail, transport, clickhouseMessage: info.message }, err);
+  }
+  const full = { ...detail, clickhouseCode: info.code, clickhouseType: info.type, clickhouseMessage: info.message };
+  if (info.code !== undefined && TRANSIENT_CODES.has(info.code)) {
+    return unavailableError(`${what}: ClickHouse is overloaded (code ${info.code}): ${firstLine(info.message)}`, full, err);
+  }
+  return analyticsError(`${what}: ${firstLine(info.message)}`, full, err);
+}
+
+const firstLine = (s: string): string => {
+  const line = s.split('\n', 1)[0] ?? s;
+  return line.length > 500 ? `${line.slice(0, 500)}…` : line;
+};

@@ -1,0 +1,151 @@
+/**
+ * Converting values between JS and ClickHouse's JSON formats, by column type (see the value
+ * rules in port.ts). Shared by both adapters so that a row reads and writes the same on
+ * chDB and on a server.
+ */
+import { INT64_TYPES, parseType, unwrapped, type ChType } from './chtype.js';
+import { analyticsError } from './errors.js';
+import { instantMs, precisionOf, secondsText, utcDay } from './sql.js';
+import type { Row } from './port.js';
+
+type Convert = (v: unknown) => unknown;
+
+/** The `meta` of ClickHouse's `JSON` output format. */
+export interface ColumnMeta {
+  name: string;
+  type: string;
+}
+
+/** ClickHouse's `JSON` output format: `{ meta, data, rows, … }`. */
+export interface JsonResult {
+  meta?: ColumnMeta[];
+  data?: Row[];
+}
+
+/** Rows of a `JSON`-format result with 64-bit integers turned into numbers (or a clear error). */
+export function decodeResult<T>(result: JsonResult, sql: string): T[] {
+  const data = result.data ?? [];
+  const converters: [string, Convert][] = [];
+  for (const col of result.meta ?? []) {
+    const c = decoder(parseType(col.type), col.name, sql);
+    if (c) converters.push([col.name, c]);
+  }
+  if (converters.length > 0) {
+    for (const row of data) {
+      for (const [name, convert] of converters) row[name] = convert(row[name]);
+    }
+  }
+  return data as T[];
+}
+
+/** A converter for values of `type`, or undefined when JSON already has the JS value. */
+function decoder(declared: ChType, column: string, sql: string): Convert | undefined {
+  const { type, nullable } = unwrapped(declared);
+  let inner: Convert | undefined;
+  if (INT64_TYPES.has(type.name)) inner = (v) => safeInteger(v, column, declared.text, sql);
+  else if (type.name === 'Array' && type.args.length === 1) {
+    const element = decoder(parseType(type.args[0]!), column, sql);
+    if (element) inner = (v) => (Array.isArray(v) ? v.map(element) : v);
+  } else if (type.name === 'Map' && type.args.length === 2) {
+    const value = decoder(parseType(type.args[1]!), column, sql);
+    if (value) {
+      inner = (v) =>
+        v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, value(x)])) : v;
+    }
+  }
+  if (!inner) return undefined;
+  const convert = inner;
+  return nullable ? (v) => (v === null ? null : convert(v)) : convert;
+}
+
+function safeInteger(v: unknown, column: string, type: string, sql: string): unknown {
+  if (typeof v === 'number') {
+    if (Number.isSafeInteger(v)) return v;
+  } else if (typeof v === 'string' && /^-?\d+$/.test(v)) {
+    const n = Number(v);
+    if (Number.isSafeInteger(n)) return n;
+  } else return v;
+  throw analyticsError(
+    `column "${column}" (${type}) holds ${String(v)}, beyond what a JS number holds exactly (±2^53); select toString(${column}) to read it as text`,
+    { column, type, value: String(v), sql },
+  );
+}
+
+/** One column of a table as `DESCRIBE TABLE` shows it. */
+export interface TableColumn {
+  name: string;
+  type: string;
+  /** `''`, `DEFAULT`, `MATERIALIZED`, `ALIAS` or `EPHEMERAL`. */
+  default_type?: string;
+}
+
+/** Turns a caller's row into the object whose JSON is one JSONEachRow line. */
+export type RowEncoder = (row: Row, index: number) => Row;
+
+/**
+ * Builds the row encoder for a table from its columns. Columns that cannot be inserted
+ * (`MATERIALIZED`, `ALIAS`) are unknown to it, so a row naming one fails like a row naming
+ * a column the table lacks.
+ */
+export function rowEncoder(table: string, columns: readonly TableColumn[]): RowEncoder {
+  const encoders = new Map<string, Convert>();
+  for (const col of columns) {
+    const dt = col.default_type ?? '';
+    if (dt === 'MATERIALIZED' || dt === 'ALIAS') continue;
+    encoders.set(col.name, encoder(parseType(col.type), col.name));
+  }
+  return (row, index) => {
+    const out: Row = {};
+    for (const key of Object.keys(row)) {
+      const value = row[key];
+      if (value === undefined) continue;
+      const encode = encoders.get(key);
+      if (!encode) {
+        throw analyticsError(`insert into ${table}: row ${index} has "${key}", which is not an insertable column of ${table}`, {
+          table,
+          column: key,
+          row: index,
+          columns: [...encoders.keys()],
+        });
+      }
+      out[key] = encode(value);
+    }
+    return out;
+  };
+}
+
+function encoder(declared: ChType, column: string): Convert {
+  const { type } = unwrapped(declared);
+  const kind = type.name;
+  if (kind === 'Array' && type.args.length === 1) {
+    const element = encoder(parseType(type.args[0]!), column);
+    return (v) => (Array.isArray(v) ? v.map((x) => (x === null ? null : element(x))) : generic(v));
+  }
+  if (kind === 'DateTime') {
+    return (v) => {
+      if (v instanceof Date) return String(Math.floor(instantMs(v, column, declared) / 1000));
+      // A bare number is unix seconds; 18.16 reads DateTime in JSON only from a quoted string.
+      if (typeof v === 'number') return String(v);
+      return generic(v);
+    };
+  }
+  if (kind === 'DateTime64') {
+    const precision = precisionOf(type);
+    return (v) => (v instanceof Date ? secondsText(instantMs(v, column, declared), precision) : generic(v));
+  }
+  if (kind === 'Date' || kind === 'Date32') return (v) => (v instanceof Date ? utcDay(v, column, declared) : generic(v));
+  if (kind === 'Float32' || kind === 'Float64') {
+    return (v) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf') : generic(v));
+  }
+  if (kind === 'Bool') return generic;
+  return (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : generic(v));
+}
+
+/** Values JSON cannot carry as they are. */
+function generic(v: unknown): unknown {
+  if (v === null) return null;
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Date) return v.toISOString();
+  if (Array.isArray(v)) return v.map(generic);
+  return v;
+}
