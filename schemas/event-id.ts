@@ -1,0 +1,43 @@
+import { randomFillSync } from 'node:crypto';
+import { v7 } from 'uuid';
+
+/** Makes event ids. */
+export type EventIdFactory = () => string;
+
+export interface EventIdOptions {
+  /** Clock in ms since the Unix epoch. @default Date.now */
+  now?: () => number;
+  /** 16 random bytes per call. @default node:crypto */
+  random?: () => Uint8Array;
+}
+
+/**
+ * A factory of UUIDv7 event ids: 48 bits of ms time, then a 32-bit counter seeded from the
+ * random bytes, then random bits. Ids from one factory strictly increase even when the clock
+ * stands still or steps back (the counter carries over into the time field, as the uuid
+ * package's own v7 does). With `now` and `random` injected the ids are deterministic.
+ */
+export function createEventIdFactory({ now = Date.now, random = () => randomFillSync(new Uint8Array(16)) }: EventIdOptions = {}): EventIdFactory {
+  let lastMs = -Infinity;
+  let seq = 0;
+  return () => {
+    const rnds = random();
+    if (rnds.length < 16) throw new RangeError(`random() must return at least 16 bytes, got ${rnds.length}`);
+    const ms = now();
+    if (ms > lastMs) {
+      lastMs = ms;
+      // The counter starts from random bits with the top bit clear, leaving room to count up.
+      seq = (((rnds[6]! & 0x7f) << 24) | (rnds[7]! << 16) | (rnds[8]! << 8) | rnds[9]!) >>> 0;
+    } else {
+      seq = (seq + 1) >>> 0;
+      if (seq === 0) lastMs++;
+    }
+    return v7({ msecs: lastMs, seq, random: rnds });
+  };
+}
+
+/** The ms timestamp inside a UUIDv7. */
+export function eventIdTime(id: string): number {
+  const hex = id.slice(0, 8) + id.slice(9, 13);
+  return Number.parseInt(hex, 16);
+}
