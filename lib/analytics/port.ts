@@ -20,7 +20,7 @@
  *   with `toString(x)` if you need the full range. `Nullable` gives `null`; `Array` gives
  *   arrays, element types converted the same way.
  * - Inserted values are encoded for the target column's type: a JS `Date` becomes the
- *   column's unit (`DateTime`: whole seconds, `DateTime64(p)`: p decimals, `Date`: the UTC
+ *   column's unit (`DateTime`: whole seconds, `DateTime64`: milliseconds, `Date`: the UTC
  *   day), `bigint` keeps every digit, `undefined` lets the column default apply. A row key
  *   that is not an insertable column of the table is an error, never a silent drop.
  */

@@ -5,7 +5,7 @@
  */
 import { INT64_TYPES, parseType, unwrapped, type ChType } from './chtype.js';
 import { analyticsError } from './errors.js';
-import { instantMs, precisionOf, secondsText, utcDay } from './sql.js';
+import { instantMs, utcDay } from './sql.js';
 import type { Row } from './port.js';
 
 type Convert = (v: unknown) => unknown;
@@ -121,17 +121,22 @@ function encoder(declared: ChType, column: string): Convert {
     const element = encoder(parseType(type.args[0]!), column);
     return (v) => (Array.isArray(v) ? v.map((x) => (x === null ? null : element(x))) : generic(v));
   }
+  // Instants go out as ISO 8601 in UTC ('Z'), which `date_time_input_format=best_effort` reads
+  // the same on every server whatever the column's or the server's time zone; bare unix
+  // seconds are not safe there (best_effort reads '0' or '86400' as something else).
   if (kind === 'DateTime') {
     return (v) => {
-      if (v instanceof Date) return String(Math.floor(instantMs(v, column, declared) / 1000));
-      // A bare number is unix seconds; 18.16 reads DateTime in JSON only from a quoted string.
-      if (typeof v === 'number') return String(v);
+      if (v instanceof Date) return isoSeconds(instantMs(v, column, declared));
+      if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return isoSeconds(Math.floor(v) * 1000);
       return generic(v);
     };
   }
   if (kind === 'DateTime64') {
-    const precision = precisionOf(type);
-    return (v) => (v instanceof Date ? secondsText(instantMs(v, column, declared), precision) : generic(v));
+    return (v) => {
+      if (v instanceof Date) return new Date(instantMs(v, column, declared)).toISOString();
+      if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return new Date(Math.round(v * 1000)).toISOString();
+      return generic(v);
+    };
   }
   if (kind === 'Date' || kind === 'Date32') return (v) => (v instanceof Date ? utcDay(v, column, declared) : generic(v));
   if (kind === 'Float32' || kind === 'Float64') {
@@ -140,6 +145,9 @@ function encoder(declared: ChType, column: string): Convert {
   if (kind === 'Bool') return generic;
   return (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : generic(v));
 }
+
+/** `YYYY-MM-DDThh:mm:ssZ`: whole seconds, so a DateTime column reads it without a fraction to reject. */
+const isoSeconds = (ms: number): string => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 
 /** Values JSON cannot carry as they are. */
 function generic(v: unknown): unknown {
