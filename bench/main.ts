@@ -1,0 +1,52 @@
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { renderTable } from '../lib/table.js';
+
+/**
+ * `npm run bench -- <name> [--quick] [--brokers host:port] [--json]`
+ * Each benchmark measures its figures and their baseline side by side in one run and
+ * prints a table (and writes bench/results/<name>.json). docs/BENCHMARKS.md records them.
+ */
+export interface BenchResult {
+  title: string;
+  columns: string[];
+  rows: (string | number)[][];
+  notes: string[];
+}
+
+export interface BenchContext {
+  quick: boolean;
+  brokers: string[];
+  progress: (line: string) => void;
+}
+
+type Bench = (ctx: BenchContext) => Promise<BenchResult[]>;
+
+const benches: Record<string, () => Promise<Bench>> = {
+  log: async () => (await import('./log.js')).benchLog,
+};
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false } },
+});
+const names = positionals.length > 0 ? positionals : Object.keys(benches);
+for (const name of names) {
+  const load = benches[name];
+  if (!load) {
+    process.stderr.write(`unknown benchmark "${name}"; one of: ${Object.keys(benches).join(', ')}\n`);
+    process.exit(2);
+  }
+  const bench = await load();
+  const brokers = (values.brokers ?? process.env.SWITCHYARD_BENCH_BROKERS ?? '').split(',').filter(Boolean);
+  const results = await bench({ quick: values.quick ?? false, brokers, progress: (line) => process.stderr.write(`[${name}] ${line}\n`) });
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ at: new Date().toISOString(), results }, null, 2));
+  if (values.json) console.log(JSON.stringify(results, null, 2));
+  else {
+    for (const r of results) {
+      console.log(`\n## ${r.title}\n${renderTable(r.columns, r.rows)}`);
+      for (const n of r.notes) console.log(`- ${n}`);
+    }
+  }
+}

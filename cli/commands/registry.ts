@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { createLogger } from '../../lib/logger.js';
+import { openLog } from '../../lib/log/open.js';
+import { startRegistryService } from '../../services/registry/service.js';
+import { configFrom, type GlobalFlags } from '../flags.js';
+
+/** `switchyard registry`: the Confluent-compatible schema registry over the log. */
+export function registerRegistryCommand(program: Command): void {
+  program
+    .command('registry')
+    .description('run the Confluent-compatible schema registry (schemas in the compacted _schemas topic)')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', (v) => Number(v), 8081)
+    .option('--topic <topic>', 'schemas topic', '_schemas')
+    .action(async (opts: { host: string; port: number; topic: string }, cmd: Command) => {
+      const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
+      const logger = createLogger('registry', config.logLevel);
+      const log = await openLog(config, logger);
+      const service = await startRegistryService({ log, topic: opts.topic, host: opts.host, port: opts.port, logger });
+      logger.info({ url: service.url, log: log.kind, topic: opts.topic }, 'schema registry listening');
+      const stop = async () => {
+        await service.close();
+        await log.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,23 @@
+import { Command, Option } from 'commander';
+import { SwitchyardError, errorMessage } from '../lib/errors.js';
+import { registerLogCommands } from './commands/log.js';
+import { registerRegistryCommand } from './commands/registry.js';
+
+const program = new Command('switchyard')
+  .description('Event-sourced control plane for distributed AI inference')
+  .addOption(new Option('--brokers <list>', 'Kafka bootstrap brokers (host:port,…); default: the embedded log').env('SWITCHYARD_BROKERS'))
+  .addOption(new Option('--home <dir>', 'local state directory (embedded log, analytics)').env('SWITCHYARD_HOME'))
+  .addOption(new Option('--prefix <prefix>', 'topic name prefix').env('SWITCHYARD_TOPIC_PREFIX'))
+  .option('--json', 'machine-readable output')
+  .showHelpAfterError();
+
+registerLogCommands(program);
+registerRegistryCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const code = err instanceof SwitchyardError ? ` [${err.code}]` : '';
+  process.stderr.write(`switchyard: ${errorMessage(err)}${code}\n`);
+  process.exitCode = 1;
+}

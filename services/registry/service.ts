@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify';
+import type { EventLog } from '../../lib/log/port.js';
+import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
+import type { Logger } from '../../lib/logger.js';
+import { buildRegistryApp } from './app.js';
+
+export interface RegistryServiceOptions {
+  log: EventLog;
+  /** Compacted single-partition topic holding the schemas. @default '_schemas' */
+  topic?: string;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** 0 picks a free port. @default 8081 */
+  port?: number;
+  logger?: Logger;
+}
+
+export interface RunningRegistry {
+  url: string;
+  app: FastifyInstance;
+  registry: LogBackedRegistry;
+  close(): Promise<void>;
+}
+
+/** The registry service: the REST API over schemas kept in the log's `_schemas` topic. */
+export async function startRegistryService({ log, topic = '_schemas', host = '127.0.0.1', port = 8081, logger }: RegistryServiceOptions): Promise<RunningRegistry> {
+  const registry = await LogBackedRegistry.open({ log, topic });
+  const app = buildRegistryApp({ registry, ...(logger ? { logger } : {}) });
+  const address = await app.listen({ host, port });
+  return { url: address, app, registry, close: () => app.close() };
+}
