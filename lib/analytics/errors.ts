@@ -67,8 +67,9 @@ export function clickHouseErrorInfo(err: unknown): ClickHouseErrorInfo {
   }
   let type = typeof e.type === 'string' && /^[A-Z][A-Z0-9_]+$/.test(e.type) ? e.type : undefined;
   if (type === undefined) {
-    const m = /\(([A-Z][A-Z0-9_]*[A-Z][A-Z0-9_]*)\)(?:\s*\(version [^)]*\))?\s*$/.exec(message.trim());
-    if (m && m[1]!.length >= 3) type = m[1];
+    // Modern servers end the text with `(TYPE_NAME) (version …)`: the last such marker.
+    const all = [...message.matchAll(/\(([A-Z][A-Z0-9_]{2,})\)/g)];
+    type = all.at(-1)?.[1];
   }
   return { code, type, message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message };
 }

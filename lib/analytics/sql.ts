@@ -224,13 +224,13 @@ function literal(declared: ChType, value: QueryParamValue, name: string): string
   });
 }
 
-/** Plain decimal text for a finite number (no exponent for the magnitudes ClickHouse reads back exactly). */
+/** `String(n)` (exponent form included: ClickHouse reads `1e-7`), with -0 as 0. */
 const numberText = (n: number): string => (Object.is(n, -0) ? '0' : String(n));
 
 export function instantMs(d: Date, name: string, type: ChType | string): number {
   const ms = d.getTime();
-  if (Number.isNaN(ms)) throw analyticsError(`${name}: invalid Date for ${typeof type === 'string' ? type : type.text}`, { parameter: name });
-  if (ms < 0) throw analyticsError(`${name}: instants before 1970 are not supported (${d.toISOString()})`, { parameter: name });
+  if (Number.isNaN(ms)) throw analyticsError(`"${name}": invalid Date for ${typeof type === 'string' ? type : type.text}`, { name });
+  if (ms < 0) throw analyticsError(`"${name}": instants before 1970 are not supported (${d.toISOString()})`, { name });
   return ms;
 }
 
