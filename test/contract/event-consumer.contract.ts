@@ -1,0 +1,103 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { subscribeEvents, deadLetterEventId, type LoggedEvent } from '../../lib/events/subscribe.js';
+import type { EventLog } from '../../lib/log/port.js';
+import { InMemoryRegistry } from '../../lib/registry/core.js';
+import { EventCodec } from '../../schemas/codec.js';
+import type { DeadLettered } from '../../schemas/generated/events.js';
+import { uniqueName, waitFor } from '../support/services.js';
+
+/**
+ * The typed event consumer over any EventLog adapter: good records are decoded and
+ * delivered; bad records go to the dead-letter topic with their original bytes and the
+ * error, and the partition keeps flowing.
+ */
+export function testEventConsumer(name: string, factory: () => Promise<{ log: EventLog; cleanup: () => Promise<void> }>): void {
+  describe(`event consumer with dead-lettering [${name}]`, () => {
+    let log: EventLog;
+    let cleanup: () => Promise<void>;
+    let codec: EventCodec;
+    beforeEach(async () => {
+      ({ log, cleanup } = await factory());
+      codec = await EventCodec.create({ registry: new InMemoryRegistry() });
+    });
+    afterEach(async () => {
+      await log.close();
+      await cleanup();
+    });
+
+    const heartbeat = (seq: number) =>
+      codec.encode({ type: 'WorkerHeartbeat', eventId: `hb-${seq}`, occurredAt: 1_700_000_000_000 + seq, producer: 'w1', workerId: 'w1', lane: 0, zone: 'a', seq, load: 0.5, queueDepth: 0, inFlight: 0, capacity: 4, cacheHitRatio: 0, loadedModels: [] });
+
+    it('delivers good events in order and dead-letters bad records with their original bytes', async () => {
+      const topic = uniqueName('events');
+      const deadLetterTopic = uniqueName('deadletter');
+      await log.ensureTopics([{ name: topic, partitions: 1 }, { name: deadLetterTopic, partitions: 1 }]);
+      const notAvro = Buffer.from('{"json":"is not the wire format"}');
+      const unknownSchema = Buffer.from([0, 0, 0, 0x7f, 0x7f, 1, 2, 3]);
+      const truncated = heartbeat(99).subarray(0, 12);
+      await log.append([
+        { topic, partition: 0, value: heartbeat(1) },
+        { topic, partition: 0, key: 'bad-1', value: notAvro, headers: { origin: 'test' } },
+        { topic, partition: 0, value: heartbeat(2) },
+        { topic, partition: 0, value: unknownSchema },
+        { topic, partition: 0, value: truncated },
+        { topic, partition: 0, value: null },
+        { topic, partition: 0, value: heartbeat(3) },
+      ]);
+      const seen: LoggedEvent[] = [];
+      const groupId = uniqueName('consumer');
+      const sub = await subscribeEvents(log, {
+        groupId,
+        topics: [topic],
+        codec,
+        deadLetterTopic,
+        producer: 'test-consumer',
+        now: () => 42,
+        onEvents: async (batch) => void seen.push(...batch.events),
+      });
+      await waitFor(() => seen.length === 3, { what: 'three good events' });
+      expect(seen.map((e) => (e.event.type === 'WorkerHeartbeat' ? e.event.seq : -1))).toEqual([1, 2, 3]);
+      expect(seen.map((e) => e.record.offset)).toEqual([0, 2, 6]);
+      await waitFor(async () => (await log.committedOffsets(groupId, topic))[0] === 7, { what: 'the batch to commit past the bad records' });
+      await sub.close();
+
+      const dead = await Promise.all((await log.read({ topic: deadLetterTopic, partition: 0, from: 0 })).map((r) => codec.decode(r.value!)));
+      expect(dead).toHaveLength(4);
+      const [first, second, third, fourth] = dead as DeadLettered[];
+      expect(first).toMatchObject({ originalTopic: topic, originalPartition: 0, originalOffset: 1, consumerGroup: groupId, errorCode: 'SY_ERR_CODEC_MAGIC', producer: 'test-consumer', occurredAt: 42 });
+      expect(Buffer.from(first!.originalValue!)).toEqual(notAvro);
+      expect(Buffer.from(first!.originalKey!).toString()).toBe('bad-1');
+      expect(Buffer.from(first!.originalHeaders['origin']!).toString()).toBe('test');
+      expect(first!.eventId).toBe(deadLetterEventId(groupId, { topic, partition: 0, offset: 1 }));
+      expect(second).toMatchObject({ originalOffset: 3, errorCode: 'SY_ERR_CODEC_UNKNOWN_SCHEMA' });
+      expect(Buffer.from(second!.originalValue!)).toEqual(unknownSchema);
+      expect(third).toMatchObject({ originalOffset: 4, errorCode: 'SY_ERR_CODEC_DECODE' });
+      expect(fourth).toMatchObject({ originalOffset: 5, errorCode: 'SY_ERR_CODEC_DECODE', originalValue: null });
+    });
+
+    it('redelivers (does not dead-letter) when the handler fails, then commits once it succeeds', async () => {
+      const topic = uniqueName('events');
+      const deadLetterTopic = uniqueName('deadletter');
+      await log.ensureTopics([{ name: topic, partitions: 1 }, { name: deadLetterTopic, partitions: 1 }]);
+      await log.append([{ topic, partition: 0, value: heartbeat(1) }]);
+      let calls = 0;
+      const groupId = uniqueName('consumer');
+      const sub = await subscribeEvents(log, {
+        groupId,
+        topics: [topic],
+        codec,
+        deadLetterTopic,
+        producer: 'test',
+        now: () => 0,
+        onEvents: async () => {
+          calls++;
+          if (calls === 1) throw new Error('transient handler failure');
+        },
+      });
+      await waitFor(() => calls >= 2, { what: 'redelivery' });
+      await waitFor(async () => (await log.committedOffsets(groupId, topic))[0] === 1, { what: 'commit after success' });
+      await sub.close();
+      expect((await log.endOffsets(deadLetterTopic))[0]).toBe(0);
+    });
+  });
+}
