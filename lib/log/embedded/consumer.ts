@@ -1,0 +1,224 @@
+import { errorMessage } from '../../errors.js';
+import type { Batch, SubscribeOptions, Subscription, TopicPartitions } from '../port.js';
+import type { GroupCoordinator, GroupMember } from './group.js';
+import type { OffsetStore } from './offsets.js';
+import type { ConsumerErrorContext, ResolvedEmbeddedLogOptions } from './options.js';
+import type { PartitionLog } from './partition.js';
+
+/** What a subscription needs from the log that owns it. */
+export interface ConsumerHost {
+  readonly options: ResolvedEmbeddedLogOptions;
+  readonly offsets: OffsetStore;
+  /** The partition, which exists (checked at subscribe). */
+  partition(topic: string, partition: number): PartitionLog;
+  /** Called when the subscription has closed. */
+  forget(subscription: EmbeddedSubscription): void;
+}
+
+const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/**
+ * Consumes one partition for a subscription: read a batch from the position, hand it to
+ * `onBatch`, commit the offset after it, repeat; when caught up, sleep until the partition's
+ * end offset moves (no polling). A rejected `onBatch` is reported and the same batch is
+ * delivered again after a backoff that doubles up to `retryBackoffMaxMs`.
+ */
+class PartitionFetcher {
+  private stopping = false;
+  /** Cuts short the current wait (for data or backoff). */
+  private wake: (() => void) | undefined;
+  private lastCommit: Promise<void> | undefined;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly host: ConsumerHost,
+    private readonly sub: SubscribeOptions,
+    readonly topic: string,
+    readonly partition: number,
+  ) {
+    this.done = this.run();
+  }
+
+  /** Stops after the batch in hand (if any) is handled and committed. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    return this.done;
+  }
+
+  private async run(): Promise<void> {
+    const { host, sub, topic, partition } = this;
+    const { groupId, fromBeginning = true, maxBatchRecords = 500 } = sub;
+    const log = host.partition(topic, partition);
+    const committed = host.offsets.get(groupId, topic, partition);
+    let position = committed >= 0 ? committed : fromBeginning ? log.startOffset : log.endOffset;
+    let readFailures = 0;
+    try {
+      while (!this.stopping) {
+        if (position < log.startOffset) position = log.startOffset;
+        const end = log.endOffset;
+        if (position >= end) {
+          await this.untilReadable(log, position);
+          continue;
+        }
+        let records;
+        try {
+          records = await log.read(position, end, maxBatchRecords);
+          readFailures = 0;
+        } catch (err) {
+          this.report(err, { stage: 'read', attempt: ++readFailures });
+          await this.backoff(readFailures - 1);
+          continue;
+        }
+        if (records.length === 0) {
+          // Everything in [position, end) was compacted away.
+          position = end;
+          continue;
+        }
+        const batch: Batch = { topic, partition, records, highWatermark: log.endOffset };
+        if (!(await this.deliver(batch))) break;
+        position = records[records.length - 1]!.offset + 1;
+        this.commit(position);
+      }
+    } finally {
+      await this.lastCommit;
+    }
+  }
+
+  /** Hands the batch to `onBatch` until it resolves; false when stopped before that. */
+  private async deliver(batch: Batch): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.sub.onBatch(batch);
+        return true;
+      } catch (err) {
+        this.report(err, { stage: 'onBatch', attempt, batch });
+        if (this.stopping) return false;
+        await this.backoff(attempt - 1);
+        if (this.stopping) return false;
+      }
+    }
+  }
+
+  private commit(offset: number): void {
+    const { host, sub, topic, partition } = this;
+    this.lastCommit = host.offsets.commit(sub.groupId, topic, partition, offset, host.options.clock.now()).catch((err: unknown) => {
+      this.report(err, { stage: 'commit', attempt: 1 });
+    });
+  }
+
+  private report(err: unknown, ctx: Omit<ConsumerErrorContext, 'groupId' | 'topic' | 'partition'>): void {
+    const { options } = this.host;
+    const context: ConsumerErrorContext = { groupId: this.sub.groupId, topic: this.topic, partition: this.partition, ...ctx };
+    const { batch, ...fields } = context;
+    options.logger.warn(
+      { ...fields, err: errorMessage(err), firstOffset: batch?.records[0]?.offset, records: batch?.records.length },
+      ctx.stage === 'onBatch' ? 'embedded log: onBatch failed; the batch will be delivered again' : `embedded log: consumer ${ctx.stage} failed`,
+    );
+    try {
+      options.onConsumerError?.(err, context);
+    } catch (hookErr) {
+      options.logger.error({ err: errorMessage(hookErr) }, 'embedded log: onConsumerError threw');
+    }
+  }
+
+  private untilReadable(log: PartitionLog, position: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let cancel: () => void = () => {};
+      const done = (): void => {
+        cancel();
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      cancel = log.whenReadable(position, done);
+      if (this.stopping) done();
+    });
+  }
+
+  private backoff(attempt: number): Promise<void> {
+    const { retryBackoffMs, retryBackoffMaxMs } = this.host.options;
+    const ms = Math.min(retryBackoffMs * 2 ** Math.min(attempt, 30), retryBackoffMaxMs);
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+      if (this.stopping) done();
+    });
+  }
+}
+
+let memberSeq = 0;
+
+/**
+ * A subscription of the embedded log. In `group` mode it is a member of an in-process
+ * `GroupCoordinator`; in `static` mode it consumes exactly the given partitions.
+ */
+export class EmbeddedSubscription implements Subscription, GroupMember {
+  readonly memberId: string;
+  readonly topics: readonly string[];
+  private readonly fetchers = new Map<string, PartitionFetcher>();
+  private current: TopicPartitions[] = [];
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly host: ConsumerHost,
+    private readonly sub: SubscribeOptions,
+    private readonly group: GroupCoordinator | undefined,
+  ) {
+    this.memberId = `${sub.groupId}-${++memberSeq}`;
+    this.topics = [...sub.topics];
+  }
+
+  assigned(): TopicPartitions[] {
+    return this.current.map((tp) => ({ topic: tp.topic, partitions: [...tp.partitions] }));
+  }
+
+  async revoke(partitions: TopicPartitions[]): Promise<void> {
+    const stopping: Promise<void>[] = [];
+    for (const { topic, partitions: ps } of partitions) {
+      for (const p of ps) {
+        const f = this.fetchers.get(key(topic, p));
+        if (f === undefined) continue;
+        this.fetchers.delete(key(topic, p));
+        stopping.push(f.stop());
+      }
+    }
+    await Promise.all(stopping);
+  }
+
+  assign(partitions: TopicPartitions[], generation: number): void {
+    this.current = partitions.map((tp) => ({ topic: tp.topic, partitions: [...tp.partitions].sort((a, b) => a - b) }));
+    if (this.closing === undefined) {
+      for (const { topic, partitions: ps } of this.current) {
+        for (const p of ps) {
+          if (!this.fetchers.has(key(topic, p))) this.fetchers.set(key(topic, p), new PartitionFetcher(this.host, this.sub, topic, p));
+        }
+      }
+    }
+    try {
+      this.sub.onAssigned?.(this.assigned());
+    } catch (err) {
+      this.host.options.logger.error({ groupId: this.sub.groupId, generation, err: errorMessage(err) }, 'embedded log: onAssigned threw');
+    }
+  }
+
+  /** Starts a static subscription on its partitions. */
+  start(partitions: TopicPartitions[]): void {
+    this.assign(partitions, 0);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.group !== undefined) await this.group.leave(this);
+      await this.revoke(this.current);
+      this.current = [];
+      this.host.forget(this);
+    })();
+    return this.closing;
+  }
+}
