@@ -54,6 +54,11 @@ describe('chdb analytics store', () => {
       expect(await store.query('SELECT at, day, toUnixTimestamp64Milli(at) AS ms FROM ms')).toEqual([
         { at: '2024-02-29 23:59:59.007', day: '2024-02-29', ms: Date.UTC(2024, 1, 29, 23, 59, 59, 7) },
       ]);
+      // Bound as a parameter, the milliseconds survive too (chDB's own Date binding drops them).
+      expect(
+        await store.query("SELECT count() AS n FROM ms WHERE at = {at:DateTime64(3, 'UTC')}", { at: new Date(Date.UTC(2024, 1, 29, 23, 59, 59, 7)) }),
+      ).toEqual([{ n: 1 }]);
+      expect(await store.query("SELECT {at:DateTime64(3, 'UTC')} AS at", { at: new Date(5) })).toEqual([{ at: '1970-01-01 00:00:00.005' }]);
     } finally {
       await store.close();
     }

@@ -114,6 +114,49 @@ export function inlineParams(sql: string, params: QueryParams = {}): string {
   return out + sql.slice(at);
 }
 
+/**
+ * Parameter values ready for an engine that binds them itself. Values are sent as text and
+ * parsed by the server with the placeholder's type, and the clients' own renderings of a
+ * JS `Date` do not fit every type (a fraction of a second breaks `DateTime`, chDB drops the
+ * milliseconds of `DateTime64` and cannot bind a `Date`), nor does chDB bind NaN or ±∞.
+ * So those values are rendered here, by declared type: unix seconds zero-padded to ten
+ * digits (a time-zone-free form every version parses), with the type's decimals for
+ * `DateTime64`, the UTC day for `Date`, `nan`/`inf`/`-inf` for floats. Everything else is
+ * passed through for the client to encode.
+ */
+export function bindableParams(sql: string, params: QueryParams = {}): Record<string, QueryParamValue> {
+  const out: Record<string, QueryParamValue> = { ...params };
+  for (const p of findPlaceholders(sql)) {
+    const value = params[p.name];
+    if (value !== undefined && Object.hasOwn(params, p.name)) out[p.name] = bindValue(parseType(p.type), value, p.name);
+  }
+  return out;
+}
+
+function bindValue(declared: ChType, value: QueryParamValue, name: string): QueryParamValue {
+  if (value === null) return null;
+  const { type } = unwrapped(declared);
+  if (type.name === 'Array' && type.args.length === 1 && Array.isArray(value)) {
+    const inner = parseType(type.args[0]!);
+    return (value as readonly QueryParamValue[]).map((v) => bindValue(inner, v, name));
+  }
+  if (value instanceof Date) {
+    if (type.name === 'DateTime') return paddedSeconds(secondsText(instantMs(value, name, declared), 0));
+    if (type.name === 'DateTime64') return paddedSeconds(secondsText(instantMs(value, name, declared), precisionOf(type)));
+    if (type.name === 'Date' || type.name === 'Date32') return utcDay(value, name, declared);
+  }
+  if (typeof value === 'number' && !Number.isFinite(value) && (type.name === 'Float32' || type.name === 'Float64')) {
+    return Number.isNaN(value) ? 'nan' : value > 0 ? 'inf' : '-inf';
+  }
+  return value;
+}
+
+const paddedSeconds = (text: string): string => {
+  const dot = text.indexOf('.');
+  const whole = dot < 0 ? text : text.slice(0, dot);
+  return whole.padStart(10, '0') + (dot < 0 ? '' : text.slice(dot));
+};
+
 /** `CAST(<literal> AS <type>)` for one parameter value. */
 export function typedLiteral(type: string, value: QueryParamValue, name = 'value'): string {
   const t = parseType(type);

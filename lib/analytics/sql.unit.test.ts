@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SwitchyardError } from '../errors.js';
 import { parseType } from './chtype.js';
-import { checkTable, cleanStatement, findPlaceholders, inlineParams, quoteString, secondsText, typedLiteral } from './sql.js';
+import { bindableParams, checkTable, cleanStatement, findPlaceholders, inlineParams, quoteString, secondsText, typedLiteral } from './sql.js';
 
 /**
  * Reads a ClickHouse single-quoted literal back the way ClickHouse's lexer does
@@ -187,6 +187,35 @@ describe('typedLiteral / inlineParams (the fallback for servers without paramete
     expect(value).toBe(evil);
     expect(out.slice(0, start)).toBe('SELECT CAST(');
     expect(out.slice(end)).toBe(' AS String) AS v FROM t');
+  });
+});
+
+describe('bindableParams (values for engines that bind parameters themselves)', () => {
+  it('renders instants and non-finite floats by declared type, passes the rest through', () => {
+    const d = new Date(Date.UTC(2023, 10, 14, 22, 13, 20, 999));
+    const sql = `SELECT {t:DateTime('UTC')}, {t64:DateTime64(3, 'UTC')}, {t6:Nullable(DateTime64(6))}, {day:Date}, {epoch:DateTime},
+      {ts:Array(DateTime)}, {f:Float64}, {g:Float32}, {s:String}, {n:Nullable(DateTime)}, {i:UInt64}, '{x:DateTime}'`;
+    expect(
+      bindableParams(sql, { t: d, t64: d, t6: d, day: d, epoch: new Date(0), ts: [d, null], f: Number.NaN, g: -Infinity, s: "it's", n: null, i: 5n, x: d, unused: d }),
+    ).toEqual({
+      t: '1700000000',
+      t64: '1700000000.999',
+      t6: '1700000000.999000',
+      day: '2023-11-14',
+      epoch: '0000000000',
+      ts: ['1700000000', null],
+      f: 'nan',
+      g: '-inf',
+      s: "it's",
+      n: null,
+      i: 5n,
+      x: d, // only referenced inside a string literal: not a placeholder
+      unused: d,
+    });
+  });
+
+  it('pads short unix seconds to ten digits, keeping the fraction', () => {
+    expect(bindableParams("SELECT {a:DateTime64(3, 'UTC')}", { a: new Date(5) })).toEqual({ a: '0000000000.005' });
   });
 });
 

@@ -6,7 +6,7 @@
 import { SwitchyardError } from '../errors.js';
 import { analyticsError, fromClickHouse } from './errors.js';
 import type { AnalyticsStore, QueryParams, Row, ServerVersion } from './port.js';
-import { checkTable, cleanStatement, findPlaceholders, inlineParams } from './sql.js';
+import { bindableParams, checkTable, cleanStatement, findPlaceholders, inlineParams } from './sql.js';
 import { decodeResult, rowEncoder, type JsonResult, type RowEncoder, type TableColumn } from './values.js';
 import { parseServerVersion } from './version.js';
 
@@ -56,7 +56,7 @@ export function storeOver(engine: Engine, version?: ServerVersion): AnalyticsSto
     let text = cleanStatement(sql);
     let bound: QueryParams | undefined;
     if (params !== undefined || findPlaceholders(text).length > 0) {
-      if (engine.bindsParams) bound = params ?? {};
+      if (engine.bindsParams) bound = bindableParams(text, params);
       else text = inlineParams(text, params);
     }
     const result = await wrap('query', { sql: clip(text) }, () => engine.queryJson(text, bound));

@@ -161,6 +161,23 @@ export function testAnalyticsStore(name: string, factory: () => Promise<Analytic
         });
       });
 
+      it('binds instants by the declared type (seconds, UTC day) and non-finite floats', async () => {
+        const [row] = await store.query<Record<string, unknown>>(
+          `SELECT toUnixTimestamp({epoch:DateTime('UTC')}) AS epoch, {ms:DateTime('UTC')} AS ms, {day:Date} AS day,
+                  isNaN({nan:Float64}) AS nan, isInfinite({inf:Float64}) AS inf,
+                  arrayMap(x -> toUnixTimestamp(x), {times:Array(DateTime('UTC'))}) AS times`,
+          {
+            epoch: new Date(0),
+            ms: new Date(1_700_000_000_999), // the fraction is dropped, not an error
+            day: new Date(Date.UTC(2024, 1, 29, 23, 30)),
+            nan: Number.NaN,
+            inf: -Infinity,
+            times: [new Date(0), new Date(86_400_000)],
+          },
+        );
+        expect(row).toEqual({ epoch: 0, ms: '2023-11-14 22:13:20', day: '2024-02-29', nan: 1, inf: 1, times: [0, 86_400] });
+      });
+
       it('leaves placeholders inside string literals alone', async () => {
         expect(await store.query("SELECT '{s:String}' AS lit, {s:String} AS v", { s: 'x' })).toEqual([{ lit: '{s:String}', v: 'x' }]);
       });
