@@ -171,6 +171,7 @@ export function generateEventTypes(allFiles: readonly SchemaFile[]): string {
   const events: { file: SchemaFile; fields: FieldJson[] }[] = [];
   for (const file of latest) {
     const where = `${file.event}.v${file.version}`;
+    if (file.json.fields.some((f) => f.name === 'type')) throw new Error(`${where}: a field named "type" would clash with the event tag`);
     const fields = file.json.fields.map((f) => ({ ...f, type: named.collect(f.type as Json, EVENT_NAMESPACE, where) }));
     // The event records themselves are not emitted as named types but as event interfaces.
     named.defs.delete(file.fullName);

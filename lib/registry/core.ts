@@ -57,52 +57,55 @@ export function parseSchema(input: SchemaInput): ParsedSchema {
  * Why `reader` cannot read data written with `writer`, or undefined when it can. A reader
  * can read a writer iff avsc can build a resolver (`reader.createResolver(writer)`), which
  * follows the Avro specification's schema resolution rules. When it cannot, the reason names
- * the innermost field that fails.
+ * every field that fails, innermost first found.
  */
 export function readIncompatibility(reader: AvroType, writer: AvroType): string | undefined {
   try {
     reader.createResolver(writer);
     return undefined;
   } catch (err) {
-    return explain(reader, writer, '', errorMessage(err));
+    return explain(reader, writer, '', errorMessage(err)).join('; ');
   }
 }
 
 const typeLabel = (t: AvroType): string => t.name ?? t.typeName;
 
-function explain(reader: AvroType, writer: AvroType, path: string, fallback: string): string {
+type Walkable = AvroType & { fields?: avro.types.Field[]; itemsType?: AvroType; valuesType?: AvroType; symbols?: string[] };
+
+function explain(reader: AvroType, writer: AvroType, path: string, fallback: string): string[] {
   const at = path === '' ? '' : ` at ${path}`;
-  const r = reader as AvroType & { fields?: avro.types.Field[]; itemsType?: AvroType; valuesType?: AvroType };
-  const w = writer as AvroType & { fields?: avro.types.Field[]; itemsType?: AvroType; valuesType?: AvroType };
+  const r = reader as Walkable;
+  const w = writer as Walkable;
   if (r.typeName === 'record' && w.typeName === 'record' && r.fields && w.fields) {
     const readerNames = [r.name ?? '', ...(r.aliases ?? [])];
     if (w.name !== undefined && !readerNames.includes(w.name)) {
-      return `record ${w.name}${at} cannot be read as ${r.name ?? 'record'}: the names differ and the reader has no alias ${w.name}`;
+      return [`record ${w.name}${at} cannot be read as ${r.name ?? 'record'}: the names differ and the reader has no alias ${w.name}`];
     }
+    const reasons: string[] = [];
     for (const field of r.fields) {
       const names = [field.name, ...field.aliases];
       const match = w.fields.find((wf) => names.includes(wf.name));
       const fieldPath = path === '' ? `${r.name ?? ''}.${field.name}` : `${path}.${field.name}`;
       if (!match) {
-        if (field.defaultValue() === undefined) return `field ${fieldPath} has no default and the writer has no such field (a new field needs a default)`;
+        if (field.defaultValue() === undefined) reasons.push(`field ${fieldPath} has no default and the writer has no such field (a new field needs a default)`);
         continue;
       }
       try {
         field.type.createResolver(match.type);
       } catch (err) {
-        return explain(field.type, match.type, fieldPath, errorMessage(err));
+        reasons.push(...explain(field.type, match.type, fieldPath, errorMessage(err)));
       }
     }
+    if (reasons.length > 0) return reasons;
   } else if (r.typeName === 'array' && w.typeName === 'array' && r.itemsType && w.itemsType) {
     return explain(r.itemsType, w.itemsType, `${path}[]`, fallback);
   } else if (r.typeName === 'map' && w.typeName === 'map' && r.valuesType && w.valuesType) {
     return explain(r.valuesType, w.valuesType, `${path}{}`, fallback);
-  } else if (r.typeName === 'enum' && w.typeName === 'enum') {
-    const symbols = (r as avro.types.EnumType).symbols;
-    const missing = (w as avro.types.EnumType).symbols.filter((s) => !symbols.includes(s));
-    if (missing.length > 0) return `enum ${typeLabel(r)}${at} lacks writer symbol(s) ${missing.join(', ')} and has no default symbol`;
+  } else if (r.typeName === 'enum' && w.typeName === 'enum' && r.symbols && w.symbols) {
+    const missing = w.symbols.filter((s) => !r.symbols!.includes(s));
+    if (missing.length > 0) return [`enum ${typeLabel(r)}${at} lacks writer symbol(s) ${missing.join(', ')} and has no default symbol`];
   }
-  return `${typeLabel(w)}${at} cannot be read as ${typeLabel(r)}: ${fallback}`;
+  return [`${typeLabel(w)}${at} cannot be read as ${typeLabel(r)}: ${fallback}`];
 }
 
 /** A registered version, as the checker sees it. */
