@@ -18,7 +18,9 @@
  *   sends them as strings in JSON so nothing is lost in transit); a value outside ±2^53
  *   fails the query with `SY_ERR_ANALYTICS` rather than come back rounded — select it
  *   with `toString(x)` if you need the full range. `Nullable` gives `null`; `Array` gives
- *   arrays, element types converted the same way.
+ *   arrays, element types converted the same way. Caveats of the JSON format: NaN and ±∞
+ *   floats read back as `null`, and 18.16 prints the zero `DateTime` as
+ *   `'0000-00-00 00:00:00'` where newer engines print `'1970-01-01 00:00:00'`.
  * - Inserted values are encoded for the target column's type: a JS `Date` becomes the
  *   column's unit (`DateTime`: whole seconds, `DateTime64`: milliseconds, `Date`: the UTC
  *   day), `bigint` keeps every digit, `undefined` lets the column default apply. A row key
