@@ -1,0 +1,447 @@
+import type {
+  ClockEntry,
+  InferenceRequested,
+  PendingDecision,
+  RequestRejected,
+  RequestRouted,
+  RoutingCandidate,
+} from '../../schemas/generated/events.js';
+import { fmix32, hash32, hashPair } from './hash.js';
+import type { EjectionMark } from './policies/ejection.js';
+import { outliers } from './policies/ejection.js';
+import type { RouterPolicy } from './policies/options.js';
+import { DEFAULT_ROUTER_POLICY, policyFromVersion } from './policies/options.js';
+import type { VersionChoice } from './policies/rollout.js';
+import { chooseVersion } from './policies/rollout.js';
+import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './state.js';
+
+/**
+ * The router's decider: `decide(command, state)` → one RequestRouted or RequestRejected.
+ *
+ * Pure and re-runnable: everything a decision depends on is either the state (a fold of the log
+ * prefix named by `command.clock`) or in the command, and everything in the command is recorded in
+ * the event (`routeCommandFromDecision` takes it back out), so `replay verify` gets the identical
+ * event by rebuilding the state at the clock and deciding again.
+ *
+ * Policies, in order:
+ * 1. No requestId → reject INVALID_REQUEST.
+ * 2. Deadline: `deadlineAt ≤ now` → reject DEADLINE_EXCEEDED.
+ * 3. Model version (policies/rollout.ts): the pin, else the rollout weights by a hash of
+ *    (sessionId or requestId), else the latest registered version. Unknown model or pinned version
+ *    → reject UNKNOWN_MODEL.
+ * 4. Candidates: every worker holding a lane (or evicted from one not re-claimed), in lane order,
+ *    each with its score or the first exclusion that applies:
+ *    EVICTED; DRAINING (WorkerDraining, or its heartbeat says so); NO_MODEL (the worker declared
+ *    model names at join and this is not one); UNHEALTHY (no heartbeat from this claim: none yet,
+ *    another lane, or an older incarnation); STALE_HEARTBEAT (older than `staleHeartbeatMs` at
+ *    `now`); NO_MODEL (the heartbeat lists loaded digests and not this version's; a worker that
+ *    lists none is taken to load on demand); EJECTED (latency/error outlier,
+ *    policies/ejection.ts; half-open workers take one probe at a time); PREVIOUS_ATTEMPT (the
+ *    worker of the failed attempt when re-dispatching).
+ * 5. Fallback: no eligible candidate for the version, the request allows fallback and the model
+ *    names a fallback model → the same on the fallback model (version by rollout/latest, never
+ *    pinned; one level, no chains): fallback = degraded = true, reason FALLBACK_MODEL,
+ *    requestedModel set; both candidate sets are recorded (each candidate names its modelVersion).
+ *    Still nothing → reject NO_CAPACITY.
+ * 6. Load shedding: utilization U = Σ outstanding / Σ capacity over the eligible candidates; a
+ *    request whose class threshold `shedAtUtilization[priority]` is ≤ U is rejected SHED with
+ *    `retryAfterMs` (lowest classes have the lowest thresholds: BACKGROUND, then LOW, …; CRITICAL
+ *    is never shed by default).
+ * 7. Zone: with a preferred zone, only its candidates are used (the others: ZONE) unless it has
+ *    none, or all of them have load ≥ `zoneSpillLoad` while another zone has one below (they become
+ *    OVERLOADED): then cross-zone failover to the other zones, degraded, reason ZONE_FAILOVER.
+ * 8. Worker: a request with a session goes to the first worker in rendezvous order (highest
+ *    hashPair(hash32(sessionId), hash32(workerId))) whose load stays within the bound
+ *    `outstanding + 1 ≤ ⌈(1+ε)·(M+1)·capacity/C⌉` (M, C: Σ outstanding, Σ capacity of the
+ *    candidates in scope — "(1+ε)·average", counting this request); workers passed over are
+ *    OVERLOADED and the decision degraded. Reason AFFINITY. Without a session: power of two choices
+ *    — two distinct candidates picked by hashes of the requestId, the lower score wins, a tie goes
+ *    by another bit of that hash (or, with P2C off, the least score, ties by hash). Reason
+ *    LEAST_LOADED.
+ *    Reason precedence: FALLBACK_MODEL > ZONE_FAILOVER > REDISPATCH (attempt > 1) > AFFINITY /
+ *    LEAST_LOADED. How the version was chosen (pin, canary) is not a reason: the event's
+ *    modelVersion and the rollout at its clock say it.
+ *
+ * Load: outstanding = max(routed − finished in the fold, the heartbeat's inFlight + queueDepth)
+ *   + this router's pendingDecisions for the worker; score = load = outstanding / capacity
+ *   (capacity from the latest heartbeat, else the lane claim). The fold's count and the heartbeat
+ *   see the same work from two sides (the fold also sees work still in the lane, the heartbeat sees
+ *   work the fold has not read yet), so the larger is taken rather than their sum; pending
+ *   decisions are in neither. A candidate's `score` is this load (lower is better); note that
+ *   affinity and P2C do not always pick the globally lowest score. Its `load` is the heartbeat's
+ *   own figure and `inFlight` the router's count (fold + pending), as the schema defines them.
+ */
+
+/** Everything a decision depends on besides the state. Every field is recorded in the event. */
+export interface RouteCommand {
+  /** eventId of the decision (a UUIDv7 the shell made). */
+  readonly eventId: string;
+  /** Decision time, ms since the epoch → occurredAt. */
+  readonly now: number;
+  /** This router instance → producer. */
+  readonly routerId: string;
+  /** The request, as read from `requests` (its eventId → causationId). */
+  readonly request: InferenceRequested;
+  /** The log prefix the state was folded from. The event takes this array as is. */
+  readonly clock: ClockEntry[];
+  /** This router's decisions not yet read back into the state; they count as load. @default [] */
+  readonly pendingDecisions?: PendingDecision[];
+  /** The resolved policy. @default DEFAULT_ROUTER_POLICY */
+  readonly policy?: RouterPolicy;
+  /** 1 for a first routing, more when re-dispatching. @default 1 */
+  readonly attempt?: number;
+  /** The worker of the previous attempt (excluded). @default null */
+  readonly previousWorkerId?: string | null;
+}
+
+export type RouterDecision = RequestRouted | RequestRejected;
+
+/** Candidate exclusion reasons (RoutingCandidate.excluded). */
+export const EXCLUDED = {
+  EVICTED: 'EVICTED',
+  DRAINING: 'DRAINING',
+  NO_MODEL: 'NO_MODEL',
+  UNHEALTHY: 'UNHEALTHY',
+  STALE_HEARTBEAT: 'STALE_HEARTBEAT',
+  EJECTED: 'EJECTED',
+  PREVIOUS_ATTEMPT: 'PREVIOUS_ATTEMPT',
+  ZONE: 'ZONE',
+  OVERLOADED: 'OVERLOADED',
+} as const;
+
+/** RequestRouted.reason values. */
+export const ROUTED = {
+  AFFINITY: 'AFFINITY',
+  LEAST_LOADED: 'LEAST_LOADED',
+  ZONE_FAILOVER: 'ZONE_FAILOVER',
+  FALLBACK_MODEL: 'FALLBACK_MODEL',
+  REDISPATCH: 'REDISPATCH',
+} as const;
+
+/** RequestRejected.reason values. */
+export const REJECTED = {
+  INVALID_REQUEST: 'INVALID_REQUEST',
+  DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
+  UNKNOWN_MODEL: 'UNKNOWN_MODEL',
+  NO_CAPACITY: 'NO_CAPACITY',
+  SHED: 'SHED',
+} as const;
+
+const NO_PENDING: PendingDecision[] = [];
+
+interface Context {
+  readonly state: RouterState;
+  readonly policy: RouterPolicy;
+  readonly now: number;
+  readonly pending: Map<string, number> | null;
+  readonly marks: ReadonlyMap<string, EjectionMark>;
+  readonly previousWorkerId: string | null;
+}
+
+/** A candidate that may be chosen, with the figures selection needs. */
+interface Eligible {
+  readonly rec: WorkerRecord;
+  readonly cand: RoutingCandidate;
+  readonly zone: string;
+  readonly outstanding: number;
+  readonly capacity: number;
+}
+
+interface Assessment {
+  readonly all: RoutingCandidate[];
+  readonly eligible: Eligible[];
+}
+
+function assess(ctx: Context, model: string, version: ModelVersionView): Assessment {
+  const { state, policy, now, pending, marks, previousWorkerId } = ctx;
+  const all: RoutingCandidate[] = [];
+  const eligible: Eligible[] = [];
+  const checkMarks = marks.size > 0;
+  const list = state.candidates;
+  for (let i = 0; i < list.length; i++) {
+    const rec = list[i]!;
+    const claim = rec.claim!;
+    let hb = rec.heartbeat;
+    let excluded: string | null = null;
+    if (hb !== null && (hb.lane !== claim.lane || (claim.startedAt !== null && hb.startedAt !== null && hb.startedAt < claim.startedAt))) {
+      hb = null; // not from this claim
+    }
+    const capacity = Math.max(1, hb !== null ? hb.capacity : claim.capacity);
+    const counted = rec.inFlight > 0 ? rec.inFlight : 0;
+    const reported = hb !== null ? hb.inFlight + hb.queueDepth : 0;
+    const mine = pending === null ? 0 : (pending.get(rec.workerId) ?? 0);
+    const outstanding = (counted > reported ? counted : reported) + mine;
+    if (rec.evicted) excluded = EXCLUDED.EVICTED;
+    else if (rec.draining || (hb !== null && hb.draining)) excluded = EXCLUDED.DRAINING;
+    else if (claim.models.length > 0 && !claim.models.includes(model)) excluded = EXCLUDED.NO_MODEL;
+    else if (hb === null) excluded = EXCLUDED.UNHEALTHY;
+    else if (now - hb.at > policy.staleHeartbeatMs) excluded = EXCLUDED.STALE_HEARTBEAT;
+    else if (hb.loadedModels.length > 0 && !hb.loadedModels.includes(version.digest)) excluded = EXCLUDED.NO_MODEL;
+    else if (checkMarks && isEjected(marks.get(rec.workerId), state.logTime, policy, outstanding)) excluded = EXCLUDED.EJECTED;
+    else if (rec.workerId === previousWorkerId) excluded = EXCLUDED.PREVIOUS_ATTEMPT;
+    const cand: RoutingCandidate = {
+      workerId: rec.workerId,
+      lane: claim.lane,
+      zone: claim.zone,
+      modelVersion: version.version,
+      score: outstanding / capacity,
+      load: hb !== null ? hb.load : 0,
+      inFlight: counted + mine,
+      excluded,
+    };
+    all.push(cand);
+    if (excluded === null) eligible.push({ rec, cand, zone: claim.zone, outstanding, capacity });
+  }
+  return { all, eligible };
+}
+
+function isEjected(mark: EjectionMark | undefined, logTime: number, policy: RouterPolicy, outstanding: number): boolean {
+  if (mark === undefined) return false;
+  if (logTime < mark.tripAt + policy.ejection.cooldownMs) return true;
+  return outstanding > 0; // half-open: one probe at a time
+}
+
+function envelope(c: RouteCommand) {
+  return {
+    eventId: c.eventId,
+    occurredAt: c.now,
+    requestId: c.request.requestId,
+    traceId: c.request.traceId,
+    producer: c.routerId,
+    causationId: c.request.eventId,
+    clock: c.clock,
+  };
+}
+
+function reject(c: RouteCommand, policy: RouterPolicy, reason: string, detail: string, candidates: RoutingCandidate[], retryAfterMs: number | null): RequestRejected {
+  return {
+    type: 'RequestRejected',
+    ...envelope(c),
+    reason,
+    model: c.request.model,
+    priority: c.request.priority,
+    detail,
+    retryAfterMs,
+    sessionId: c.request.sessionId,
+    candidates,
+    pendingDecisions: c.pendingDecisions ?? NO_PENDING,
+    policyVersion: policy.version,
+    attempt: c.attempt ?? 1,
+  };
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Rendezvous order with bounded load. Returns the chosen index and how many were passed over. */
+function affinity(scope: readonly Eligible[], sessionHash: number, epsilon: number): { chosen: Eligible; passedOver: Eligible[] } {
+  let total = 0;
+  let cap = 0;
+  for (const e of scope) {
+    total += e.outstanding;
+    cap += e.capacity;
+  }
+  const weights = new Float64Array(scope.length);
+  for (let i = 0; i < scope.length; i++) weights[i] = hashPair(sessionHash, scope[i]!.rec.hash);
+  const passedOver: Eligible[] = [];
+  for (let round = 0; round < scope.length; round++) {
+    let best = -1;
+    for (let i = 0; i < scope.length; i++) {
+      const w = weights[i]!;
+      if (w < 0) continue; // tried
+      // Equal weights (rare): lower lane first, so the order is total.
+      if (best < 0 || w > weights[best]! || (w === weights[best]! && scope[i]!.cand.lane < scope[best]!.cand.lane)) best = i;
+    }
+    const e = scope[best]!;
+    const bound = Math.ceil(((1 + epsilon) * (total + 1) * e.capacity) / cap);
+    if (e.outstanding + 1 <= bound) return { chosen: e, passedOver };
+    passedOver.push(e);
+    weights[best] = -1;
+  }
+  // Unreachable: the least loaded candidate is at or below the average. Kept total for safety.
+  passedOver.length = 0;
+  return { chosen: leastLoaded(scope, sessionHash), passedOver };
+}
+
+function leastLoaded(scope: readonly Eligible[], requestHash: number): Eligible {
+  let best = scope[0]!;
+  let bestTie = hashPair(requestHash, best.rec.hash);
+  for (let i = 1; i < scope.length; i++) {
+    const e = scope[i]!;
+    const tie = hashPair(requestHash, e.rec.hash);
+    if (e.cand.score < best.cand.score || (e.cand.score === best.cand.score && (tie < bestTie || (tie === bestTie && compareIds(e.rec.workerId, best.rec.workerId) < 0)))) {
+      best = e;
+      bestTie = tie;
+    }
+  }
+  return best;
+}
+
+function powerOfTwo(scope: readonly Eligible[], requestHash: number): Eligible {
+  const n = scope.length;
+  if (n === 1) return scope[0]!;
+  const i = requestHash % n;
+  const h2 = fmix32((requestHash ^ 0x5bd1e995) >>> 0);
+  let j = h2 % (n - 1);
+  if (j >= i) j++;
+  const a = scope[i]!;
+  const b = scope[j]!;
+  if (a.cand.score !== b.cand.score) return a.cand.score < b.cand.score ? a : b;
+  return (fmix32(h2) & 1) === 0 ? a : b;
+}
+
+/** Route one request. */
+export function decide(command: RouteCommand, state: RouterState): RouterDecision {
+  const policy = command.policy ?? DEFAULT_ROUTER_POLICY;
+  const req = command.request;
+  const requestId = req.requestId;
+  if (requestId === null || requestId === '') {
+    return reject(command, policy, REJECTED.INVALID_REQUEST, 'the request has no requestId', [], null);
+  }
+  if (req.deadlineAt !== null && req.deadlineAt <= command.now) {
+    return reject(command, policy, REJECTED.DEADLINE_EXCEEDED, `deadline ${req.deadlineAt} had passed at ${command.now}`, [], null);
+  }
+  const model = state.models.get(req.model);
+  const stickyKey = req.sessionId ?? requestId;
+  const choice: VersionChoice = model ? chooseVersion(model, req.modelVersion, stickyKey) : { ok: false, detail: `model "${req.model}" is not registered` };
+  if (!choice.ok) return reject(command, policy, REJECTED.UNKNOWN_MODEL, choice.detail, [], null);
+
+  let pending: Map<string, number> | null = null;
+  const pd = command.pendingDecisions;
+  if (pd !== undefined && pd.length > 0) {
+    pending = new Map();
+    for (const p of pd) pending.set(p.workerId, (pending.get(p.workerId) ?? 0) + p.count);
+  }
+  const ctx: Context = {
+    state,
+    policy,
+    now: command.now,
+    pending,
+    marks: outliers(state, policy.ejection),
+    previousWorkerId: command.previousWorkerId ?? null,
+  };
+
+  let servedModel: ModelView = model!;
+  let version = choice.version;
+  let assessment = assess(ctx, servedModel.name, version);
+  let candidates = assessment.all;
+  let fallback = false;
+  if (assessment.eligible.length === 0) {
+    const fbModel = req.allowFallback && servedModel.fallbackModel !== null ? state.models.get(servedModel.fallbackModel) : undefined;
+    const fbChoice = fbModel ? chooseVersion(fbModel, null, stickyKey) : undefined;
+    if (fbModel && fbChoice?.ok) {
+      const fb = assess(ctx, fbModel.name, fbChoice.version);
+      candidates = candidates.concat(fb.all);
+      if (fb.eligible.length > 0) {
+        fallback = true;
+        servedModel = fbModel;
+        version = fbChoice.version;
+        assessment = fb;
+      }
+    }
+    if (!fallback) {
+      return reject(command, policy, REJECTED.NO_CAPACITY, `no eligible worker for ${req.model}@${choice.version.version}${fbModel ? ` or fallback ${fbModel.name}` : ''}`, candidates, policy.shedRetryAfterMs);
+    }
+  }
+
+  const eligible = assessment.eligible;
+  let outstanding = 0;
+  let capacity = 0;
+  for (const e of eligible) {
+    outstanding += e.outstanding;
+    capacity += e.capacity;
+  }
+  const utilization = outstanding / capacity;
+  const shedAt = policy.shedAtUtilization[req.priority] ?? policy.shedAtUtilization.NORMAL;
+  if (utilization >= shedAt) {
+    return reject(command, policy, REJECTED.SHED, `utilization ${utilization.toFixed(3)} of ${servedModel.name}@${version.version} ≥ ${shedAt} for ${req.priority}`, candidates, policy.shedRetryAfterMs);
+  }
+
+  let scope = eligible;
+  let failover = false;
+  if (req.zone !== null) {
+    const inZone: Eligible[] = [];
+    const other: Eligible[] = [];
+    for (const e of eligible) (e.zone === req.zone ? inZone : other).push(e);
+    const spill = policy.zoneSpillLoad;
+    if (inZone.length === 0) {
+      scope = other;
+      failover = true;
+    } else if (other.length > 0 && inZone.every((e) => e.cand.score >= spill) && other.some((e) => e.cand.score < spill)) {
+      for (const e of inZone) e.cand.excluded = EXCLUDED.OVERLOADED;
+      scope = other;
+      failover = true;
+    } else {
+      for (const e of other) e.cand.excluded = EXCLUDED.ZONE;
+      scope = inZone;
+    }
+  }
+
+  let chosen: Eligible;
+  let degraded = fallback || failover;
+  let reason: string;
+  if (req.sessionId !== null) {
+    const a = affinity(scope, hash32(req.sessionId), policy.affinityEpsilon);
+    for (const e of a.passedOver) e.cand.excluded = EXCLUDED.OVERLOADED;
+    if (a.passedOver.length > 0) degraded = true;
+    chosen = a.chosen;
+    reason = ROUTED.AFFINITY;
+  } else {
+    const h = hash32(requestId);
+    chosen = policy.powerOfTwoChoices ? powerOfTwo(scope, h) : leastLoaded(scope, h);
+    reason = ROUTED.LEAST_LOADED;
+  }
+  const attempt = command.attempt ?? 1;
+  if (fallback) reason = ROUTED.FALLBACK_MODEL;
+  else if (failover) reason = ROUTED.ZONE_FAILOVER;
+  else if (attempt > 1) reason = ROUTED.REDISPATCH;
+
+  return {
+    type: 'RequestRouted',
+    ...envelope(command),
+    workerId: chosen.rec.workerId,
+    lane: chosen.cand.lane,
+    zone: chosen.zone,
+    model: servedModel.name,
+    requestedModel: fallback ? req.model : null,
+    modelVersion: version.version,
+    modelDigest: version.digest,
+    reason,
+    degraded,
+    fallback,
+    sessionId: req.sessionId,
+    priority: req.priority,
+    deadlineAt: req.deadlineAt,
+    candidates,
+    pendingDecisions: command.pendingDecisions ?? NO_PENDING,
+    policyVersion: policy.version,
+    attempt,
+    previousWorkerId: command.previousWorkerId ?? null,
+  };
+}
+
+/**
+ * The command a recorded decision was made from, given the request it names (causationId):
+ * what `replay verify` feeds back into `decide` with the state rebuilt at `decision.clock`.
+ * RequestRejected has no previousWorkerId field; the worker a re-dispatch excluded is recovered
+ * from its PREVIOUS_ATTEMPT candidate (when it was excluded for another reason first, it did not
+ * matter to the decision).
+ */
+export function routeCommandFromDecision(decision: RouterDecision, request: InferenceRequested): RouteCommand {
+  const previousWorkerId =
+    decision.type === 'RequestRouted'
+      ? decision.previousWorkerId
+      : (decision.candidates.find((c) => c.excluded === EXCLUDED.PREVIOUS_ATTEMPT)?.workerId ?? null);
+  return {
+    eventId: decision.eventId,
+    now: decision.occurredAt,
+    routerId: decision.producer,
+    request,
+    clock: decision.clock,
+    pendingDecisions: decision.pendingDecisions,
+    policy: policyFromVersion(decision.policyVersion),
+    attempt: decision.attempt,
+    previousWorkerId,
+  };
+}
