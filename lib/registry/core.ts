@@ -183,7 +183,7 @@ const notFound = (what: 'subject' | 'version' | 'schema', message: string, detai
   new SwitchyardError('SY_ERR_SCHEMA_NOT_FOUND', message, { detail: { ...detail, what } });
 
 function checkSubject(subject: string): void {
-  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 1024 || /[\u0000-\u001f]/.test(subject)) {
+  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 1024 || /\p{Cc}/u.test(subject)) {
     throw new SwitchyardError('SY_ERR_SCHEMA_INVALID', `invalid subject name ${JSON.stringify(subject)}`, { detail: { what: 'subject' } });
   }
 }

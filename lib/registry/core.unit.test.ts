@@ -1,6 +1,6 @@
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { SwitchyardError } from '../errors.js';
+import type { SwitchyardError } from '../errors.js';
 import { testSchemaRegistry } from '../../test/contract/registry.contract.js';
 import { InMemoryRegistry, RegistryState, checkSchemaCompatibility, parseSchema, readIncompatibility } from './core.js';
 import type { CompatibilityLevel } from './port.js';
