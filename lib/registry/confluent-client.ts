@@ -58,7 +58,7 @@ export class ConfluentRegistryClient implements SchemaRegistry {
     this.host = host.replace(/\/+$/, '');
     this.timeoutMs = timeoutMs;
     this.fetchFn = fetchFn;
-    this.headers = { accept: `${MEDIA_TYPE}, application/json`, 'content-type': MEDIA_TYPE };
+    this.headers = { accept: `${MEDIA_TYPE}, application/json` };
     if (auth) this.headers['authorization'] = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
     this.library = new ConfluentLibraryClient({ host: this.host, clientId, ...(auth ? { auth } : {}) });
   }
@@ -68,7 +68,7 @@ export class ConfluentRegistryClient implements SchemaRegistry {
     try {
       response = await this.fetchFn(`${this.host}${path}`, {
         method,
-        headers: this.headers,
+        headers: body === undefined ? this.headers : { ...this.headers, 'content-type': MEDIA_TYPE },
         body: body === undefined ? null : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
