@@ -22,17 +22,18 @@ import { hash32 } from './hash.js';
  * - `control` is one partition, so its events are folded in one total order everywhere; lane
  *   claims, drains, evictions, model versions and rollouts may therefore depend on that order.
  * - everything else is kept as an order-free aggregate: the latest heartbeat per worker by
- *   (startedAt, seq); a per-worker counter of requests routed minus finished, netted per
- *   (requestId, attempt) so a result folded before its decision still cancels it; per-worker
- *   result counts in 1 s buckets of the results' occurredAt (a ring keeps the newest bucket per
- *   slot, which is the same whichever order the results came in); log time as a max.
- * The one documented exception: decisions/results of a worker are dropped while it is evicted and
- *   its counters are cleared on eviction, so a pre-eviction decision read only after the same
- *   workerId re-joins counts for the new incarnation on one router and not on another. Worker ids
- *   are expected to be per incarnation; a schema field naming the incarnation in RequestRouted
- *   would close the gap.
- * Also not order-free: an exact duplicate of a decision or result read after its pair was netted
- *   (deduplication memory is dropped once both halves are seen, to keep the state bounded).
+ *   (startedAt, seq); per worker, the requests routed and not yet finished, from a ledger keyed
+ *   by (requestId, attempt) that holds whichever half was folded first, so a result folded before
+ *   its decision still cancels it; per-worker result counts in 1 s buckets of the results'
+ *   occurredAt (a ring keeps the newest bucket per slot, the same whichever order the results
+ *   came in); log time as a max.
+ * Exceptions, both rare and documented:
+ * - decisions/results of an evicted worker are dropped and its counters cleared on eviction, so a
+ *   pre-eviction decision read only after the same workerId re-joins counts for the new
+ *   incarnation on one router and not on another. Worker ids are expected to be per incarnation;
+ *   a field naming the incarnation in RequestRouted (schema v2) would close the gap.
+ * - the ledger forgets a pair once both halves are folded (to stay bounded), so an exact
+ *   duplicate of a decision read after that counts again (a duplicate result is harmless).
  *
  * `evolve` updates the state in place and returns it: the fold runs at heartbeat and result rates,
  * and copying maps per event would dominate. Treat a state as owned by one fold; never share one
@@ -106,7 +107,11 @@ export interface WorkerRecord {
   /** WorkerDraining seen for the current claim. */
   draining: boolean;
   heartbeat: HeartbeatView | null;
-  /** Requests routed to the worker minus those it finished (negative while results lead decisions). */
+  /**
+   * Requests routed to the worker whose result has not been folded (ledger entries routed to it).
+   * A result folded before its decision is never counted (the pair nets out when the decision
+   * comes), so results whose decisions lie outside the fold (retention) cannot drive it negative.
+   */
   inFlight: number;
   results: ResultWindow | null;
 }
@@ -359,12 +364,10 @@ function onRouted(state: RouterState, e: RequestRouted): void {
   const entry = state.ledger.get(key);
   if (entry === undefined) {
     state.ledger.set(key, { routedTo: e.workerId, finishedBy: null });
-  } else if (entry.routedTo !== null) {
-    return; // duplicate decision
-  } else {
-    state.ledger.delete(key); // its result came first: netted
-  }
-  rec.inFlight++;
+    rec.inFlight++;
+  } else if (entry.routedTo === null) {
+    state.ledger.delete(key); // its result came first: nothing was ever counted
+  } // else: a duplicate decision
 }
 
 function onResult(state: RouterState, e: InferenceCompleted | InferenceFailed): void {
@@ -377,12 +380,14 @@ function onResult(state: RouterState, e: InferenceCompleted | InferenceFailed): 
     if (entry === undefined) {
       state.ledger.set(key, { routedTo: null, finishedBy: e.workerId });
     } else if (entry.finishedBy !== null) {
-      return; // duplicate result
+      return; // a duplicate result
     } else {
       state.ledger.delete(key);
+      if (entry.routedTo !== null) {
+        const routedTo = state.workers.get(entry.routedTo);
+        if (routedTo !== undefined) routedTo.inFlight--;
+      }
     }
-    // Always charged to the worker that reports the result, whichever half came first.
-    rec.inFlight--;
   }
   if (e.type === 'InferenceFailed') {
     if (!CLIENT_ERROR_CODES.has(e.errorCode)) recordResult(state, rec, e.occurredAt, true, 0);
