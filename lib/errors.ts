@@ -25,7 +25,17 @@ export type ErrorCode =
   | 'SY_ERR_REGISTRY_UNAVAILABLE'
   | 'SY_ERR_ANALYTICS'
   | 'SY_ERR_ANALYTICS_UNAVAILABLE'
-  | 'SY_ERR_SERVICES';
+  | 'SY_ERR_SERVICES'
+  | 'SY_ERR_BLOB_BAD_DIGEST'
+  | 'SY_ERR_BLOB_NOT_FOUND'
+  | 'SY_ERR_BLOB_DIGEST_MISMATCH'
+  | 'SY_ERR_BLOB_UNAVAILABLE'
+  | 'SY_ERR_MODEL_FORMAT'
+  | 'SY_ERR_MODEL_INPUT'
+  | 'SY_ERR_BACKEND'
+  | 'SY_ERR_BACKEND_UNAVAILABLE'
+  | 'SY_ERR_WORKER_NO_LANE'
+  | 'SY_ERR_WORKER_STOPPED';
 
 export interface SwitchyardErrorOptions {
   /** Whether the same operation may succeed if tried again. @default false */
