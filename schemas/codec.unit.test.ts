@@ -96,6 +96,11 @@ describe('EventCodec', () => {
       policyVersion: '',
       attempt: 1,
       previousWorkerId: null,
+      input: Buffer.alloc(0),
+      contentType: 'application/json',
+      parameters: {},
+      cacheable: true,
+      request: null,
     });
   });
 

@@ -40,11 +40,14 @@ describe('golden fixtures', () => {
       expect(reader.isValid(value)).toBe(true);
     });
 
-    it.runIf(isLatest)('re-encodes to identical bytes with the current schema', () => {
-      const value: unknown = reader.fromBuffer(bin);
-      expect(reader.toBuffer(value).equals(bin)).toBe(true);
-      expect(value).toEqual(writer.fromString(readFileSync(paths.json, 'utf8')));
-    });
+    // Only the latest version is written by the current schema; older ones are checked above.
+    if (isLatest) {
+      it('re-encodes to identical bytes with the current schema', () => {
+        const value: unknown = reader.fromBuffer(bin);
+        expect(reader.toBuffer(value).equals(bin)).toBe(true);
+        expect(value).toEqual(writer.fromString(readFileSync(paths.json, 'utf8')));
+      });
+    }
   });
 
   it('are not overwritten by the generator, which writes only missing versions', () => {

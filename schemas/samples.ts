@@ -91,6 +91,11 @@ export const SAMPLE_EVENTS: { [K in EventType]: EventOf<K> } = {
     policyVersion: 'router-policy/3',
     attempt: 1,
     previousWorkerId: null,
+    input: Buffer.from('{"text":"The delivery was late but support fixed it quickly."}'),
+    contentType: 'application/json',
+    parameters: { top_k: '2' },
+    cacheable: true,
+    request: { topic: 'switchyard.requests', partition: 4, offset: 1_028_311 },
   },
   RequestRejected: {
     type: 'RequestRejected',
