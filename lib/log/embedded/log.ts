@@ -158,7 +158,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
 
   /** Runs a background task, logging (not throwing) its failure. */
   private background(task: () => Promise<unknown>, what: string): void {
-    if (this.closing !== undefined) return;
+    if (this.closing !== undefined || this.options.maintenanceIntervalMs === 0) return;
     task().catch((err: unknown) => this.options.logger.error({ err: errorMessage(err) }, `embedded log: ${what} failed`));
   }
 

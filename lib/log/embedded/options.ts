@@ -39,7 +39,7 @@ export interface EmbeddedLogOptions {
   fsyncIntervalMs?: number;
   /** Size at which a partition rolls to a new segment file, in bytes. @default 67_108_864 (64 MiB) */
   segmentBytes?: number;
-  /** Bytes of records between two entries of a segment's sparse offset index. @default 4096 */
+  /** Bytes of records between two entries of a segment's sparse offset index (the first record of a segment is always indexed). @default 4096 */
   indexIntervalBytes?: number;
   /** Largest framed record (key + value + headers + 36 bytes) accepted by `append`. @default 8_388_608 (8 MiB) */
   maxRecordBytes?: number;
@@ -60,7 +60,11 @@ export interface EmbeddedLogOptions {
   deleteRetentionMs?: number;
   /** Size cap per partition of non-compacted topics (closed segments are deleted oldest first); -1 = none. @default -1 */
   retentionBytes?: number;
-  /** Period of the background retention and compaction pass, in ms; 0 = only after segment rolls and on demand. @default 60_000 */
+  /**
+   * Period of the background retention and compaction pass, in ms. Besides, a partition is
+   * maintained right after it rolls a segment. 0 turns background maintenance off: only
+   * `compact()` and `applyRetention()` do it. @default 60_000
+   */
   maintenanceIntervalMs?: number;
 }
 
@@ -96,7 +100,7 @@ export function resolveEmbeddedLogOptions({
   check(FSYNC.includes(fsync), `fsync must be one of ${FSYNC.join(', ')}, got ${String(fsync)}`);
   check(isInt(fsyncIntervalMs, 0, 60_000), `fsyncIntervalMs must be an integer in 0..60000, got ${fsyncIntervalMs}`);
   check(isInt(segmentBytes, 1024, 1024 * MiB), `segmentBytes must be an integer in 1 KiB..1 GiB, got ${segmentBytes}`);
-  check(isInt(indexIntervalBytes, 1, segmentBytes), `indexIntervalBytes must be an integer in 1..segmentBytes, got ${indexIntervalBytes}`);
+  check(isInt(indexIntervalBytes, 1, 1024 * MiB), `indexIntervalBytes must be an integer in 1..1 GiB, got ${indexIntervalBytes}`);
   check(isInt(maxRecordBytes, 64, 1024 * MiB), `maxRecordBytes must be an integer in 64..1 GiB, got ${maxRecordBytes}`);
   check(typeof clock?.now === 'function', 'clock must have a now() function');
   check(onConsumerError === undefined || typeof onConsumerError === 'function', 'onConsumerError must be a function');

@@ -320,9 +320,8 @@ export async function scanFrames(
   visit: (block: Buffer, at: number, filePos: number, length: number) => void,
 ): Promise<ScanResult> {
   const cursor = new FrameCursor(handle, from, end);
-  let prev = -1;
   try {
-    return await scanWith(cursor, baseOffset, visit, prev);
+    return await scanWith(cursor, baseOffset, visit);
   } finally {
     cursor.release();
   }
@@ -332,8 +331,8 @@ async function scanWith(
   cursor: FrameCursor,
   baseOffset: number,
   visit: (block: Buffer, at: number, filePos: number, length: number) => void,
-  prev: number,
 ): Promise<ScanResult> {
+  let prev = -1;
   for (;;) {
     let r = cursor.next();
     if (r === REFILL) {
