@@ -11,13 +11,14 @@ export function registerRegistryCommand(program: Command): void {
     .description('run the Confluent-compatible schema registry (schemas in the compacted _schemas topic)')
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port', (v) => Number(v), 8081)
-    .option('--topic <topic>', 'schemas topic', '_schemas')
-    .action(async (opts: { host: string; port: number; topic: string }, cmd: Command) => {
+    .option('--topic <topic>', 'schemas topic (default: <prefix>_schemas, the one the services use)')
+    .action(async (opts: { host: string; port: number; topic?: string }, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
+      const topic = opts.topic ?? `${config.topicPrefix}_schemas`;
       const logger = createLogger('registry', config.logLevel);
       const log = await openLog(config, logger);
-      const service = await startRegistryService({ log, topic: opts.topic, host: opts.host, port: opts.port, logger });
-      logger.info({ url: service.url, log: log.kind, topic: opts.topic }, 'schema registry listening');
+      const service = await startRegistryService({ log, topic, host: opts.host, port: opts.port, logger });
+      logger.info({ url: service.url, log: log.kind, topic }, 'schema registry listening');
       const stop = async () => {
         await service.close();
         await log.close();
