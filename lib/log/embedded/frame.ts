@@ -152,16 +152,9 @@ export function frameIsTombstone(buf: Buffer, pos: number): boolean {
   return buf.readInt32BE(p) < 0;
 }
 
-/** A copy of `buf[start, end)` that does not keep `buf` alive. */
-const copyOf = (buf: Buffer, start: number, end: number): Buffer => {
-  const out = Buffer.allocUnsafe(end - start);
-  buf.copy(out, 0, start, end);
-  return out;
-};
-
 /**
- * Decodes a checked frame into a record. Keys, values and headers are copied out of `buf`,
- * so a record kept for long (a compacted view, a cache) does not pin a whole read block.
+ * Decodes a checked frame into a record whose key, value and header values are views into
+ * `buf` (no copies): pass a buffer the record may keep.
  */
 export function decodeFrame(buf: Buffer, pos: number, topic: string, partition: number): LogRecord {
   const offset = frameOffset(buf, pos);
@@ -171,7 +164,7 @@ export function decodeFrame(buf: Buffer, pos: number, topic: string, partition: 
   p += 4;
   let key: Buffer | null = null;
   if (keyLen >= 0) {
-    key = copyOf(buf, p, p + keyLen);
+    key = buf.subarray(p, p + keyLen);
     p += keyLen;
   }
   const count = buf.readUInt16BE(p);
@@ -184,7 +177,7 @@ export function decodeFrame(buf: Buffer, pos: number, topic: string, partition: 
     p += nameLen;
     const valueLen = buf.readUInt32BE(p);
     p += 4;
-    const value = copyOf(buf, p, p + valueLen);
+    const value = buf.subarray(p, p + valueLen);
     p += valueLen;
     // A header named __proto__ must stay data, not become the object's prototype.
     if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
@@ -192,6 +185,6 @@ export function decodeFrame(buf: Buffer, pos: number, topic: string, partition: 
   }
   const valueLen = buf.readInt32BE(p);
   p += 4;
-  const value = valueLen < 0 ? null : copyOf(buf, p, p + valueLen);
+  const value = valueLen < 0 ? null : buf.subarray(p, p + valueLen);
   return { topic, partition, offset, key, value, headers, timestamp };
 }

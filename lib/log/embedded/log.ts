@@ -256,6 +256,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       }
       inputs[i] = input;
     }
+    for (const p of new Set(targets)) p.assertWritable();
     const positions = new Array<RecordPosition>(n);
     let first: PartitionLog | undefined;
     let more: Set<PartitionLog> | undefined;

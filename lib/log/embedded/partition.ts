@@ -188,7 +188,7 @@ export class PartitionLog {
   }
 
   /** Fails fast with the partition's I/O failure or closed state. */
-  private assertWritable(): void {
+  assertWritable(): void {
     if (this.failure !== undefined) throw this.failure;
     if (this.closed) throw new SwitchyardError('SY_ERR_LOG_CLOSED', `partition ${this.name} is closed`);
   }
@@ -411,28 +411,54 @@ export class PartitionLog {
     }
   }
 
-  /** Appends records of one segment in [from, end) to `out`; true once `end` or `max` is reached. */
+  /**
+   * Appends records of one segment in [from, end) to `out`; true once `end` or `max` is
+   * reached. The frames returned from one read block are contiguous, so they are copied out
+   * of the (reused) block with one allocation and one copy, and the records are views into
+   * that copy: a record kept for long holds only the bytes of the records read with it.
+   */
   private async readSegment(seg: Segment, from: number, end: number, max: number, out: LogRecord[]): Promise<boolean> {
     const { topic, partition } = this.cfg;
     const cursor = new FrameCursor(await seg.reader(), seg.lookup(from), seg.size, seg.sealed);
+    const run: number[] = [];
+    let runEnd = 0;
+    const takeRun = (): void => {
+      if (run.length === 0) return;
+      const start = run[0]!;
+      const slab = Buffer.allocUnsafe(runEnd - start);
+      cursor.block.copy(slab, 0, start, runEnd);
+      for (const at of run) out.push(decodeFrame(slab, at - start, topic, partition));
+      run.length = 0;
+    };
     try {
       for (;;) {
         let r = cursor.next();
         if (r === REFILL) {
+          takeRun();
           await cursor.refill();
           r = cursor.next();
         }
-        if (r === null) return false;
+        if (r === null) {
+          takeRun();
+          return false;
+        }
         if (typeof r !== 'number') {
           throw new SwitchyardError('SY_ERR_LOG_CORRUPT', `corrupt record in ${seg.path} at byte ${cursor.pos}: ${r}`, {
             detail: { topic, partition, segment: seg.path, position: cursor.pos, problem: r },
           });
         }
         const offset = frameOffset(cursor.block, cursor.at);
-        if (offset >= end) return true;
+        if (offset >= end) {
+          takeRun();
+          return true;
+        }
         if (offset < from) continue;
-        out.push(decodeFrame(cursor.block, cursor.at, topic, partition));
-        if (out.length >= max) return true;
+        run.push(cursor.at);
+        runEnd = cursor.at + r;
+        if (out.length + run.length >= max) {
+          takeRun();
+          return true;
+        }
       }
     } finally {
       cursor.release();

@@ -118,6 +118,18 @@ describe('embedded log segments and the sparse index', () => {
     expect(Math.min(...positions)).toBeGreaterThan(2500 * frameBytes - 4096 - frameBytes);
   });
 
+  it('records returned by read stay intact after later reads reuse the read blocks', async () => {
+    await openLog({ segmentBytes: 1024 * 1024 });
+    await appendMany(1000, 500);
+    const first = await log.read({ topic: TOPIC, partition: 0, from: 0, maxRecords: 300 });
+    const single = await log.read({ topic: TOPIC, partition: 0, from: 700, maxRecords: 1 });
+    for (let i = 0; i < 5; i++) await log.read({ topic: TOPIC, partition: 0, from: 300 + i * 100 });
+    expect(first.every((r, i) => r.value!.equals(Buffer.alloc(500, i % 251)))).toBe(true);
+    expect(single[0]!.value!.equals(Buffer.alloc(500, 700 % 251))).toBe(true);
+    // A one-record read keeps only that record's bytes alive, not a whole read block.
+    expect(single[0]!.value!.buffer.byteLength).toBeLessThan(64 * 1024);
+  });
+
   it('indexes of sealed segments are loaded on open (and match what was written)', async () => {
     await openLog({ segmentBytes: 4096, indexIntervalBytes: 256 });
     await appendMany(200, 100);
