@@ -1,6 +1,7 @@
 import type {
   ClockEntry,
   InferenceRequested,
+  LogPosition,
   PendingDecision,
   RequestRejected,
   RequestRouted,
@@ -92,6 +93,8 @@ export interface RouteCommand {
   readonly attempt?: number;
   /** The worker of the previous attempt (excluded). @default null */
   readonly previousWorkerId?: string | null;
+  /** Where the request was read (RequestRouted.request); null when it came from elsewhere. @default null */
+  readonly requestPosition?: LogPosition | null;
 }
 
 export type RouterDecision = RequestRouted | RequestRejected;
@@ -138,26 +141,38 @@ interface Context {
   readonly previousWorkerId: string | null;
 }
 
-/** A candidate that may be chosen, with the figures selection needs. */
-interface Eligible {
-  readonly rec: WorkerRecord;
-  readonly cand: RoutingCandidate;
-  readonly zone: string;
-  readonly outstanding: number;
-  readonly capacity: number;
+/**
+ * The eligible candidates of the assessment in use, as parallel arrays, and the indices of those
+ * in scope. Module-level scratch reused by every call (decide is synchronous and never re-entered)
+ * so that a decision allocates little beyond the event it returns; nothing here outlives a call.
+ */
+const pool = {
+  n: 0,
+  recs: [] as WorkerRecord[],
+  cands: [] as RoutingCandidate[],
+  outstanding: [] as number[],
+  capacity: [] as number[],
+};
+let scope = new Int32Array(256);
+let other = new Int32Array(256);
+let weights = new Float64Array(256);
+
+function ensureScratch(n: number): void {
+  if (scope.length >= n) return;
+  const size = Math.max(n, scope.length * 2);
+  scope = new Int32Array(size);
+  other = new Int32Array(size);
+  weights = new Float64Array(size);
 }
 
-interface Assessment {
-  readonly all: RoutingCandidate[];
-  readonly eligible: Eligible[];
-}
-
-function assess(ctx: Context, model: string, version: ModelVersionView): Assessment {
+/** Candidates of one model version, in lane order, each with its score or exclusion; the eligible ones go to `pool`. */
+function assess(ctx: Context, model: string, version: ModelVersionView, all: RoutingCandidate[]): void {
   const { state, policy, now, pending, marks, previousWorkerId } = ctx;
-  const all: RoutingCandidate[] = [];
-  const eligible: Eligible[] = [];
+  const staleMs = policy.staleHeartbeatMs;
   const checkMarks = marks.size > 0;
+  const digest = version.digest;
   const list = state.candidates;
+  pool.n = 0;
   for (let i = 0; i < list.length; i++) {
     const rec = list[i]!;
     const claim = rec.claim!;
@@ -175,8 +190,8 @@ function assess(ctx: Context, model: string, version: ModelVersionView): Assessm
     else if (rec.draining || (hb !== null && hb.draining)) excluded = EXCLUDED.DRAINING;
     else if (claim.models.length > 0 && !claim.models.includes(model)) excluded = EXCLUDED.NO_MODEL;
     else if (hb === null) excluded = EXCLUDED.UNHEALTHY;
-    else if (now - hb.at > policy.staleHeartbeatMs) excluded = EXCLUDED.STALE_HEARTBEAT;
-    else if (hb.loadedModels.length > 0 && !hb.loadedModels.includes(version.digest)) excluded = EXCLUDED.NO_MODEL;
+    else if (now - hb.at > staleMs) excluded = EXCLUDED.STALE_HEARTBEAT;
+    else if (hb.loadedModels.length > 0 && !hb.loadedModels.includes(digest)) excluded = EXCLUDED.NO_MODEL;
     else if (checkMarks && isEjected(marks.get(rec.workerId), state.logTime, policy, outstanding)) excluded = EXCLUDED.EJECTED;
     else if (rec.workerId === previousWorkerId) excluded = EXCLUDED.PREVIOUS_ATTEMPT;
     const cand: RoutingCandidate = {
@@ -190,9 +205,14 @@ function assess(ctx: Context, model: string, version: ModelVersionView): Assessm
       excluded,
     };
     all.push(cand);
-    if (excluded === null) eligible.push({ rec, cand, zone: claim.zone, outstanding, capacity });
+    if (excluded === null) {
+      const k = pool.n++;
+      pool.recs[k] = rec;
+      pool.cands[k] = cand;
+      pool.outstanding[k] = outstanding;
+      pool.capacity[k] = capacity;
+    }
   }
-  return { all, eligible };
 }
 
 function isEjected(mark: EjectionMark | undefined, logTime: number, policy: RouterPolicy, outstanding: number): boolean {
@@ -201,28 +221,23 @@ function isEjected(mark: EjectionMark | undefined, logTime: number, policy: Rout
   return outstanding > 0; // half-open: one probe at a time
 }
 
-function envelope(c: RouteCommand) {
-  return {
-    eventId: c.eventId,
-    occurredAt: c.now,
-    requestId: c.request.requestId,
-    traceId: c.request.traceId,
-    producer: c.routerId,
-    causationId: c.request.eventId,
-    clock: c.clock,
-  };
-}
-
 function reject(c: RouteCommand, policy: RouterPolicy, reason: string, detail: string, candidates: RoutingCandidate[], retryAfterMs: number | null): RequestRejected {
+  const req = c.request;
   return {
     type: 'RequestRejected',
-    ...envelope(c),
+    eventId: c.eventId,
+    occurredAt: c.now,
+    requestId: req.requestId,
+    traceId: req.traceId,
+    producer: c.routerId,
+    causationId: req.eventId,
+    clock: c.clock,
     reason,
-    model: c.request.model,
-    priority: c.request.priority,
+    model: req.model,
+    priority: req.priority,
     detail,
     retryAfterMs,
-    sessionId: c.request.sessionId,
+    sessionId: req.sessionId,
     candidates,
     pendingDecisions: c.pendingDecisions ?? NO_PENDING,
     policyVersion: policy.version,
@@ -230,64 +245,67 @@ function reject(c: RouteCommand, policy: RouterPolicy, reason: string, detail: s
   };
 }
 
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Rendezvous order with bounded load. Returns the chosen index and how many were passed over. */
-function affinity(scope: readonly Eligible[], sessionHash: number, epsilon: number): { chosen: Eligible; passedOver: Eligible[] } {
+/**
+ * Rendezvous order with bounded load over scope[0..m): returns the pool index chosen; the ones
+ * passed over (above the bound) are marked OVERLOADED. `passed` reports how many.
+ */
+function affinity(m: number, sessionHash: number, epsilon: number, passed: { count: number }): number {
   let total = 0;
   let cap = 0;
-  for (const e of scope) {
-    total += e.outstanding;
-    cap += e.capacity;
+  for (let s = 0; s < m; s++) {
+    const k = scope[s]!;
+    total += pool.outstanding[k]!;
+    cap += pool.capacity[k]!;
+    weights[s] = hashPair(sessionHash, pool.recs[k]!.hash);
   }
-  const weights = new Float64Array(scope.length);
-  for (let i = 0; i < scope.length; i++) weights[i] = hashPair(sessionHash, scope[i]!.rec.hash);
-  const passedOver: Eligible[] = [];
-  for (let round = 0; round < scope.length; round++) {
+  for (let round = 0; round < m; round++) {
     let best = -1;
-    for (let i = 0; i < scope.length; i++) {
-      const w = weights[i]!;
+    for (let s = 0; s < m; s++) {
+      const w = weights[s]!;
       if (w < 0) continue; // tried
       // Equal weights (rare): lower lane first, so the order is total.
-      if (best < 0 || w > weights[best]! || (w === weights[best]! && scope[i]!.cand.lane < scope[best]!.cand.lane)) best = i;
+      if (best < 0 || w > weights[best]! || (w === weights[best]! && pool.cands[scope[s]!]!.lane < pool.cands[scope[best]!]!.lane)) best = s;
     }
-    const e = scope[best]!;
-    const bound = Math.ceil(((1 + epsilon) * (total + 1) * e.capacity) / cap);
-    if (e.outstanding + 1 <= bound) return { chosen: e, passedOver };
-    passedOver.push(e);
+    const k = scope[best]!;
+    const bound = Math.ceil(((1 + epsilon) * (total + 1) * pool.capacity[k]!) / cap);
+    if (pool.outstanding[k]! + 1 <= bound) return k;
+    pool.cands[k]!.excluded = EXCLUDED.OVERLOADED;
+    passed.count++;
     weights[best] = -1;
   }
-  // Unreachable: the least loaded candidate is at or below the average. Kept total for safety.
-  passedOver.length = 0;
-  return { chosen: leastLoaded(scope, sessionHash), passedOver };
+  throw new Error('unreachable: the least loaded candidate is within the bound');
 }
 
-function leastLoaded(scope: readonly Eligible[], requestHash: number): Eligible {
+/** Least score over scope[0..m), ties by hashPair(request, worker), then workerId. */
+function leastLoaded(m: number, requestHash: number): number {
   let best = scope[0]!;
-  let bestTie = hashPair(requestHash, best.rec.hash);
-  for (let i = 1; i < scope.length; i++) {
-    const e = scope[i]!;
-    const tie = hashPair(requestHash, e.rec.hash);
-    if (e.cand.score < best.cand.score || (e.cand.score === best.cand.score && (tie < bestTie || (tie === bestTie && compareIds(e.rec.workerId, best.rec.workerId) < 0)))) {
-      best = e;
+  let bestTie = hashPair(requestHash, pool.recs[best]!.hash);
+  for (let s = 1; s < m; s++) {
+    const k = scope[s]!;
+    const score = pool.cands[k]!.score;
+    const bestScore = pool.cands[best]!.score;
+    if (score > bestScore) continue;
+    const tie = hashPair(requestHash, pool.recs[k]!.hash);
+    if (score < bestScore || tie < bestTie || (tie === bestTie && pool.recs[k]!.workerId < pool.recs[best]!.workerId)) {
+      best = k;
       bestTie = tie;
     }
   }
   return best;
 }
 
-function powerOfTwo(scope: readonly Eligible[], requestHash: number): Eligible {
-  const n = scope.length;
-  if (n === 1) return scope[0]!;
-  const i = requestHash % n;
+/** Two distinct candidates of scope[0..m) picked by hashes of the request id; the lower score wins, a tie by another hash bit. */
+function powerOfTwo(m: number, requestHash: number): number {
+  if (m === 1) return scope[0]!;
+  const i = requestHash % m;
   const h2 = fmix32((requestHash ^ 0x5bd1e995) >>> 0);
-  let j = h2 % (n - 1);
+  let j = h2 % (m - 1);
   if (j >= i) j++;
   const a = scope[i]!;
   const b = scope[j]!;
-  if (a.cand.score !== b.cand.score) return a.cand.score < b.cand.score ? a : b;
+  const sa = pool.cands[a]!.score;
+  const sb = pool.cands[b]!.score;
+  if (sa !== sb) return sa < sb ? a : b;
   return (fmix32(h2) & 1) === 0 ? a : b;
 }
 
@@ -321,23 +339,22 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
     marks: outliers(state, policy.ejection),
     previousWorkerId: command.previousWorkerId ?? null,
   };
+  ensureScratch(state.candidates.length);
 
   let servedModel: ModelView = model!;
   let version = choice.version;
-  let assessment = assess(ctx, servedModel.name, version);
-  let candidates = assessment.all;
+  const candidates: RoutingCandidate[] = [];
+  assess(ctx, servedModel.name, version, candidates);
   let fallback = false;
-  if (assessment.eligible.length === 0) {
+  if (pool.n === 0) {
     const fbModel = req.allowFallback && servedModel.fallbackModel !== null ? state.models.get(servedModel.fallbackModel) : undefined;
     const fbChoice = fbModel ? chooseVersion(fbModel, null, stickyKey) : undefined;
     if (fbModel && fbChoice?.ok) {
-      const fb = assess(ctx, fbModel.name, fbChoice.version);
-      candidates = candidates.concat(fb.all);
-      if (fb.eligible.length > 0) {
+      assess(ctx, fbModel.name, fbChoice.version, candidates);
+      if (pool.n > 0) {
         fallback = true;
         servedModel = fbModel;
         version = fbChoice.version;
-        assessment = fb;
       }
     }
     if (!fallback) {
@@ -345,12 +362,12 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
     }
   }
 
-  const eligible = assessment.eligible;
+  const n = pool.n;
   let outstanding = 0;
   let capacity = 0;
-  for (const e of eligible) {
-    outstanding += e.outstanding;
-    capacity += e.capacity;
+  for (let k = 0; k < n; k++) {
+    outstanding += pool.outstanding[k]!;
+    capacity += pool.capacity[k]!;
   }
   const utilization = outstanding / capacity;
   const shedAt = policy.shedAtUtilization[req.priority] ?? policy.shedAtUtilization.NORMAL;
@@ -358,38 +375,47 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
     return reject(command, policy, REJECTED.SHED, `utilization ${utilization.toFixed(3)} of ${servedModel.name}@${version.version} ≥ ${shedAt} for ${req.priority}`, candidates, policy.shedRetryAfterMs);
   }
 
-  let scope = eligible;
+  // Zone: scope[0..m) are the pool indices the worker is chosen among.
+  let m = 0;
   let failover = false;
-  if (req.zone !== null) {
-    const inZone: Eligible[] = [];
-    const other: Eligible[] = [];
-    for (const e of eligible) (e.zone === req.zone ? inZone : other).push(e);
+  if (req.zone === null) {
+    for (let k = 0; k < n; k++) scope[m++] = k;
+  } else {
     const spill = policy.zoneSpillLoad;
-    if (inZone.length === 0) {
-      scope = other;
-      failover = true;
-    } else if (other.length > 0 && inZone.every((e) => e.cand.score >= spill) && other.some((e) => e.cand.score < spill)) {
-      for (const e of inZone) e.cand.excluded = EXCLUDED.OVERLOADED;
-      scope = other;
+    let o = 0;
+    let inZoneBelowSpill = false;
+    let otherBelowSpill = false;
+    for (let k = 0; k < n; k++) {
+      const c = pool.cands[k]!;
+      if (c.zone === req.zone) {
+        scope[m++] = k;
+        if (c.score < spill) inZoneBelowSpill = true;
+      } else {
+        other[o++] = k;
+        if (c.score < spill) otherBelowSpill = true;
+      }
+    }
+    if (m === 0 || (!inZoneBelowSpill && otherBelowSpill)) {
+      for (let s = 0; s < m; s++) pool.cands[scope[s]!]!.excluded = EXCLUDED.OVERLOADED;
+      scope.set(other.subarray(0, o));
+      m = o;
       failover = true;
     } else {
-      for (const e of other) e.cand.excluded = EXCLUDED.ZONE;
-      scope = inZone;
+      for (let s = 0; s < o; s++) pool.cands[other[s]!]!.excluded = EXCLUDED.ZONE;
     }
   }
 
-  let chosen: Eligible;
+  let chosen: number;
   let degraded = fallback || failover;
   let reason: string;
   if (req.sessionId !== null) {
-    const a = affinity(scope, hash32(req.sessionId), policy.affinityEpsilon);
-    for (const e of a.passedOver) e.cand.excluded = EXCLUDED.OVERLOADED;
-    if (a.passedOver.length > 0) degraded = true;
-    chosen = a.chosen;
+    const passed = { count: 0 };
+    chosen = affinity(m, hash32(req.sessionId), policy.affinityEpsilon, passed);
+    if (passed.count > 0) degraded = true;
     reason = ROUTED.AFFINITY;
   } else {
     const h = hash32(requestId);
-    chosen = policy.powerOfTwoChoices ? powerOfTwo(scope, h) : leastLoaded(scope, h);
+    chosen = policy.powerOfTwoChoices ? powerOfTwo(m, h) : leastLoaded(m, h);
     reason = ROUTED.LEAST_LOADED;
   }
   const attempt = command.attempt ?? 1;
@@ -397,12 +423,19 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
   else if (failover) reason = ROUTED.ZONE_FAILOVER;
   else if (attempt > 1) reason = ROUTED.REDISPATCH;
 
+  const worker = pool.cands[chosen]!;
   return {
     type: 'RequestRouted',
-    ...envelope(command),
-    workerId: chosen.rec.workerId,
-    lane: chosen.cand.lane,
-    zone: chosen.zone,
+    eventId: command.eventId,
+    occurredAt: command.now,
+    requestId,
+    traceId: req.traceId,
+    producer: command.routerId,
+    causationId: req.eventId,
+    clock: command.clock,
+    workerId: worker.workerId,
+    lane: worker.lane,
+    zone: worker.zone,
     model: servedModel.name,
     requestedModel: fallback ? req.model : null,
     modelVersion: version.version,
@@ -418,6 +451,12 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
     policyVersion: policy.version,
     attempt,
     previousWorkerId: command.previousWorkerId ?? null,
+    // The decision is the dispatch: the worker reads the request from it.
+    input: req.input,
+    contentType: req.contentType,
+    parameters: req.parameters,
+    cacheable: req.cacheable,
+    request: command.requestPosition ?? null,
   };
 }
 
@@ -443,5 +482,6 @@ export function routeCommandFromDecision(decision: RouterDecision, request: Infe
     policy: policyFromVersion(decision.policyVersion),
     attempt: decision.attempt,
     previousWorkerId,
+    requestPosition: decision.type === 'RequestRouted' ? decision.request : null,
   };
 }

@@ -37,7 +37,8 @@ describe('envelope and recording', () => {
   it('fills the envelope from the command and records candidates, version, digest, clock, pending decisions and policy', () => {
     const state = given(fleet({ workers: 2 }));
     const req = request('r1');
-    const cmd = command(req, { pending: [{ workerId: 'w0', lane: 0, count: 1 }] });
+    const position = { topic: 'switchyard.requests', partition: 3, offset: 1234 };
+    const cmd = command(req, { pending: [{ workerId: 'w0', lane: 0, count: 1 }], requestPosition: position });
     const d = asRouted(decide(cmd, state));
     expect(d).toMatchObject({
       eventId: cmd.eventId,
@@ -56,6 +57,12 @@ describe('envelope and recording', () => {
       attempt: 1,
       previousWorkerId: null,
       priority: 'NORMAL',
+      // The decision is the dispatch: it carries the request.
+      input: req.input,
+      contentType: 'application/json',
+      parameters: {},
+      cacheable: true,
+      request: position,
     });
     expect(d.candidates).toEqual([
       { workerId: 'w0', lane: 0, zone: 'zone-a', modelVersion: 'v1', score: 1 / 8, load: 0, inFlight: 1, excluded: null },
@@ -657,7 +664,8 @@ describe('re-derivability (replay verify)', () => {
           const req = request(`req-${n++}`, { sessionId, ...o });
           const pending = n % 2 === 0 ? [{ workerId: 'w1', lane: 1, count: 2 }] : [];
           const attempt = n % 5 === 0 ? { attempt: 2, previousWorkerId: 'w3' } : {};
-          decisions.push({ d: decide(command(req, { pending, ...(policy ? { policy } : {}), ...attempt }), state), req });
+          const requestPosition = n % 3 === 0 ? { topic: 'switchyard.requests', partition: n % 12, offset: n * 10 } : null;
+          decisions.push({ d: decide(command(req, { pending, requestPosition, ...(policy ? { policy } : {}), ...attempt }), state), req });
         }
       }
     }

@@ -7,6 +7,7 @@ import type {
   InferenceCompleted,
   InferenceFailed,
   InferenceRequested,
+  LogPosition,
   ModelVersionRegistered,
   PendingDecision,
   Priority,
@@ -150,6 +151,11 @@ export function routed(requestId: string, workerId: string, lane: number, o: { a
     policyVersion: 'router/1',
     attempt: o.attempt ?? 1,
     previousWorkerId: null,
+    input: Buffer.from('{}'),
+    contentType: 'application/json',
+    parameters: {},
+    cacheable: true,
+    request: null,
   };
 }
 
@@ -235,7 +241,7 @@ export function request(
 let commandSeq = 0;
 export function command(
   req: InferenceRequested,
-  o: { now?: number; pending?: PendingDecision[]; policy?: RouterPolicy; attempt?: number; previousWorkerId?: string | null } = {},
+  o: { now?: number; pending?: PendingDecision[]; policy?: RouterPolicy; attempt?: number; previousWorkerId?: string | null; requestPosition?: LogPosition | null } = {},
 ): RouteCommand {
   commandSeq++;
   return {
@@ -248,6 +254,7 @@ export function command(
     ...(o.policy !== undefined ? { policy: o.policy } : {}),
     ...(o.attempt !== undefined ? { attempt: o.attempt } : {}),
     ...(o.previousWorkerId !== undefined ? { previousWorkerId: o.previousWorkerId } : {}),
+    ...(o.requestPosition !== undefined ? { requestPosition: o.requestPosition } : {}),
   };
 }
 

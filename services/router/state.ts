@@ -442,15 +442,16 @@ export interface WindowStats {
 export function windowStats(w: ResultWindow, windowMs: number, percentile: number): WindowStats {
   const newest = Math.floor(w.lastResultAt / RESULT_BUCKET_MS);
   const span = Math.min(RESULT_RING_SIZE, Math.ceil(windowMs / RESULT_BUCKET_MS));
-  const oldest = newest - span + 1;
   let results = 0;
   let errors = 0;
   const bins = new Uint32Array(LATENCY_BINS);
-  for (let slot = 0; slot < RESULT_RING_SIZE; slot++) {
-    const id = w.bucketIds[slot]!;
-    if (id < oldest || id > newest) continue;
+  for (let bucket = newest - span + 1; bucket <= newest; bucket++) {
+    const slot = ((bucket % RESULT_RING_SIZE) + RESULT_RING_SIZE) % RESULT_RING_SIZE;
+    if (w.bucketIds[slot] !== bucket) continue;
     const base = slot * SLOT_WIDTH;
-    results += w.cells[base]!;
+    const n = w.cells[base]!;
+    if (n === 0) continue;
+    results += n;
     errors += w.cells[base + 1]!;
     for (let b = 0; b < LATENCY_BINS; b++) bins[b]! += w.cells[base + 2 + b]!;
   }

@@ -1,4 +1,4 @@
-import type { RouterState } from '../state.js';
+import type { ResultWindow, RouterState, WindowStats } from '../state.js';
 import { RESULT_BUCKET_MS, windowStats } from '../state.js';
 import type { EjectionPolicy } from './options.js';
 
@@ -51,6 +51,16 @@ const NONE: ReadonlyMap<string, EjectionMark> = new Map();
 // A cache of a pure function of the state's contents, keyed by the state's version counters;
 // it never changes what `outliers` returns.
 const memo = new WeakMap<RouterState, Memo>();
+// Per worker, its window's stats while the window has not changed (a result bumps its version).
+const statsMemo = new WeakMap<ResultWindow, { version: number; policy: EjectionPolicy; stats: WindowStats }>();
+
+function cachedStats(w: ResultWindow, policy: EjectionPolicy): WindowStats {
+  const m = statsMemo.get(w);
+  if (m !== undefined && m.version === w.version && m.policy === policy) return m.stats;
+  const stats = windowStats(w, policy.windowMs, policy.latencyPercentile);
+  statsMemo.set(w, { version: w.version, policy, stats });
+  return stats;
+}
 
 /** The outliers among the workers, as every router with this state computes them. */
 export function outliers(state: RouterState, policy: EjectionPolicy): ReadonlyMap<string, EjectionMark> {
@@ -94,7 +104,7 @@ function compute(state: RouterState, policy: EjectionPolicy, logBucket: number):
     if (rec.claim !== null) live++;
     const w = rec.results;
     if (w === null) continue;
-    const s = windowStats(w, policy.windowMs, policy.latencyPercentile);
+    const s = cachedStats(w, policy);
     if (s.results < policy.minRequests) continue;
     judged.push({
       workerId: rec.workerId,

@@ -1,0 +1,197 @@
+import { LRUCache } from 'lru-cache';
+import { errorMessage } from '../../lib/errors.js';
+import { subscribeEvents } from '../../lib/events/subscribe.js';
+import type { LogRecord, Subscription, TopicPartitions } from '../../lib/log/port.js';
+import type { ServiceContext } from '../../lib/runtime.js';
+import { instanceId } from '../../lib/runtime.js';
+import type { ClockEntry, InferenceRequested, PendingDecision, SwitchyardEvent } from '../../schemas/generated/events.js';
+import { decide, type RouterDecision } from './decide.js';
+import { resolveRouterPolicy, type RouterPolicy, type RouterPolicyInput } from './policies/options.js';
+import { evolve, initialRouterState, type RouterState } from './state.js';
+
+/** Options of one router replica. */
+export interface RouterOptions {
+  /** Instance id, the `producer` of its decisions. @default 'router-<random>' */
+  routerId?: string;
+  /** Routing policy options (compiled once). @default the defaults of RouterPolicy */
+  policy?: RouterPolicyInput;
+  /** Consumer group shared by all replicas for `requests`. @default '<prefix>router' */
+  groupId?: string;
+  /** How many recently decided request ids are remembered to skip duplicates. @default 200_000 */
+  dedupWindow?: number;
+}
+
+export interface RouterStats {
+  decided: number;
+  routed: number;
+  rejected: number;
+  duplicatesSkipped: number;
+  undecodableViewRecords: number;
+  reasons: Record<string, number>;
+}
+
+export interface RunningRouter {
+  readonly id: string;
+  readonly policy: RouterPolicy;
+  /** The router's current state (read-only use). */
+  state(): RouterState;
+  /** The clock the state was folded from. */
+  clock(): ClockEntry[];
+  stats(): RouterStats;
+  close(): Promise<void>;
+}
+
+/** Topics whose fold is the router's state. */
+const VIEW_TOPICS = ['control', 'heartbeats', 'decisions', 'results'] as const;
+
+/**
+ * A router replica: folds `control`, `heartbeats`, `decisions` and `results` into its state
+ * (every partition, from the start of retention), and decides each request of its share of
+ * `requests` with the pure decider. A decision goes to the chosen worker's lane partition of
+ * `decisions` (the dispatch); a rejection goes to `results`, where clients wait.
+ *
+ * The clock of a decision is exactly the per-partition prefix folded into the state when it
+ * was made; the router's own decisions not yet read back are passed (and recorded) as
+ * `pendingDecisions`. Together they let `replay verify` re-derive every decision.
+ */
+export async function startRouter(ctx: ServiceContext, options: RouterOptions = {}): Promise<RunningRouter> {
+  const routerId = options.routerId ?? instanceId('router');
+  const policy = resolveRouterPolicy(options.policy);
+  const groupId = options.groupId ?? `${ctx.topics.requests.name.replace(/requests$/, '')}router`;
+  const lanes = ctx.topics.decisions.partitions;
+  const state = initialRouterState({ lanes });
+  const clock = new Map<string, ClockEntry>();
+  /** Own decisions appended but not yet folded back, by eventId. */
+  const pending = new Map<string, { workerId: string; lane: number }>();
+  const decided = new LRUCache<string, true>({ max: options.dedupWindow ?? 200_000 });
+  const stats: RouterStats = { decided: 0, routed: 0, rejected: 0, duplicatesSkipped: 0, undecodableViewRecords: 0, reasons: {} };
+
+  const fold = (event: SwitchyardEvent) => {
+    evolve(state, event);
+    if (event.type === 'RequestRouted' || event.type === 'RequestRejected') {
+      if (event.requestId !== null) decided.set(event.requestId, true);
+      if (event.producer === routerId) pending.delete(event.eventId);
+    }
+  };
+  const advance = (record: LogRecord) => {
+    const key = `${record.topic}\u0000${record.partition}`;
+    const entry = clock.get(key);
+    if (entry) entry.offset = record.offset + 1;
+    else clock.set(key, { topic: record.topic, partition: record.partition, offset: record.offset + 1 });
+  };
+
+  // The view: every partition of the folded topics, from the beginning, under a group of this
+  // instance alone (static assignment: replicas do not split the view, each folds all of it).
+  const viewTopics = VIEW_TOPICS.map((t) => ctx.topics[t]);
+  const view: Subscription = await ctx.log.subscribe({
+    groupId: `${groupId}-view.${routerId}`,
+    topics: viewTopics.map((t) => t.name),
+    fromBeginning: true,
+    assignment: { kind: 'static', partitions: viewTopics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },
+    maxBatchRecords: 2_000,
+    onBatch: async (batch) => {
+      for (const record of batch.records) {
+        if (record.value !== null) {
+          try {
+            fold(await ctx.codec.decode(record.value));
+          } catch (err) {
+            // The sink dead-letters bad records of these topics; the view only skips them.
+            stats.undecodableViewRecords++;
+            ctx.logger.warn({ err: errorMessage(err), topic: record.topic, partition: record.partition, offset: record.offset }, 'router view: undecodable record skipped');
+          }
+        }
+        advance(record);
+      }
+    },
+  });
+
+  // Catch up with the log as it was at start before deciding anything: a restarted router
+  // must know what it (or a predecessor) already decided and where sessions live.
+  const targets = await Promise.all(viewTopics.map(async (t) => ({ topic: t.name, ends: await ctx.log.endOffsets(t.name) })));
+  const caughtUp = () => targets.every(({ topic, ends }) => ends.every((end, p) => end === 0 || (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) >= end));
+  while (!caughtUp()) await new Promise((r) => setTimeout(r, 5));
+
+  const pendingDecisions = (): PendingDecision[] => {
+    const counts = new Map<string, PendingDecision>();
+    for (const { workerId, lane } of pending.values()) {
+      const c = counts.get(workerId);
+      if (c) c.count++;
+      else counts.set(workerId, { workerId, lane, count: 1 });
+    }
+    return [...counts.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+  };
+  const snapshotClock = (): ClockEntry[] =>
+    [...clock.values()].map((c) => ({ ...c })).sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+
+  const route = (request: InferenceRequested, record: LogRecord): RouterDecision => {
+    const decision = decide(
+      { eventId: ctx.newEventId(), now: ctx.now(), routerId, request, clock: snapshotClock(), pendingDecisions: pendingDecisions(), policy },
+      state,
+    );
+    if (decision.type === 'RequestRouted') {
+      decision.request = { topic: record.topic, partition: record.partition, offset: record.offset };
+      pending.set(decision.eventId, { workerId: decision.workerId, lane: decision.lane });
+    }
+    return decision;
+  };
+
+  const requests = await subscribeEvents(ctx.log, {
+    groupId,
+    topics: [ctx.topics.requests.name],
+    codec: ctx.codec,
+    deadLetterTopic: ctx.topics.deadletter.name,
+    producer: routerId,
+    now: ctx.now,
+    maxBatchRecords: 500,
+    onEvents: async ({ events }) => {
+      const out: RouterDecision[] = [];
+      for (const { event, record } of events) {
+        if (event.type !== 'InferenceRequested') continue;
+        const requestId = event.requestId ?? event.eventId;
+        // A redelivered batch, a retried producer, or a repeated Idempotency-Key: decided once.
+        if (decided.has(requestId)) {
+          stats.duplicatesSkipped++;
+          continue;
+        }
+        const decision = route(event, record);
+        decided.set(requestId, true);
+        out.push(decision);
+      }
+      if (out.length === 0) return;
+      try {
+        await ctx.log.append(
+          out.map((d) =>
+            d.type === 'RequestRouted'
+              ? { topic: ctx.topics.decisions.name, partition: d.lane, key: d.requestId, value: ctx.codec.encode(d) }
+              : { topic: ctx.topics.results.name, key: d.requestId, value: ctx.codec.encode(d) },
+          ),
+        );
+      } catch (err) {
+        // Not appended: forget them so the redelivered batch decides again.
+        for (const d of out) {
+          if (d.requestId !== null) decided.delete(d.requestId);
+          pending.delete(d.eventId);
+        }
+        throw err;
+      }
+      for (const d of out) {
+        stats.decided++;
+        if (d.type === 'RequestRouted') stats.routed++;
+        else stats.rejected++;
+        stats.reasons[d.reason] = (stats.reasons[d.reason] ?? 0) + 1;
+      }
+    },
+  });
+
+  return {
+    id: routerId,
+    policy,
+    state: () => state,
+    clock: snapshotClock,
+    stats: () => ({ ...stats, reasons: { ...stats.reasons } }),
+    close: async () => {
+      await requests.close();
+      await view.close();
+    },
+  };
+}
