@@ -63,7 +63,8 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  *    LEAST_LOADED. How the version was chosen (pin, canary) is not a reason: the event's
  *    modelVersion and the rollout at its clock say it.
  *
- * Load: outstanding = max(routed − finished in the fold, the heartbeat's inFlight + queueDepth)
+ * Load: outstanding = max(requests routed to it and not finished in the fold, the heartbeat's
+ *   inFlight + queueDepth)
  *   + this router's pendingDecisions for the worker; score = load = outstanding / capacity
  *   (capacity from the latest heartbeat, else the lane claim). The fold's count and the heartbeat
  *   see the same work from two sides (the fold also sees work still in the lane, the heartbeat sees
@@ -85,7 +86,7 @@ export interface RouteCommand {
   readonly request: InferenceRequested;
   /** The log prefix the state was folded from. The event takes this array as is. */
   readonly clock: ClockEntry[];
-  /** This router's decisions not yet read back into the state; they count as load. @default [] */
+  /** This router's decisions not yet read back into the state; they count as load. The event takes this array as is. @default [] */
   readonly pendingDecisions?: PendingDecision[];
   /** The resolved policy. @default DEFAULT_ROUTER_POLICY */
   readonly policy?: RouterPolicy;
@@ -273,7 +274,11 @@ function affinity(m: number, sessionHash: number, epsilon: number, passed: { cou
     passed.count++;
     weights[best] = -1;
   }
-  throw new Error('unreachable: the least loaded candidate is within the bound');
+  // Not reached: the least loaded candidate is at or below the average, so within the bound.
+  // Should rounding ever disagree, route to the least loaded rather than fail the request.
+  const k = leastLoaded(m, sessionHash);
+  pool.cands[k]!.excluded = null;
+  return k;
 }
 
 /** Least score over scope[0..m), ties by hashPair(request, worker), then workerId. */

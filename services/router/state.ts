@@ -140,7 +140,8 @@ export interface ModelView {
   rollout: RolloutView | null;
 }
 
-interface LedgerEntry {
+/** One (requestId, attempt): the half folded so far. */
+export interface LedgerEntry {
   routedTo: string | null;
   finishedBy: string | null;
 }

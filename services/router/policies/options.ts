@@ -187,6 +187,19 @@ export function resolveRouterPolicy(input: RouterPolicyInput = {}): RouterPolicy
  * made by other routing code (a different POLICY_CODE_VERSION) or cannot be parsed.
  */
 export function policyFromVersion(version: string): RouterPolicy {
+  let policy = parsed.get(version);
+  if (policy === undefined) {
+    policy = parseVersion(version);
+    if (parsed.size >= 256) parsed.clear();
+    parsed.set(version, policy);
+  }
+  return policy;
+}
+
+// Replay parses the same few versions once per decision; the policies are frozen, so share them.
+const parsed = new Map<string, RouterPolicy>();
+
+function parseVersion(version: string): RouterPolicy {
   const [code, ...parts] = version.split(';');
   if (code !== POLICY_CODE_VERSION) fail(`policy version "${version}" is not ${POLICY_CODE_VERSION}; it was made by other routing code`);
   const flat: Record<string, unknown> = {};
