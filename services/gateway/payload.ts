@@ -1,0 +1,70 @@
+/**
+ * How the gateway carries request inputs and result outputs through JSON, by media type:
+ * - JSON (`application/json`, `application/*+json`): the value itself;
+ * - text (`text/*`): a string, sent as UTF-8;
+ * - anything else (binary): a base64 string.
+ * Pure; shared by the input encoder, the output decoder and the request rules.
+ */
+
+export type PayloadKind = 'json' | 'text' | 'binary';
+
+/** The media type without parameters, lower-cased: `Text/Plain; charset=utf-8` → `text/plain`. */
+export const essence = (contentType: string): string => {
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+};
+
+export const isJsonMediaType = (contentType: string): boolean => {
+  const e = essence(contentType);
+  return e === 'application/json' || (e.startsWith('application/') && e.endsWith('+json'));
+};
+
+export function payloadKind(contentType: string): PayloadKind {
+  if (isJsonMediaType(contentType)) return 'json';
+  return essence(contentType).startsWith('text/') ? 'text' : 'binary';
+}
+
+export const DEFAULT_CONTENT_TYPE = 'application/json';
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export type EncodedInput = { ok: true; bytes: Buffer } | { ok: false; message: string };
+
+/** The bytes of a request's `input` for its content type, or why it cannot be carried. */
+export function encodeInput(input: unknown, contentType: string): EncodedInput {
+  switch (payloadKind(contentType)) {
+    case 'json':
+      // JSON.stringify of a parsed JSON body cannot fail or return undefined.
+      return { ok: true, bytes: Buffer.from(JSON.stringify(input), 'utf8') };
+    case 'text':
+      return typeof input === 'string'
+        ? { ok: true, bytes: Buffer.from(input, 'utf8') }
+        : { ok: false, message: `input must be a string for contentType ${contentType}` };
+    case 'binary':
+      if (typeof input !== 'string') return { ok: false, message: `input must be a base64 string for contentType ${contentType}` };
+      if (!BASE64.test(input)) return { ok: false, message: `input must be base64 (RFC 4648, padded) for contentType ${contentType}` };
+      return { ok: true, bytes: Buffer.from(input, 'base64') };
+  }
+}
+
+export interface DecodedOutput {
+  /** How `value` carries the bytes: a JSON value, a string, or base64. */
+  encoding: 'json' | 'text' | 'base64';
+  value: unknown;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A result's output for a JSON response; bytes that do not match their content type fall back to base64. */
+export function decodeOutput(output: Uint8Array, contentType: string): DecodedOutput {
+  const kind = payloadKind(contentType);
+  if (kind !== 'binary') {
+    try {
+      const text = utf8.decode(output);
+      return kind === 'json' ? { encoding: 'json', value: JSON.parse(text) as unknown } : { encoding: 'text', value: text };
+    } catch {
+      // not UTF-8, or not JSON: fall through to base64 so nothing is lost
+    }
+  }
+  return { encoding: 'base64', value: Buffer.from(output.buffer, output.byteOffset, output.byteLength).toString('base64') };
+}
