@@ -19,7 +19,7 @@ export default tseslint.config(
   },
   {
     // Pure cores: no clock and no randomness (the replay verifier depends on it).
-    files: ['services/*/decide.ts', 'services/*/state.ts', 'services/*/core/**/*.ts'],
+    files: ['services/*/decide.ts', 'services/*/state.ts', 'services/*/core/**/*.ts', 'services/*/policies/**/*.ts', 'services/router/hash.ts'],
     rules: {
       'no-restricted-properties': [
         'error',
