@@ -37,3 +37,20 @@ export async function waitFor(check: () => boolean | Promise<boolean>, { timeout
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Fails (never skips) with a message that says what to start when ClickHouse does not answer /ping. */
+export async function requireClickHouse(url: string = clickhouseUrl()): Promise<void> {
+  let why: string;
+  try {
+    const res = await fetch(new URL('/ping', url), { signal: AbortSignal.timeout(5_000) });
+    if (res.ok) return;
+    why = `HTTP ${res.status} from /ping`;
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    why = cause?.code ?? cause?.message ?? (err as Error).message;
+  }
+  throw new Error(`ClickHouse is not reachable at ${url} (${why}). Start the real services with: bash scripts/services.sh up`);
+}
+
+/** A database name of its own for a test run (drop it at the end). */
+export const uniqueDatabase = (prefix = 'switchyard_test'): string => `${prefix}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e9).toString(36)}`;

@@ -11,9 +11,11 @@
  * 3. Append it to the list below.
  */
 import { schemaMigrations } from './001_schema_migrations.js';
+import { eventTables } from './002_event_tables.js';
+import { minuteRollups } from './003_minute_rollups.js';
 import type { Migration } from './types.js';
 
 export type { Features, Migration, MigrationContext, ServerVersion } from './types.js';
 export { codec, instantType, lowCardinality, ttl } from './gates.js';
 
-export const migrations: readonly Migration[] = [schemaMigrations];
+export const migrations: readonly Migration[] = [schemaMigrations, eventTables, minuteRollups];
