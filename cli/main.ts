@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { SwitchyardError, errorMessage } from '../lib/errors.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerRegistryCommand } from './commands/registry.js';
+import { registerGatewayCommand } from './commands/gateway.js';
 
 const program = new Command('switchyard')
   .description('Event-sourced control plane for distributed AI inference')
@@ -13,6 +14,7 @@ const program = new Command('switchyard')
 
 registerLogCommands(program);
 registerRegistryCommand(program);
+registerGatewayCommand(program);
 
 try {
   await program.parseAsync(process.argv);
