@@ -125,13 +125,19 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
 
   const route = (request: InferenceRequested, record: LogRecord): RouterDecision => {
     const decision = decide(
-      { eventId: ctx.newEventId(), now: ctx.now(), routerId, request, clock: snapshotClock(), pendingDecisions: pendingDecisions(), policy },
+      {
+        eventId: ctx.newEventId(),
+        now: ctx.now(),
+        routerId,
+        request,
+        clock: snapshotClock(),
+        pendingDecisions: pendingDecisions(),
+        policy,
+        requestPosition: { topic: record.topic, partition: record.partition, offset: record.offset },
+      },
       state,
     );
-    if (decision.type === 'RequestRouted') {
-      decision.request = { topic: record.topic, partition: record.partition, offset: record.offset };
-      pending.set(decision.eventId, { workerId: decision.workerId, lane: decision.lane });
-    }
+    if (decision.type === 'RequestRouted') pending.set(decision.eventId, { workerId: decision.workerId, lane: decision.lane });
     return decision;
   };
 

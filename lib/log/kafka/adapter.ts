@@ -14,7 +14,7 @@ import type {
   TopicSpec,
 } from '../port.js';
 import { staticAssigner } from './assigner.js';
-import { fromKafkaError } from './errors.js';
+import { fromKafkaError, withKafkaRetry } from './errors.js';
 import { toHeaders } from './headers.js';
 import { createRangeReader, type RangeReader } from './reader.js';
 
@@ -296,14 +296,8 @@ class KafkaLog implements EventLog {
   private async topicOffsets(topic: string): Promise<{ partition: number; low: number; high: number }[]> {
     this.assertOpen();
     await this.requirePartitions(topic);
-    try {
-      const offsets = await this.admin.fetchTopicOffsets(topic);
-      return offsets
-        .map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) }))
-        .sort((a, b) => a.partition - b.partition);
-    } catch (err) {
-      throw fromKafkaError(err, `offsets of ${topic}`);
-    }
+    const offsets = await withKafkaRetry(`offsets of ${topic}`, () => this.admin.fetchTopicOffsets(topic));
+    return offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) })).sort((a, b) => a.partition - b.partition);
   }
 
   async startOffsets(topic: string): Promise<number[]> {
@@ -327,14 +321,10 @@ class KafkaLog implements EventLog {
   async committedOffsets(groupId: string, topic: string): Promise<number[]> {
     this.assertOpen();
     const n = await this.requirePartitions(topic);
-    try {
-      const res = await this.admin.fetchOffsets({ groupId, topics: [topic] });
-      const out = new Array<number>(n).fill(-1);
-      for (const p of res[0]?.partitions ?? []) out[p.partition] = Number(p.offset);
-      return out;
-    } catch (err) {
-      throw fromKafkaError(err, `committed offsets of ${groupId}`);
-    }
+    const res = await withKafkaRetry(`committed offsets of ${groupId}`, () => this.admin.fetchOffsets({ groupId, topics: [topic] }));
+    const out = new Array<number>(n).fill(-1);
+    for (const p of res[0]?.partitions ?? []) out[p.partition] = Number(p.offset);
+    return out;
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {

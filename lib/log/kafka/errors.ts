@@ -19,3 +19,22 @@ export function fromKafkaError(err: unknown, what: string, detail: Record<string
     detail: { kafkaError: e?.name, kafkaType: e?.type, ...detail },
   });
 }
+
+/**
+ * Retries an admin or fetch call while it fails with an error kafkajs marks retriable
+ * (leadership moving, metadata not yet propagated after topic creation), with capped
+ * exponential backoff. Anything else, or running out of time, throws the mapped error.
+ */
+export async function withKafkaRetry<T>(what: string, fn: () => Promise<T>, { timeoutMs = 15_000 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = fromKafkaError(err, what);
+      const transient = e.retriable && e.code === 'SY_ERR_LOG_BROKER';
+      if (!transient || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
+    }
+  }
+}

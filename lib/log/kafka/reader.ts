@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import { SwitchyardError } from '../../errors.js';
 import type { LogRecord } from '../port.js';
-import { fromKafkaError } from './errors.js';
+import { fromKafkaError, withKafkaRetry } from './errors.js';
 import { toHeaders } from './headers.js';
 
 export interface RangeReader {
@@ -77,14 +77,20 @@ export function createRangeReader(kafka: Kafka, maxWaitMs: number): RangeReader 
     const nodeId = Object.keys(leaders)[0];
     if (nodeId === undefined) throw new SwitchyardError('SY_ERR_LOG_BROKER', `no leader for ${topic}/${partition}`, { retriable: true });
     const broker = await c.findBroker({ nodeId });
-    const res = await broker.fetch({
+    const res = await broker
+      .fetch({
       replicaId: -1,
       isolationLevel: READ_COMMITTED,
       maxWaitTime: maxWaitMs,
       minBytes: 1,
       maxBytes: PARTITION_FETCH_BYTES,
-      topics: [{ topic, partitions: [{ partition, fetchOffset: String(offset), maxBytes: PARTITION_FETCH_BYTES }] }],
-    });
+        topics: [{ topic, partitions: [{ partition, fetchOffset: String(offset), maxBytes: PARTITION_FETCH_BYTES }] }],
+      })
+      .catch(async (err: unknown) => {
+        // Leadership may have moved: the next attempt asks for fresh metadata.
+        await c.refreshMetadata().catch(() => {});
+        throw err;
+      });
     return res.responses[0]?.partitions[0]?.messages ?? [];
   };
 
@@ -95,7 +101,7 @@ export function createRangeReader(kafka: Kafka, maxWaitMs: number): RangeReader 
       while (offset < to && out.length < maxRecords) {
         let messages: FetchedMessage[];
         try {
-          messages = await fetchOnce(topic, partition, offset);
+          messages = await withKafkaRetry(`reading ${topic}/${partition} from ${offset}`, () => fetchOnce(topic, partition, offset));
         } catch (err) {
           throw fromKafkaError(err, `reading ${topic}/${partition} from ${offset}`, { topic, partition, offset });
         }
