@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
 import type { ServiceContext } from '../../lib/runtime.js';
 import type { InferenceRequested } from '../../schemas/generated/events.js';
@@ -37,8 +37,10 @@ export interface GatewayAppOptions {
   readyTimeoutMs?: number;
   /** Also export prom-client's process metrics. @default false */
   defaultMetrics?: boolean;
-  /** Request logging. @default none */
+  /** Where the app logs (errors; and every request when `logRequests`). @default none */
   logger?: FastifyBaseLogger;
+  /** Log each request and response (two lines per request: off on the hot path by default). @default false */
+  logRequests?: boolean;
 }
 
 export type ResolvedGatewayAppOptions = Required<Omit<GatewayAppOptions, 'logger' | 'limits'>> & { limits: RequestLimits; logger: FastifyBaseLogger | undefined };
@@ -54,6 +56,7 @@ export function resolveGatewayAppOptions(o: GatewayAppOptions): ResolvedGatewayA
     limits: { ...DEFAULT_REQUEST_LIMITS, ...o.limits },
     readyTimeoutMs: o.readyTimeoutMs ?? 2_000,
     defaultMetrics: o.defaultMetrics ?? false,
+    logRequests: o.logRequests ?? false,
     logger: o.logger,
   };
   const check = (name: string, v: number | null, nullable = false) => {
@@ -155,8 +158,8 @@ export function buildGatewayApp(options: GatewayAppOptions): GatewayApp {
   const opts = resolveGatewayAppOptions(options);
   const { tracker, logger } = opts;
   const metrics = createGatewayMetrics(tracker, { defaultMetrics: opts.defaultMetrics });
-  const app = (logger ? Fastify({ loggerInstance: logger, bodyLimit: opts.bodyLimit, ajv: AJV }) : Fastify({ bodyLimit: opts.bodyLimit, ajv: AJV }))
-    .withTypeProvider<TypeBoxTypeProvider>() as unknown as GatewayApp;
+  const fastifyOptions = { bodyLimit: opts.bodyLimit, ajv: AJV, logController: new LogController({ disableRequestLogging: !opts.logRequests }) };
+  const app = (logger ? Fastify({ ...fastifyOptions, loggerInstance: logger }) : Fastify(fastifyOptions)).withTypeProvider<TypeBoxTypeProvider>() as unknown as GatewayApp;
   app.decorate('gateway', { metrics, options: opts });
 
   app.setErrorHandler((err, req, reply) => {
@@ -245,7 +248,8 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
       cacheable: body.cacheable ?? true,
       attributes: {},
     };
-    const problems = checkInferenceRequest(event, now, limits);
+    // The input was serialized here from parsed JSON: no need to parse it again.
+    const problems = checkInferenceRequest(event, now, limits, { parseJsonInput: false });
     if (problems.length > 0) throw invalid('the request is invalid', problems.map(problemDetail));
 
     const bodyFingerprint = key === undefined ? null : fingerprint(body);

@@ -76,11 +76,24 @@ export type CheckedRequest = Pick<
   'requestId' | 'model' | 'modelVersion' | 'input' | 'contentType' | 'parameters' | 'sessionId' | 'priority' | 'deadlineAt' | 'zone' | 'idempotencyKey' | 'tenant' | 'attributes'
 >;
 
+export interface CheckOptions {
+  /**
+   * Parse a JSON input to check that it is JSON. The gateway, which serialized the input
+   * itself, skips it. @default true
+   */
+  parseJsonInput?: boolean;
+}
+
 /**
  * Every rule `request` breaks at time `now` (ms since the epoch); empty when it is valid.
  * Checks all rules (not only the first) so a client sees every problem at once.
  */
-export function checkInferenceRequest(request: CheckedRequest, now: number, limits: RequestLimits = DEFAULT_REQUEST_LIMITS): RequestProblem[] {
+export function checkInferenceRequest(
+  request: CheckedRequest,
+  now: number,
+  limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
+  { parseJsonInput = true }: CheckOptions = {},
+): RequestProblem[] {
   const problems: RequestProblem[] = [];
   const add = (field: string, rule: RequestRule, message: string) => problems.push({ field, rule, message });
 
@@ -114,7 +127,7 @@ export function checkInferenceRequest(request: CheckedRequest, now: number, limi
   if (!MEDIA_TYPE.test(request.contentType)) add('contentType', 'FORMAT', 'contentType must be a media type such as application/json');
   if (request.input.length > limits.maxInputBytes) {
     add('input', 'TOO_LARGE', `input is ${request.input.length} bytes, more than ${limits.maxInputBytes}`);
-  } else if (isJsonMediaType(request.contentType) && !isJson(request.input)) {
+  } else if (parseJsonInput && isJsonMediaType(request.contentType) && !isJson(request.input)) {
     add('input', 'NOT_JSON', `input is not valid UTF-8 JSON, as contentType ${request.contentType} says it is`);
   }
 
