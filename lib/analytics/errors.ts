@@ -104,3 +104,44 @@ const firstLine = (s: string): string => {
   const line = s.split('\n', 1)[0] ?? s;
   return line.length > 500 ? `${line.slice(0, 500)}…` : line;
 };
+
+/**
+ * ClickHouse codes for a value in inserted data that does not fit its column (what a bad
+ * row gets, as opposed to a bad statement, a missing table or an unreachable server).
+ */
+const REJECTED_DATA_CODES = new Set([
+  6, // CANNOT_PARSE_TEXT
+  25, // CANNOT_PARSE_ESCAPE_SEQUENCE
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  53, // TYPE_MISMATCH
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  190, // SIZES_OF_ARRAYS_DONT_MATCH (Nested columns of different lengths)
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  376, // CANNOT_PARSE_UUID
+  691, // UNKNOWN_ELEMENT_OF_ENUM
+]);
+
+/** How ClickHouse's input formats point at the offending value, old and new spellings. */
+const INPUT_POSITION = /\(while read(?:ing)? the value of key |\(at row \d+\)/;
+
+/**
+ * Whether an insert failed because of the rows themselves: ClickHouse could not read a value
+ * for its column. Such a row will fail every time (the sink dead-letters it); any other
+ * failure — the server is down (retriable), a table or column is missing, the statement is
+ * wrong — is about the server or the code and must not be blamed on the data. ClickHouse
+ * 18.16 reports an unknown Enum element as code 49 (LOGICAL_ERROR), so the text is read too.
+ */
+export function isRejectedData(err: unknown): boolean {
+  if (!(err instanceof SwitchyardError) || err.code !== 'SY_ERR_ANALYTICS' || err.retriable) return false;
+  const code = err.detail.clickhouseCode;
+  if (typeof code !== 'number') return false;
+  const message = typeof err.detail.clickhouseMessage === 'string' ? err.detail.clickhouseMessage : err.message;
+  return REJECTED_DATA_CODES.has(code) || INPUT_POSITION.test(message);
+}

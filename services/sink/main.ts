@@ -1,0 +1,124 @@
+/**
+ * The sink as a process of its own: `node --import tsx services/sink/main.ts`, or
+ * `switchyard sink` (cli/commands/sink.ts), which share `runSink`.
+ *
+ * Environment (read here and nowhere below): the deployment's `SWITCHYARD_*` variables
+ * (`lib/config.ts`: brokers, home, topic prefix, lanes, schema registry, ClickHouse URL), and
+ * - `SWITCHYARD_CLICKHOUSE_DATABASE` (default `switchyard`): the database on the server;
+ * - `SWITCHYARD_SCHEMAS_TOPIC` (default `_schemas`): the registry's topic when no registry URL is set;
+ * - `SWITCHYARD_SINK_BATCH_ROWS`, `SWITCHYARD_SINK_BATCH_DELAY_MS`: the batch bounds.
+ */
+import { pathToFileURL } from 'node:url';
+import { openAnalytics } from '../../lib/analytics/open.js';
+import type { AnalyticsStore } from '../../lib/analytics/port.js';
+import { configFromEnv, type SwitchyardConfig } from '../../lib/config.js';
+import { SwitchyardError, errorMessage } from '../../lib/errors.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
+import { openLog } from '../../lib/log/open.js';
+import type { EventLog } from '../../lib/log/port.js';
+import { ConfluentRegistryClient } from '../../lib/registry/confluent-client.js';
+import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
+import { EventCodec } from '../../schemas/codec.js';
+import { startSink, type RunningSink, type SinkOptions } from './service.js';
+
+export interface SinkProcessOptions {
+  config: SwitchyardConfig;
+  /** Database on the ClickHouse server. @default 'switchyard' */
+  database?: string | undefined;
+  /** The registry's topic when `config.schemaRegistryUrl` is not set. @default '_schemas' */
+  schemasTopic?: string | undefined;
+  batchRows?: number | undefined;
+  batchDelayMs?: number | undefined;
+  /** Log the sink's counters this often, ms (0 = never). @default 10_000 */
+  statsEveryMs?: number;
+  logger?: Logger;
+}
+
+export interface SinkProcess {
+  sink: RunningSink;
+  log: EventLog;
+  store: AnalyticsStore;
+  /** Close the sink, then the store and the log. */
+  stop(): Promise<void>;
+}
+
+/** Opens the log, the registry, the codec and the analytics store from configuration, and starts the sink. */
+export async function runSink({ config, database, schemasTopic = '_schemas', batchRows, batchDelayMs, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
+  const log = await openLog(config, logger);
+  let store: AnalyticsStore | undefined;
+  try {
+    const registry = config.schemaRegistryUrl ? new ConfluentRegistryClient({ host: config.schemaRegistryUrl }) : await LogBackedRegistry.open({ log, topic: schemasTopic });
+    const codec = await EventCodec.create({ registry });
+    store = await openAnalytics({ clickhouseUrl: config.clickhouseUrl, database, home: config.home });
+    const options: SinkOptions = { log, store, codec, topicPrefix: config.topicPrefix, lanes: config.lanes, logger };
+    if (batchRows !== undefined) options.batchRows = batchRows;
+    if (batchDelayMs !== undefined) options.batchDelayMs = batchDelayMs;
+    const sink = await startSink(options);
+    const timer = statsEveryMs > 0 ? setInterval(() => logger.info(sink.stats(), 'sink stats'), statsEveryMs) : undefined;
+    timer?.unref();
+    const opened = store;
+    let stopped: Promise<void> | undefined;
+    return {
+      sink,
+      log,
+      store: opened,
+      stop: () =>
+        (stopped ??= (async () => {
+          if (timer) clearInterval(timer);
+          await sink.close();
+          await opened.close();
+          await log.close();
+        })()),
+    };
+  } catch (err) {
+    await store?.close().catch(() => {});
+    await log.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Stops on SIGINT/SIGTERM; exits non-zero if stopping fails. */
+export function stopOnSignals(process_: SinkProcess, logger: Logger): void {
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'sink stopping');
+    process_.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err: errorMessage(err) }, 'sink did not stop cleanly');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+const intFromEnv = (name: string): number | undefined => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new SwitchyardError('SY_ERR_CONFIG', `${name} must be a non-negative integer, got ${v}`);
+  return n;
+};
+
+async function main(): Promise<void> {
+  const config = configFromEnv(process.env);
+  const logger = createLogger('sink', config.logLevel);
+  const running = await runSink({
+    config,
+    database: process.env.SWITCHYARD_CLICKHOUSE_DATABASE || undefined,
+    schemasTopic: process.env.SWITCHYARD_SCHEMAS_TOPIC || undefined,
+    batchRows: intFromEnv('SWITCHYARD_SINK_BATCH_ROWS'),
+    batchDelayMs: intFromEnv('SWITCHYARD_SINK_BATCH_DELAY_MS'),
+    logger,
+  });
+  stopOnSignals(running, logger);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    const code = err instanceof SwitchyardError ? ` [${err.code}]` : '';
+    process.stderr.write(`sink: ${errorMessage(err)}${code}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,282 @@
+/**
+ * The sink: every Switchyard topic into ClickHouse, at-least-once, exactly-once in query
+ * results (the base tables collapse re-inserted events by eventId).
+ *
+ *   log ──subscribeEvents──► rowFor (rows.ts) ──► RowBuffer (buffer.ts) ──► writer.ts ──► ClickHouse
+ *        (decode; undecodable                       size/time bounds          retries, bisects,
+ *         → dead letters)                                                      dead-letters refused rows
+ *
+ * A log batch's offsets are committed only when `onBatch` resolves, and it resolves only once
+ * ClickHouse acknowledged every row of the batch (or the row was dead-lettered): killed at any
+ * moment, the sink resumes from the last committed offsets and writes the rest — some rows
+ * again, which dedup absorbs.
+ */
+import { hostname } from 'node:os';
+import { LRUCache } from 'lru-cache';
+import { migrate } from '../../lib/analytics/migrations.js';
+import type { AnalyticsStore } from '../../lib/analytics/port.js';
+import { SwitchyardError, errorMessage } from '../../lib/errors.js';
+import { deadLetterFor, subscribeEvents, type EventDecoder, type EventBatch } from '../../lib/events/subscribe.js';
+import type { EventLog, LogRecord, Subscription } from '../../lib/log/port.js';
+import { topicLayout } from '../../lib/log/topics.js';
+import { silentLogger, type Logger } from '../../lib/logger.js';
+import type { DeadLetteredInit, SwitchyardEvent } from '../../schemas/generated/events.js';
+import { RowBuffer } from './buffer.js';
+import { SinkMetrics, type DeadLetterReason, type SinkStats } from './metrics.js';
+import { rowFor } from './rows.js';
+import { createWriter, type SinkEntry } from './writer.js';
+
+export interface SinkOptions {
+  /** The log to read (embedded or Kafka). Not closed by the sink. */
+  log: EventLog;
+  /** Where to write. Not closed by the sink. */
+  store: AnalyticsStore;
+  /** Decodes records (an `EventCodec` over the deployment's registry) and encodes dead letters. */
+  codec: EventDecoder;
+  /** Topic name prefix. @default 'switchyard.' */
+  topicPrefix?: string;
+  /** Lanes (partitions of `decisions`), for creating missing topics. @default 64 */
+  lanes?: number;
+  /** Consumer group. @default 'sink' */
+  groupId?: string;
+  /** Instance id: the `producer` of the dead letters it writes. @default `sink-<host>-<pid>` */
+  producer?: string;
+  /** Size bound of a batch: flush at this many rows. @default 10_000 */
+  batchRows?: number;
+  /** Time bound of a batch: flush when the oldest row has waited this long, ms. @default 200 */
+  batchDelayMs?: number;
+  /** Event ids remembered as written, to skip duplicates without inserting them. @default 100_000 */
+  dedupeWindow?: number;
+  /**
+   * How long one flush keeps retrying an unavailable ClickHouse before it fails and the log
+   * redelivers the batches (which keeps a Kafka consumer heartbeating). @default 5_000
+   */
+  retryBudgetMs?: number;
+  /** First retry delay, doubling per attempt. @default 100 */
+  retryBackoffMs?: number;
+  /** @default 2_000 */
+  retryBackoffMaxMs?: number;
+  /** Apply pending analytics migrations before consuming. @default true */
+  migrate?: boolean;
+  /** Create missing topics with DESIGN.md's layout before consuming. @default true */
+  ensureTopics?: boolean;
+  logger?: Logger;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+export type SinkConfig = Required<Omit<SinkOptions, 'log' | 'store' | 'codec' | 'logger' | 'now'>>;
+
+const positiveInt = (name: string, v: number) => {
+  if (!Number.isSafeInteger(v) || v < 1) throw new SwitchyardError('SY_ERR_CONFIG', `sink: ${name} must be a positive integer, got ${v}`);
+};
+const nonNegative = (name: string, v: number) => {
+  if (!Number.isFinite(v) || v < 0) throw new SwitchyardError('SY_ERR_CONFIG', `sink: ${name} must be a non-negative number, got ${v}`);
+};
+
+/** Validates and fills in the options (fail fast, before touching the log or ClickHouse). */
+export function sinkConfig({
+  topicPrefix = 'switchyard.',
+  lanes = 64,
+  groupId = 'sink',
+  producer = `sink-${hostname()}-${process.pid}`,
+  batchRows = 10_000,
+  batchDelayMs = 200,
+  dedupeWindow = 100_000,
+  retryBudgetMs = 5_000,
+  retryBackoffMs = 100,
+  retryBackoffMaxMs = 2_000,
+  migrate = true,
+  ensureTopics = true,
+}: Partial<SinkOptions> = {}): SinkConfig {
+  positiveInt('lanes', lanes);
+  positiveInt('batchRows', batchRows);
+  positiveInt('dedupeWindow', dedupeWindow);
+  nonNegative('batchDelayMs', batchDelayMs);
+  nonNegative('retryBudgetMs', retryBudgetMs);
+  positiveInt('retryBackoffMs', retryBackoffMs);
+  positiveInt('retryBackoffMaxMs', retryBackoffMaxMs);
+  if (typeof groupId !== 'string' || groupId === '') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: groupId must be a non-empty string');
+  if (typeof producer !== 'string' || producer === '') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: producer must be a non-empty string');
+  if (typeof topicPrefix !== 'string') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: topicPrefix must be a string');
+  return { topicPrefix, lanes, groupId, producer, batchRows, batchDelayMs, dedupeWindow, retryBudgetMs, retryBackoffMs, retryBackoffMaxMs, migrate, ensureTopics };
+}
+
+export interface RunningSink {
+  readonly config: SinkConfig;
+  /** Prometheus metrics of this sink (a registry of its own). */
+  readonly metrics: SinkMetrics;
+  /** Counters as plain numbers. */
+  stats(): SinkStats;
+  /** Stop consuming, write what is buffered, commit, leave the group. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts the sink: migrates (optionally), creates missing topics (optionally), subscribes. */
+export async function startSink(options: SinkOptions): Promise<RunningSink> {
+  const config = sinkConfig(options);
+  const { log, store, codec } = options;
+  const logger = options.logger ?? silentLogger;
+  const now = options.now ?? Date.now;
+  const layout = topicLayout({ prefix: config.topicPrefix, lanes: config.lanes });
+  const deadLetterTopic = layout.deadletter.name;
+
+  if (config.migrate) {
+    const { applied, current } = await migrate(store);
+    if (applied.length > 0) logger.info({ applied, current }, 'analytics migrations applied');
+  }
+  if (config.ensureTopics) await log.ensureTopics(Object.values(layout));
+
+  const metrics = new SinkMetrics(now);
+  const written = new LRUCache<string, true>({ max: config.dedupeWindow });
+  /** Events in a flush not yet acknowledged, with that flush's promise. */
+  const inFlight = new Map<string, Promise<void>>();
+  let closing = false;
+  // Set once subscribed; the buffer may ask for it earlier (the embedded log starts delivering during subscribe).
+  const consumer: { subscription?: Subscription } = {};
+
+  const appendDeadLetters = async (items: { record: LogRecord; event?: SwitchyardEvent; error: unknown }[], reason: DeadLetterReason) => {
+    const letters: DeadLetteredInit[] = [];
+    for (const { record, event, error } of items) {
+      // A dead letter this sink wrote about a row ClickHouse refused, refused in turn, would
+      // loop: it is logged and counted instead.
+      if (event?.type === 'DeadLettered' && event.consumerGroup === config.groupId && event.errorCode === 'SY_ERR_ANALYTICS') {
+        logger.error({ eventId: event.eventId, topic: record.topic, partition: record.partition, offset: record.offset, err: errorMessage(error) }, 'sink: ClickHouse refused a dead letter the sink itself wrote; not dead-lettering it again');
+        continue;
+      }
+      const letter = deadLetterFor(record, error, config.groupId, config.producer, now());
+      if (!(error instanceof SwitchyardError)) letter.errorCode = 'SY_ERR_ANALYTICS';
+      letters.push(letter);
+      logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, eventId: event?.eventId, reason, err: errorMessage(error) }, 'sink: dead-lettering a record');
+    }
+    if (letters.length > 0) {
+      await log.append(letters.map((d) => ({ topic: deadLetterTopic, key: d.originalKey ?? null, value: codec.encode(d), headers: { 'sy-error': d.errorCode } })));
+    }
+    metrics.deadLetter(reason, letters.length);
+  };
+
+  const write = createWriter({
+    store,
+    retryBudgetMs: config.retryBudgetMs,
+    retryBackoffMs: config.retryBackoffMs,
+    retryBackoffMaxMs: config.retryBackoffMaxMs,
+    parallel: store.kind === 'server',
+    closing: () => closing,
+    now,
+    deadLetter: (rejected) => appendDeadLetters(rejected.map(({ entry, error }) => ({ record: entry.record, event: entry.event, error })), 'rejected'),
+    onInserted: (table, rows, seconds) => metrics.written(table, rows, seconds),
+    onRetry: (table, err, attempt, delayMs) => {
+      metrics.insertRetries.inc({ table });
+      logger.warn({ table, attempt, delayMs, err: errorMessage(err) }, 'sink: ClickHouse unavailable; retrying the insert');
+    },
+  });
+
+  const buffer = new RowBuffer<SinkEntry>({
+    maxRows: config.batchRows,
+    maxDelayMs: config.batchDelayMs,
+    now,
+    // kafkajs hands over one partition's batch at a time; the embedded log one per partition at once.
+    concurrency: () => (log.kind === 'kafka' ? 1 : consumer.subscription ? consumer.subscription.assigned().reduce((n, tp) => n + tp.partitions.length, 0) : Infinity),
+    write: async (entries) => {
+      try {
+        await write(entries);
+      } catch (err) {
+        metrics.flushFailed();
+        logger.warn({ rows: entries.length, err: errorMessage(err), code: (err as SwitchyardError).code }, 'sink: flush failed; the log will deliver its batches again');
+        throw err;
+      }
+      metrics.flushed(entries.length);
+      for (const e of entries) written.set(e.event.eventId, true);
+    },
+  });
+  metrics.bufferedRows(() => buffer.buffered);
+
+  const onEvents = async (batch: EventBatch) => {
+    const entries: SinkEntry[] = [];
+    const waits: Promise<void>[] = [];
+    const unmappable: { record: LogRecord; event: SwitchyardEvent; error: unknown }[] = [];
+    const here = new Set<string>();
+    let duplicates = 0;
+    for (const { event, record } of batch.events) {
+      const id = event.eventId;
+      if (written.has(id) || here.has(id)) {
+        duplicates++;
+        continue;
+      }
+      const pending = inFlight.get(id);
+      if (pending) {
+        duplicates++;
+        waits.push(pending);
+        continue;
+      }
+      here.add(id);
+      try {
+        entries.push({ ...rowFor(event, record), event, record });
+      } catch (error) {
+        unmappable.push({ record, event, error });
+      }
+    }
+    metrics.duplicate(duplicates);
+    if (unmappable.length > 0) await appendDeadLetters(unmappable, 'unmappable');
+    const done = buffer.add(entries);
+    for (const e of entries) inFlight.set(e.event.eventId, done);
+    try {
+      await Promise.all([done, ...waits]);
+    } finally {
+      for (const e of entries) if (inFlight.get(e.event.eventId) === done) inFlight.delete(e.event.eventId);
+    }
+  };
+
+  // Lag is measured on the raw batches (a batch may end in records that did not decode).
+  const observed: EventLog = {
+    kind: log.kind,
+    ensureTopics: (specs) => log.ensureTopics(specs),
+    partitionCount: (topic) => log.partitionCount(topic),
+    append: (records) => log.append(records),
+    startOffsets: (topic) => log.startOffsets(topic),
+    endOffsets: (topic) => log.endOffsets(topic),
+    read: (range) => log.read(range),
+    committedOffsets: (group, topic) => log.committedOffsets(group, topic),
+    close: () => log.close(),
+    subscribe: (o) =>
+      log.subscribe({
+        ...o,
+        onBatch: async (batch) => {
+          await o.onBatch(batch);
+          const last = batch.records[batch.records.length - 1];
+          if (last) metrics.setLag(batch.topic, batch.partition, Math.max(0, batch.highWatermark - last.offset - 1));
+        },
+      }),
+  };
+
+  const subscription = await subscribeEvents(observed, {
+    groupId: config.groupId,
+    topics: Object.values(layout).map((t) => t.name),
+    fromBeginning: true,
+    maxBatchRecords: config.batchRows,
+    codec,
+    deadLetterTopic,
+    producer: config.producer,
+    now,
+    onEvents,
+    onDeadLetter: (d) => {
+      metrics.deadLetter('undecodable');
+      logger.warn({ topic: d.originalTopic, partition: d.originalPartition, offset: d.originalOffset, code: d.errorCode }, 'sink: undecodable record dead-lettered');
+    },
+  });
+  consumer.subscription = subscription;
+  logger.info({ group: config.groupId, prefix: config.topicPrefix, log: log.kind, analytics: store.kind, batchRows: config.batchRows, batchDelayMs: config.batchDelayMs }, 'sink started');
+
+  let closed: Promise<void> | undefined;
+  return {
+    config,
+    metrics,
+    stats: () => metrics.snapshot(),
+    close: () =>
+      (closed ??= (async () => {
+        closing = true;
+        await Promise.all([subscription.close(), buffer.drain()]);
+        logger.info(metrics.snapshot(), 'sink stopped');
+      })()),
+  };
+}
