@@ -178,7 +178,7 @@ export function buildGatewayApp(options: GatewayAppOptions): GatewayApp {
 
   app.register(swagger, {
     openapi: {
-      openapi: '3.0.3',
+      openapi: '3.1.0',
       info: {
         title: 'Switchyard gateway',
         version: '1',
