@@ -337,7 +337,7 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
         metrics.outcomes.inc({ endpoint: 'sync', outcome: a.replayed ? `${state.status}_replayed` : state.status });
         const failure = outcomeError(state);
         if (failure !== null) throw failure;
-        return reply.code(200).send(statusView(state) as never);
+        return reply.code(200).send(statusView(state));
       },
     );
 
@@ -376,7 +376,7 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
       async (req, reply) => {
         const state = tracker.get(req.params.id);
         if (state === undefined) throw new GatewayError(404, 'SY_ERR_GATEWAY_NOT_FOUND', `request ${req.params.id} is not known to this gateway`, { requestId: req.params.id });
-        return reply.code(200).send(statusView(state) as never);
+        return reply.code(200).send(statusView(state));
       },
     );
   };
