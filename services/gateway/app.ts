@@ -12,7 +12,7 @@ import { DEFAULT_CONTENT_TYPE, encodeInput } from './payload.js';
 import type { ResultsTracker } from './results.js';
 import { AcceptedResponse, ErrorResponse, HealthResponse, IdempotencyHeaders, InferBody, ReadyResponse, RequestIdParams, StatusResponse } from './schemas.js';
 import { acceptedStatus, isTerminal, type RequestStatus } from './state.js';
-import { DEFAULT_REQUEST_LIMITS, checkInferenceRequest, type RequestLimits, type RequestProblem } from './validate.js';
+import { DEFAULT_REQUEST_LIMITS, checkInferenceRequest, type RequestLimits, type RequestProblem } from '../../schemas/request-rules.js';
 
 /** Options of the gateway's HTTP app. Every default is applied once, in `resolveGatewayAppOptions`. */
 export interface GatewayAppOptions {

@@ -4,7 +4,7 @@ import { canonicalJson, fingerprint, idempotentRequestId } from './idempotency.j
 import { outcomeError, statusView } from './outcome.js';
 import { decodeOutput, encodeInput, payloadKind } from './payload.js';
 import { acceptedStatus, evolveStatus, type RequestStatus, type ResultEvent } from './state.js';
-import { checkInferenceRequest, describeProblems, rejectionReasonFor } from './validate.js';
+import { checkInferenceRequest, describeProblems, rejectionReasonFor } from '../../schemas/request-rules.js';
 
 const NOW = 1_700_000_000_000;
 

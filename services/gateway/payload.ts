@@ -3,8 +3,10 @@
  * - JSON (`application/json`, `application/*+json`): the value itself;
  * - text (`text/*`): a string, sent as UTF-8;
  * - anything else (binary): a base64 string.
- * Pure; shared by the input encoder, the output decoder and the request rules.
+ * Pure; shared by the input encoder and the output decoder.
  */
+
+import { isJsonMediaType } from '../../schemas/request-rules.js';
 
 export type PayloadKind = 'json' | 'text' | 'binary';
 
@@ -14,10 +16,7 @@ export const essence = (contentType: string): string => {
   return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 };
 
-export const isJsonMediaType = (contentType: string): boolean => {
-  const e = essence(contentType);
-  return e === 'application/json' || (e.startsWith('application/') && e.endsWith('+json'));
-};
+export { isJsonMediaType };
 
 export function payloadKind(contentType: string): PayloadKind {
   if (isJsonMediaType(contentType)) return 'json';

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { PRIORITY_SYMBOLS, type Priority } from '../../schemas/generated/events.js';
 import type { RequestStatusName } from './state.js';
-import { DEFAULT_REQUEST_LIMITS as L, ID_PATTERN, MEDIA_TYPE_PATTERN, NAME_PATTERN } from './validate.js';
+import { DEFAULT_REQUEST_LIMITS as L, ID_PATTERN, MEDIA_TYPE_PATTERN, NAME_PATTERN } from '../../schemas/request-rules.js';
 
 /**
  * JSON schemas of the gateway's HTTP API (TypeBox: one definition for validation, the

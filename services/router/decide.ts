@@ -7,6 +7,7 @@ import type {
   RequestRouted,
   RoutingCandidate,
 } from '../../schemas/generated/events.js';
+import { DEFAULT_REQUEST_LIMITS, checkInferenceRequest, describeProblems, rejectionReasonFor } from '../../schemas/request-rules.js';
 import { fmix32, hash32, hashPair } from './hash.js';
 import type { EjectionMark } from './policies/ejection.js';
 import { outliers } from './policies/ejection.js';
@@ -25,8 +26,11 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  * event by rebuilding the state at the clock and deciding again.
  *
  * Policies, in order:
- * 1. No requestId → reject INVALID_REQUEST.
- * 2. Deadline: `deadlineAt ≤ now` → reject DEADLINE_EXCEEDED.
+ * 1-2. The request rules of the public API (schemas/request-rules.ts, the same the gateway
+ *    applies before it produces): a request a Kafka client wrote that breaks them is rejected
+ *    INVALID_REQUEST with every problem in `detail`, or DEADLINE_EXCEEDED when the deadline
+ *    (`deadlineAt ≤ now`) is its only problem. Inputs the gateway produced were JSON-checked
+ *    there, so only other sources' JSON inputs are parsed here.
  * 3. Model version (policies/rollout.ts): the pin, else the rollout weights by a hash of
  *    (sessionId or requestId), else the latest registered version. Unknown model or pinned version
  *    → reject UNKNOWN_MODEL.
@@ -318,13 +322,10 @@ function powerOfTwo(m: number, requestHash: number): number {
 export function decide(command: RouteCommand, state: RouterState): RouterDecision {
   const policy = command.policy ?? DEFAULT_ROUTER_POLICY;
   const req = command.request;
-  const requestId = req.requestId;
-  if (requestId === null || requestId === '') {
-    return reject(command, policy, REJECTED.INVALID_REQUEST, 'the request has no requestId', [], null);
-  }
-  if (req.deadlineAt !== null && req.deadlineAt <= command.now) {
-    return reject(command, policy, REJECTED.DEADLINE_EXCEEDED, `deadline ${req.deadlineAt} had passed at ${command.now}`, [], null);
-  }
+  const problems = checkInferenceRequest(req, command.now, DEFAULT_REQUEST_LIMITS, { parseJsonInput: req.source !== 'GATEWAY' });
+  const invalid = rejectionReasonFor(problems);
+  if (invalid !== null) return reject(command, policy, REJECTED[invalid], describeProblems(problems), [], null);
+  const requestId = req.requestId!;
   const model = state.models.get(req.model);
   const stickyKey = req.sessionId ?? requestId;
   const choice: VersionChoice = model ? chooseVersion(model, req.modelVersion, stickyKey) : { ok: false, detail: `model "${req.model}" is not registered` };

@@ -91,6 +91,30 @@ describe('deadline', () => {
   });
 });
 
+describe('request rules (requests Kafka clients wrote straight to the log)', () => {
+  it('given a Kafka client request whose JSON input does not parse and whose model name is malformed, then INVALID_REQUEST naming both', () => {
+    const state = given(fleet({ workers: 2 }));
+    const bad = { ...request('r1'), source: 'KAFKA_CLIENT' as const, model: 'bad model!', input: Buffer.from('{not json') };
+    const d = asRejected(decide(command(bad), state));
+    expect(d).toMatchObject({ reason: 'INVALID_REQUEST', candidates: [] });
+    expect(d.detail).toMatch(/model: .*\[FORMAT\]/);
+    expect(d.detail).toMatch(/input: .*\[NOT_JSON\]/);
+  });
+
+  it('given the same non-JSON input from the gateway (which checked it), then it is not parsed again and the request routes', () => {
+    const state = given(fleet({ workers: 2 }));
+    const fromGateway = { ...request('r1'), source: 'GATEWAY' as const, input: Buffer.from('{not json') };
+    expect(decide(command(fromGateway), state).type).toBe('RequestRouted');
+  });
+
+  it('given a request without a requestId, then INVALID_REQUEST', () => {
+    const state = given(fleet({ workers: 2 }));
+    const d = asRejected(decide(command({ ...request('r1'), requestId: null }), state));
+    expect(d).toMatchObject({ reason: 'INVALID_REQUEST' });
+    expect(d.detail).toMatch(/requestId/);
+  });
+});
+
 describe('model version', () => {
   const events = (): SwitchyardEvent[] => [
     ...fleet({ workers: 4 }),

@@ -1,5 +1,12 @@
-import { PRIORITY_SYMBOLS, type InferenceRequested } from '../../schemas/generated/events.js';
-import { isJsonMediaType } from './payload.js';
+import { PRIORITY_SYMBOLS, type InferenceRequested } from './generated/events.js';
+
+const essence = (contentType: string): string => (contentType.split(';')[0] ?? '').trim().toLowerCase();
+
+/** `application/json` and `application/*+json`. */
+export const isJsonMediaType = (contentType: string): boolean => {
+  const e = essence(contentType);
+  return e === 'application/json' || (e.startsWith('application/') && e.endsWith('+json'));
+};
 
 /**
  * Rules an `InferenceRequested` must satisfy beyond its Avro schema, in one pure module so the
