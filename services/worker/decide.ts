@@ -66,13 +66,15 @@ function receive({ now, decision, cached }: Extract<WorkerCommand, { type: 'Rece
 }
 
 /**
- * Dynamic batching under the concurrency limit:
+ * Dynamic batching under the concurrency limits (requests computing ≤ capacity, batches
+ * computing ≤ maxConcurrentBatches):
  * 1. queued jobs whose deadline has passed are refused (DEADLINE_EXCEEDED): work is dropped,
  *    never started late;
  * 2. model queues are served in the order of their best job (priority class, then arrival);
  * 3. a queue dispatches when it can fill a batch (`min(maxBatchSize, capacity)` jobs), when its
  *    oldest job has waited `maxBatchDelayMs`, or when the worker is draining (no point waiting
- *    for more work); the batch takes as many jobs as fit in the free capacity.
+ *    for more work); the batch takes as many jobs as fit in the free capacity, and each batch
+ *    takes one free execution.
  */
 function dispatch(now: number, state: WorkerState): WorkerEvent[] {
   const events: WorkerEvent[] = [];
@@ -91,9 +93,10 @@ function dispatch(now: number, state: WorkerState): WorkerEvent[] {
       }
     }
   }
-  const { capacity, maxBatchSize, maxBatchDelayMs } = state.limits;
+  const { capacity, maxBatchSize, maxBatchDelayMs, maxConcurrentBatches } = state.limits;
   let free = capacity - state.inFlight;
-  if (free <= 0) return events;
+  let executions = maxConcurrentBatches - state.batches.size;
+  if (free <= 0 || executions <= 0) return events;
   const fill = Math.min(maxBatchSize, capacity);
   const queues = [...state.queues.entries()]
     .map(([digest, q]) => ({ digest, jobs: expired.size === 0 ? q : q.filter((j) => !expired.has(j)) }))
@@ -102,7 +105,7 @@ function dispatch(now: number, state: WorkerState): WorkerEvent[] {
   let batchSeq = state.batchSeq;
   for (const { digest, jobs } of queues) {
     let at = 0;
-    while (free > 0 && at < jobs.length) {
+    while (free > 0 && executions > 0 && at < jobs.length) {
       const waiting = jobs.length - at;
       const ready = waiting >= fill || state.draining || now - oldestReceived(jobs, at) >= maxBatchDelayMs;
       if (!ready) break;
@@ -110,8 +113,9 @@ function dispatch(now: number, state: WorkerState): WorkerEvent[] {
       events.push({ type: 'BatchStarted', batchId: `${state.workerId}/b${batchSeq++}`, modelDigest: digest, jobs: jobs.slice(at, at + take), at: now });
       at += take;
       free -= take;
+      executions--;
     }
-    if (free <= 0) break;
+    if (free <= 0 || executions <= 0) break;
   }
   return events;
 }
@@ -128,7 +132,7 @@ function oldestReceived(jobs: readonly Job[], from: number): number {
  * waiting queue's oldest job reaches `maxBatchDelayMs`. Null when no queue is waiting on a timer.
  */
 export function nextDispatchAt(state: WorkerState): number | null {
-  if (state.inFlight >= state.limits.capacity) return null;
+  if (state.inFlight >= state.limits.capacity || state.batches.size >= state.limits.maxConcurrentBatches) return null;
   let next: number | null = null;
   for (const q of state.queues.values()) {
     const at = oldestReceived(q, 0) + state.limits.maxBatchDelayMs;

@@ -155,6 +155,22 @@ describe('worker decider: concurrency limit', () => {
     expect(nextDispatchAt(state)).toBeNull();
   });
 
+  it('forms batches from what queued while every execution was busy (not one batch per freed request slot)', () => {
+    const state = given(() => [], { capacity: 4, maxBatchSize: 4 });
+    when(state, receive(decision('first')), dispatch());
+    for (const r of ['r1', 'r2', 'r3']) when(state, receive(decision(r)), dispatch());
+    expect(state.batches.size).toBe(1);
+    expect(state.queued).toBe(3);
+    const events = when(state, { type: 'Finish', now: T0 + 5, batchId: `${W}/b0`, completed: 1, failed: 0 }, dispatch(T0 + 5));
+    expect(batches(events)).toEqual([['r1', 'r2', 'r3']]);
+  });
+
+  it('runs several batches at once when allowed', () => {
+    const state = given(() => [], { capacity: 4, maxBatchSize: 4, maxConcurrentBatches: 2 });
+    when(state, receive(decision('first')), dispatch());
+    expect(batches(when(state, receive(decision('second')), dispatch()))).toEqual([['second']]);
+  });
+
   it('starts queued work when a batch finishes', () => {
     const state = given(() => [], { capacity: 2, maxBatchSize: 2 });
     for (const r of ['r1', 'r2', 'r3']) when(state, receive(decision(r)));

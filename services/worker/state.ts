@@ -18,6 +18,12 @@ export interface WorkerLimits {
   readonly maxBatchSize: number;
   /** Longest a request waits in the queue for its batch to fill, ms; 0 = dispatch as soon as a slot is free. */
   readonly maxBatchDelayMs: number;
+  /**
+   * Batches computing at once (backend executions). Requests queue while every execution is
+   * busy, so they form batches when one frees (freeing request slots one by one would start
+   * batches of one). @default ceil(capacity / maxBatchSize)
+   */
+  readonly maxConcurrentBatches: number;
 }
 
 /** What the worker needs of a routing decision (RequestRouted), with the time it arrived. */
@@ -98,15 +104,17 @@ export interface WorkerState {
 
 export const PRIORITY_RANK: Record<Priority, number> = { CRITICAL: 0, HIGH: 1, NORMAL: 2, LOW: 3, BACKGROUND: 4 };
 
-export function initialWorkerState(workerId: string, lane: number, limits: WorkerLimits): WorkerState {
+export function initialWorkerState(workerId: string, lane: number, limits: Omit<WorkerLimits, 'maxConcurrentBatches'> & Partial<Pick<WorkerLimits, 'maxConcurrentBatches'>>): WorkerState {
   const { capacity, maxBatchSize, maxBatchDelayMs } = limits;
+  const maxConcurrentBatches = limits.maxConcurrentBatches ?? Math.ceil(capacity / maxBatchSize);
+  if (!Number.isInteger(maxConcurrentBatches) || maxConcurrentBatches < 1) throw new RangeError(`maxConcurrentBatches must be a positive integer, got ${maxConcurrentBatches}`);
   if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`maxBatchSize must be a positive integer, got ${maxBatchSize}`);
   if (!Number.isFinite(maxBatchDelayMs) || maxBatchDelayMs < 0) throw new RangeError(`maxBatchDelayMs must be ≥ 0, got ${maxBatchDelayMs}`);
   return {
     workerId,
     lane,
-    limits: { capacity, maxBatchSize, maxBatchDelayMs },
+    limits: { capacity, maxBatchSize, maxBatchDelayMs, maxConcurrentBatches },
     draining: false,
     drainOffset: null,
     queues: new Map(),

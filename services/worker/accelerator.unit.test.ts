@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { AcceleratorProbe, NVIDIA_SMI_ARGS, parseNvidiaSmi } from './accelerator.js';
+
+describe('accelerator info', () => {
+  it('parses nvidia-smi CSV (two GPUs): summed memory, mean utilization, driver', () => {
+    const csv = 'NVIDIA A100-SXM4-80GB, 81920, 1024, 30, 535.104.05\nNVIDIA A100-SXM4-80GB, 81920, 3072, 50, 535.104.05\n';
+    expect(parseNvidiaSmi(csv)).toEqual({
+      kind: 'gpu',
+      name: 'NVIDIA A100-SXM4-80GB',
+      count: 2,
+      memoryTotalBytes: 2 * 81920 * 1024 * 1024,
+      memoryUsedBytes: 4096 * 1024 * 1024,
+      utilization: 0.4,
+      driverVersion: '535.104.05',
+    });
+  });
+
+  it('treats unknown fields as unknown, and no rows as no GPU', () => {
+    expect(parseNvidiaSmi('Tesla T4, 15360, 0, [N/A], 470.82.01')).toMatchObject({ count: 1, utilization: null });
+    expect(parseNvidiaSmi('')).toBeNull();
+  });
+
+  it('asks nvidia-smi with the query flags and falls back to the CPU when it is absent', async () => {
+    const calls: string[][] = [];
+    const probe = new AcceleratorProbe(async (file, args) => {
+      calls.push([file, ...args]);
+      return null;
+    });
+    await probe.refresh();
+    expect(calls).toEqual([['nvidia-smi', ...NVIDIA_SMI_ARGS]]);
+    expect(probe.hasGpu).toBe(false);
+    const cpu = probe.sample();
+    expect(cpu.kind).toBe('cpu');
+    expect(cpu.count).toBeGreaterThan(0);
+    expect(cpu.memoryTotalBytes).toBeGreaterThan(0);
+    const next = probe.sample();
+    expect(next.utilization === null || (next.utilization >= 0 && next.utilization <= 1)).toBe(true);
+  });
+
+  it('reports GPUs when nvidia-smi answers', async () => {
+    const probe = new AcceleratorProbe(async () => 'NVIDIA L4, 23034, 500, 12, 550.54.15');
+    await probe.refresh();
+    expect(probe.sample()).toMatchObject({ kind: 'gpu', name: 'NVIDIA L4', count: 1, utilization: 0.12 });
+  });
+});
