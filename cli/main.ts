@@ -3,6 +3,8 @@ import { SwitchyardError, errorMessage } from '../lib/errors.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerRegistryCommand } from './commands/registry.js';
 import { registerGatewayCommand } from './commands/gateway.js';
+import { registerWorkerCommand } from './commands/worker.js';
+import { registerModelsCommands } from './commands/models.js';
 
 const program = new Command('switchyard')
   .description('Event-sourced control plane for distributed AI inference')
@@ -15,6 +17,8 @@ const program = new Command('switchyard')
 registerLogCommands(program);
 registerRegistryCommand(program);
 registerGatewayCommand(program);
+registerWorkerCommand(program);
+registerModelsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -796,8 +796,13 @@ class Worker implements RunningWorker {
 
   /** The lane group's committed offset has reached the lane's end: nothing in the lane is unanswered. */
   private async laneCommitted(): Promise<boolean> {
-    const [committed, end] = await Promise.all([this.ctx.log.committedOffsets(`${this.laneGroup}${this.lane}`, this.decisionsTopic), this.ctx.log.endOffsets(this.decisionsTopic)]);
-    return (committed[this.lane] ?? -1) >= (end[this.lane] ?? 0);
+    const [committed, start, end] = await Promise.all([
+      this.ctx.log.committedOffsets(`${this.laneGroup}${this.lane}`, this.decisionsTopic),
+      this.ctx.log.startOffsets(this.decisionsTopic),
+      this.ctx.log.endOffsets(this.decisionsTopic),
+    ]);
+    // No commit yet: caught up only if the lane holds nothing (empty, or everything expired).
+    return Math.max(committed[this.lane] ?? -1, start[this.lane] ?? 0) >= (end[this.lane] ?? 0);
   }
 
   stop(): Promise<void> {
