@@ -1,8 +1,11 @@
 import { Command, Option } from 'commander';
 import { SwitchyardError, errorMessage } from '../lib/errors.js';
+import { registerAnalyticsCommands } from './commands/analytics.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerRegistryCommand } from './commands/registry.js';
+import { registerSinkCommand } from './commands/sink.js';
 import { registerGatewayCommand } from './commands/gateway.js';
+import { registerClusterCommands } from './commands/cluster.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { registerModelsCommands } from './commands/models.js';
 
@@ -16,7 +19,10 @@ const program = new Command('switchyard')
 
 registerLogCommands(program);
 registerRegistryCommand(program);
+registerAnalyticsCommands(program);
+registerSinkCommand(program);
 registerGatewayCommand(program);
+registerClusterCommands(program);
 registerWorkerCommand(program);
 registerModelsCommands(program);
 

@@ -39,10 +39,11 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  *    EVICTED; DRAINING (WorkerDraining, or its heartbeat says so); NO_MODEL (the worker declared
  *    model names at join and this is not one); UNHEALTHY (no heartbeat from this claim: none yet,
  *    another lane, or an older incarnation); STALE_HEARTBEAT (older than `staleHeartbeatMs` at
- *    `now`); NO_MODEL (the heartbeat lists loaded digests and not this version's; a worker that
- *    lists none is taken to load on demand); EJECTED (latency/error outlier,
+ *    `now`); EJECTED (latency/error outlier,
  *    policies/ejection.ts; half-open workers take one probe at a time); PREVIOUS_ATTEMPT (the
  *    worker of the failed attempt when re-dispatching).
+ *    The digests a heartbeat lists as loaded exclude nothing: workers load weights on demand
+ *    (verified by digest), so a version no worker has loaded yet — a new canary — still routes.
  * 5. Fallback: no eligible candidate for the version, the request allows fallback and the model
  *    names a fallback model → the same on the fallback model (version by rollout/latest, never
  *    pinned; one level, no chains): fallback = degraded = true, reason FALLBACK_MODEL,
@@ -175,7 +176,6 @@ function assess(ctx: Context, model: string, version: ModelVersionView, all: Rou
   const { state, policy, now, pending, marks, previousWorkerId } = ctx;
   const staleMs = policy.staleHeartbeatMs;
   const checkMarks = marks.size > 0;
-  const digest = version.digest;
   const list = state.candidates;
   pool.n = 0;
   for (let i = 0; i < list.length; i++) {
@@ -196,7 +196,6 @@ function assess(ctx: Context, model: string, version: ModelVersionView, all: Rou
     else if (claim.models.length > 0 && !claim.models.includes(model)) excluded = EXCLUDED.NO_MODEL;
     else if (hb === null) excluded = EXCLUDED.UNHEALTHY;
     else if (now - hb.at > staleMs) excluded = EXCLUDED.STALE_HEARTBEAT;
-    else if (hb.loadedModels.length > 0 && !hb.loadedModels.includes(digest)) excluded = EXCLUDED.NO_MODEL;
     else if (checkMarks && isEjected(marks.get(rec.workerId), state.logTime, policy, outstanding)) excluded = EXCLUDED.EJECTED;
     else if (rec.workerId === previousWorkerId) excluded = EXCLUDED.PREVIOUS_ATTEMPT;
     const cand: RoutingCandidate = {

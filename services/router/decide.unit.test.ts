@@ -53,7 +53,7 @@ describe('envelope and recording', () => {
       modelDigest: digestOf('m', 'v1'),
       requestedModel: null,
       pendingDecisions: [{ workerId: 'w0', lane: 0, count: 1 }],
-      policyVersion: 'router/1',
+      policyVersion: 'router/2',
       attempt: 1,
       previousWorkerId: null,
       priority: 'NORMAL',
@@ -218,7 +218,7 @@ describe('candidate exclusions', () => {
       stale: 'STALE_HEARTBEAT',
       silent: 'UNHEALTHY',
       'other-model': 'NO_MODEL',
-      'not-loaded': 'NO_MODEL',
+      'not-loaded': null, // loaded digests exclude nothing: weights load on demand
       loaded: null,
       elsewhere: 'UNHEALTHY',
     });
@@ -419,7 +419,7 @@ describe('power of two choices', () => {
     const state = given([...fleet({ workers: 4 }), heartbeat('w0', 0, { seq: 1, inFlight: 3 }), heartbeat('w1', 1, { seq: 1, inFlight: 1 }), heartbeat('w2', 2, { seq: 1, inFlight: 2 }), heartbeat('w3', 3, { seq: 1, inFlight: 4 })]);
     const policy = resolveRouterPolicy({ powerOfTwoChoices: false });
     const d = asRouted(decide(command(request('r1'), { policy }), state));
-    expect(d).toMatchObject({ workerId: 'w1', policyVersion: 'router/1;powerOfTwoChoices=false' });
+    expect(d).toMatchObject({ workerId: 'w1', policyVersion: 'router/2;powerOfTwoChoices=false' });
   });
 
   it("given this router's pending decisions, then they count as load", () => {
@@ -464,7 +464,7 @@ describe('priority classes and load shedding', () => {
   it('given custom thresholds, then they apply and the policy version says so', () => {
     const policy = resolveRouterPolicy({ shedAtUtilization: { BACKGROUND: 0.4, LOW: 0.4 }, shedRetryAfterMs: 250 });
     const d = asRejected(decide(command(request('r1', { priority: 'LOW' }), { policy }), loaded(5)));
-    expect(d).toMatchObject({ reason: 'SHED', retryAfterMs: 250, policyVersion: 'router/1;shedAtUtilization.LOW=0.4;shedAtUtilization.BACKGROUND=0.4;shedRetryAfterMs=250' });
+    expect(d).toMatchObject({ reason: 'SHED', retryAfterMs: 250, policyVersion: 'router/2;shedAtUtilization.LOW=0.4;shedAtUtilization.BACKGROUND=0.4;shedRetryAfterMs=250' });
   });
 });
 
@@ -655,12 +655,12 @@ describe('re-dispatch', () => {
 describe('re-derivability (replay verify)', () => {
   it('given any decision, when its command is rebuilt from the event and the request, then decide returns an identical event', () => {
     const events: SwitchyardEvent[] = [
-      ...fleet({ workers: 6, zones: ['zone-a', 'zone-b'], models: ['m', 'small'] }),
+      ...fleet({ workers: 6, zones: ['zone-a', 'zone-b'], models: ['m', 'small'], serves: ['m', 'small'] }),
       registered('big', 'v1', { fallbackModel: 'small' }),
       registered('m', 'v2'),
       rollout('m', [{ version: 'v1', weight: 3 }, { version: 'v2', weight: 1 }], { stable: 'v1', canary: 'v2' }),
       draining('w4', 4),
-      // Every worker has loaded m and small but not big: big falls back to small.
+      // Every worker serves m and small but not big: big falls back to small.
       ...[0, 1, 2, 3, 4, 5].map((i) =>
         heartbeat(`w${i}`, i, { seq: 1, inFlight: i === 2 ? 7 : 0, queueDepth: i === 2 ? 2 : 0, loadedModels: [digestOf('m', 'v1'), digestOf('m', 'v2'), digestOf('small', 'v1')] }),
       ),

@@ -148,7 +148,7 @@ export function routed(requestId: string, workerId: string, lane: number, o: { a
     deadlineAt: null,
     candidates: [],
     pendingDecisions: [],
-    policyVersion: 'router/1',
+    policyVersion: 'router/2',
     attempt: o.attempt ?? 1,
     previousWorkerId: null,
     input: Buffer.from('{}'),
@@ -277,16 +277,18 @@ export interface FleetOptions {
   prefix?: string;
   /** First lane. @default 0 */
   firstLane?: number;
+  /** Model names each worker declares it serves (WorkerJoined.models). @default [] (any) */
+  serves?: string[];
 }
 
 /** Events of a healthy fleet: models registered, workers joined on lanes 0.. with a fresh heartbeat each. */
-export function fleet({ workers, zones = ['zone-a'], capacity = 8, at = T0, models = ['m'], prefix = 'w', firstLane = 0 }: FleetOptions): SwitchyardEvent[] {
+export function fleet({ workers, zones = ['zone-a'], capacity = 8, at = T0, models = ['m'], prefix = 'w', firstLane = 0, serves = [] }: FleetOptions): SwitchyardEvent[] {
   const events: SwitchyardEvent[] = models.map((m) => registered(m, 'v1', { at }));
   for (let i = 0; i < workers; i++) {
     const id = `${prefix}${i}`;
     const lane = firstLane + i;
     const zone = zones[i % zones.length]!;
-    events.push(joined(id, lane, { zone, capacity, at }));
+    events.push(joined(id, lane, { zone, capacity, at, models: serves }));
     events.push(heartbeat(id, lane, { zone, capacity, at }));
   }
   return events;

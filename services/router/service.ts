@@ -28,6 +28,10 @@ export interface RouterStats {
   duplicatesSkipped: number;
   undecodableViewRecords: number;
   reasons: Record<string, number>;
+  /** Age of the newest heartbeat when it was folded, ms: how far the router's view trails the workers. */
+  viewLagMs: number;
+  /** The largest such age seen. */
+  maxViewLagMs: number;
 }
 
 export interface RunningRouter {
@@ -64,10 +68,14 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   /** Own decisions appended but not yet folded back, by eventId. */
   const pending = new Map<string, { workerId: string; lane: number }>();
   const decided = new LRUCache<string, true>({ max: options.dedupWindow ?? 200_000 });
-  const stats: RouterStats = { decided: 0, routed: 0, rejected: 0, duplicatesSkipped: 0, undecodableViewRecords: 0, reasons: {} };
+  const stats: RouterStats = { decided: 0, routed: 0, rejected: 0, duplicatesSkipped: 0, undecodableViewRecords: 0, reasons: {}, viewLagMs: 0, maxViewLagMs: 0 };
 
   const fold = (event: SwitchyardEvent) => {
     evolve(state, event);
+    if (event.type === 'WorkerHeartbeat') {
+      stats.viewLagMs = ctx.now() - event.occurredAt;
+      if (stats.viewLagMs > stats.maxViewLagMs) stats.maxViewLagMs = stats.viewLagMs;
+    }
     if (event.type === 'RequestRouted' || event.type === 'RequestRejected') {
       if (event.requestId !== null) decided.set(event.requestId, true);
       if (event.producer === routerId) pending.delete(event.eventId);

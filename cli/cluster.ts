@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import { FsBlobStore, startBlobServer, type BlobStore, type RunningBlobServer } from '../lib/blob/index.js';
+import type { Runtime } from '../lib/bootstrap.js';
+import { startRegistryService, type RunningRegistry } from '../services/registry/service.js';
+import { startGateway, type RunningGateway } from '../services/gateway/service.js';
+import { startRouter, type RunningRouter } from '../services/router/service.js';
+import type { RouterPolicyInput } from '../services/router/policies/options.js';
+import { startWorker, type RunningWorker, type WorkerOptions } from '../services/worker/service.js';
+import type { VersionWeight } from '../schemas/generated/events.js';
+
+/** One worker of a cluster plan. */
+export type WorkerPlan = Omit<WorkerOptions, 'blobStore'>;
+
+/** What `switchyard up` (and the demo) runs in one process. */
+export interface ClusterPlan {
+  /** Router replicas (one consumer group). @default 1 */
+  routers?: number;
+  routerPolicy?: RouterPolicyInput;
+  /** @default two workers in zone-a and two in zone-b */
+  workers?: WorkerPlan[];
+  /** Gateway listen address; port 0 picks a free port. @default 127.0.0.1:8080 */
+  gateway?: { host?: string; port?: number } | false;
+  /** Also serve the schema registry REST API over the log's schemas (for Kafka clients). */
+  registry?: { host?: string; port?: number } | false;
+  /** Serve the blob store over HTTP (workers in other processes fetch weights from it). */
+  blobServer?: { host?: string; port?: number } | false;
+  /** Register the shipped models (models/) when missing. @default true */
+  installModels?: boolean;
+}
+
+export interface Cluster {
+  gateway: RunningGateway | undefined;
+  routers: RunningRouter[];
+  workers: RunningWorker[];
+  registry: RunningRegistry | undefined;
+  blobServer: RunningBlobServer | undefined;
+  blobStore: BlobStore;
+  /** Drain the workers, then stop everything in reverse order of start. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_WORKERS: WorkerPlan[] = [
+  { workerId: 'worker-a1', zone: 'zone-a' },
+  { workerId: 'worker-a2', zone: 'zone-a' },
+  { workerId: 'worker-b1', zone: 'zone-b' },
+  { workerId: 'worker-b2', zone: 'zone-b' },
+];
+
+/** Append a rollout (traffic split by version weights) for a model. */
+export async function setRollout(rt: Runtime, model: string, weights: VersionWeight[], stableVersion: string, canaryVersion: string | null): Promise<void> {
+  const { ctx } = rt;
+  await ctx.log.append([
+    {
+      topic: ctx.topics.control.name,
+      partition: 0,
+      value: ctx.codec.encode({
+        type: 'RolloutChanged',
+        eventId: ctx.newEventId(),
+        occurredAt: ctx.now(),
+        producer: 'switchyard-cli',
+        model,
+        weights,
+        stableVersion,
+        canaryVersion,
+        canary: canaryVersion !== null,
+        budget: null,
+        reason: 'MANUAL',
+        detail: null,
+      }),
+    },
+  ]);
+}
+
+/**
+ * Starts a whole cluster in this process on one runtime (embedded log or Kafka): routers,
+ * workers, gateway, and optionally the registry and blob HTTP endpoints. The services are
+ * the same code `switchyard gateway|router|worker` runs one per process.
+ */
+export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise<Cluster> {
+  const { ctx, config } = rt;
+  const blobStore = new FsBlobStore({ dir: join(config.home, 'blobs') });
+  const stack: (() => Promise<void>)[] = [];
+  const cluster: Cluster = {
+    gateway: undefined,
+    routers: [],
+    workers: [],
+    registry: undefined,
+    blobServer: undefined,
+    blobStore,
+    close: async () => {
+      await Promise.all(cluster.workers.map((w) => w.drain('cluster shutdown').catch(() => w.stop())));
+      for (const stop of stack.reverse()) await stop().catch((err: unknown) => ctx.logger.warn({ err }, 'stopping a service failed'));
+    },
+  };
+  try {
+    if (plan.installModels ?? true) {
+      const { installShippedModels } = await import('../services/worker/publish.js');
+      await installShippedModels(ctx, blobStore);
+    }
+    if (plan.registry) {
+      const registry = await startRegistryService({ log: ctx.log, topic: `${config.topicPrefix}_schemas`, ...plan.registry, logger: ctx.logger });
+      cluster.registry = registry;
+      stack.push(() => registry.close());
+    }
+    if (plan.blobServer) {
+      const blobServer = await startBlobServer({ store: blobStore, ...plan.blobServer });
+      cluster.blobServer = blobServer;
+      stack.push(() => blobServer.close());
+    }
+    for (let i = 0; i < (plan.routers ?? 1); i++) {
+      const router = await startRouter(ctx, { routerId: `router-${i + 1}`, ...(plan.routerPolicy ? { policy: plan.routerPolicy } : {}) });
+      cluster.routers.push(router);
+      stack.push(() => router.close());
+    }
+    for (const w of plan.workers ?? DEFAULT_WORKERS) {
+      const worker = await startWorker(ctx, { ...w, blobStore });
+      cluster.workers.push(worker);
+      stack.push(() => worker.stop());
+    }
+    if (plan.gateway !== false) {
+      const gateway = await startGateway(ctx, { host: '127.0.0.1', port: 8080, ...plan.gateway });
+      cluster.gateway = gateway;
+      stack.push(() => gateway.close());
+    }
+    return cluster;
+  } catch (err) {
+    await cluster.close();
+    throw err;
+  }
+}

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { openRuntime } from '../../lib/bootstrap.js';
+import { createLogger } from '../../lib/logger.js';
+import { startCluster, DEFAULT_WORKERS } from '../cluster.js';
+import { runDemo } from '../demo.js';
+import { configFrom, type GlobalFlags } from '../flags.js';
+
+const int = (v: string) => Number.parseInt(v, 10);
+
+/** `switchyard up` (a whole cluster in one process) and `switchyard demo`. */
+export function registerClusterCommands(program: Command): void {
+  program
+    .command('up')
+    .description('run gateway, router(s), workers and the registry in one process (embedded log by default; --brokers for Kafka)')
+    .option('--port <port>', 'gateway port', int, 8080)
+    .option('--routers <n>', 'router replicas', int, 1)
+    .option('--workers <n>', 'workers (alternating zone-a / zone-b)', int, DEFAULT_WORKERS.length)
+    .option('--registry-port <port>', 'also serve the schema registry REST API on this port', int)
+    .option('--blob-port <port>', 'also serve the blob store over HTTP on this port', int)
+    .action(async (opts: { port: number; routers: number; workers: number; registryPort?: number; blobPort?: number }, cmd: Command) => {
+      const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
+      const logger = createLogger('switchyard', config.logLevel);
+      const rt = await openRuntime(config, { logger });
+      const workers = Array.from({ length: opts.workers }, (_, i) => ({ workerId: `worker-${i + 1}`, zone: i % 2 === 0 ? 'zone-a' : 'zone-b' }));
+      const cluster = await startCluster(rt, {
+        routers: opts.routers,
+        workers,
+        gateway: { port: opts.port },
+        ...(opts.registryPort !== undefined ? { registry: { port: opts.registryPort } } : {}),
+        ...(opts.blobPort !== undefined ? { blobServer: { port: opts.blobPort } } : {}),
+      });
+      logger.info(
+        { gateway: cluster.gateway?.url, registry: cluster.registry?.url, blobs: cluster.blobServer?.url, log: rt.log.kind, workers: cluster.workers.map((w) => `${w.id}@lane${w.lane}`) },
+        'switchyard is up',
+      );
+      const stop = async () => {
+        logger.info('shutting down: draining workers');
+        await cluster.close();
+        await rt.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+
+  program
+    .command('demo')
+    .description('start an embedded cluster, send mixed traffic through the gateway, print a summary and one request path')
+    .option('-n, --requests <n>', 'requests to send', int, 3000)
+    .option('-c, --concurrency <n>', 'requests in flight', int, 32)
+    .option('--keep', 'keep the previous demo log instead of starting clean', false)
+    .action(async (opts: { requests: number; concurrency: number; keep: boolean }, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      await runDemo(configFrom(flags), { ...opts, json: flags.json ?? false });
+    });
+}

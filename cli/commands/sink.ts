@@ -1,0 +1,45 @@
+import { Option, type Command } from 'commander';
+import { createLogger } from '../../lib/logger.js';
+import { runSink, stopOnSignals } from '../../services/sink/main.js';
+import { configFrom, type GlobalFlags } from '../flags.js';
+
+interface SinkFlags extends GlobalFlags {
+  clickhouse?: string;
+  database?: string;
+  schemasTopic?: string;
+  batchRows?: number;
+  batchDelayMs?: number;
+}
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${v}`);
+  return n;
+};
+
+/** `switchyard sink`: every topic into ClickHouse, as a process of its own. */
+export function registerSinkCommand(program: Command): void {
+  program
+    .command('sink')
+    .description('consume every Switchyard topic into ClickHouse (group "sink"); stops on SIGINT/SIGTERM')
+    .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL; default: the embedded chDB engine under <home>/analytics').env('SWITCHYARD_CLICKHOUSE_URL'))
+    .addOption(new Option('--database <name>', 'database on the ClickHouse server').env('SWITCHYARD_CLICKHOUSE_DATABASE').default('switchyard'))
+    .addOption(new Option('--schemas-topic <topic>', 'schema registry topic (when no registry URL is set)').env('SWITCHYARD_SCHEMAS_TOPIC').default('_schemas'))
+    .addOption(new Option('--batch-rows <n>', 'size bound of a batch').env('SWITCHYARD_SINK_BATCH_ROWS').argParser(int))
+    .addOption(new Option('--batch-delay-ms <ms>', 'time bound of a batch').env('SWITCHYARD_SINK_BATCH_DELAY_MS').argParser(int))
+    .action(async (_opts: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<SinkFlags>();
+      const config = configFrom(flags);
+      if (flags.clickhouse !== undefined) config.clickhouseUrl = flags.clickhouse;
+      const logger = createLogger('sink', config.logLevel);
+      const running = await runSink({
+        config,
+        database: flags.database,
+        schemasTopic: flags.schemasTopic,
+        batchRows: flags.batchRows,
+        batchDelayMs: flags.batchDelayMs,
+        logger,
+      });
+      stopOnSignals(running, logger);
+    });
+}
