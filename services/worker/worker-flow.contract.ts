@@ -239,6 +239,17 @@ export function testWorkerFlow(name: string, factory: () => Promise<WorkerFlowFi
       for (const id of ids) expect((await completedOf(id)).length, id).toBeGreaterThanOrEqual(1);
     });
 
+    it('drains an idle worker with an empty lane promptly', async () => {
+      const w = await start({ workerId: 'w-idle', drainQuietMs: 50 });
+      const t0 = Date.now();
+      await w.drain('SCALE_DOWN');
+      expect(Date.now() - t0).toBeLessThan(timeoutMs / 2);
+      expect(w.stats().phase).toBe('released');
+      const ctl = await control();
+      expect(ctl.filter((e) => e.type === 'WorkerDraining' && e.workerId === 'w-idle')).toMatchObject([{ reason: 'SCALE_DOWN' }]);
+      expect((await laneTable()).holder(w.lane)).toBeUndefined();
+    });
+
     it('two workers racing for one lane: exactly one wins, the other takes another lane', async () => {
       const [a, b] = await Promise.all([start({ workerId: 'racer-a', lane: 2 }), start({ workerId: 'racer-b', lane: 2 })]);
       const winners = [a, b].filter((w) => w.lane === 2);
