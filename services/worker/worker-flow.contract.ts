@@ -239,6 +239,28 @@ export function testWorkerFlow(name: string, factory: () => Promise<WorkerFlowFi
       for (const id of ids) expect((await completedOf(id)).length, id).toBeGreaterThanOrEqual(1);
     });
 
+    it('stops consuming its lane when the controller evicts it (fenced), and says so', async () => {
+      let told: string | undefined;
+      const w = await start({ workerId: 'w-fenced', onEvicted: (reason) => (told = reason) });
+      await h.route([{ requestId: 'before', workerId: 'w-fenced', lane: w.lane }]);
+      await wait(() => answered(['before']), 'answered before the eviction');
+      await h.ctx.log.append([
+        {
+          topic: h.ctx.topics.control.name,
+          partition: 0,
+          value: h.ctx.codec.encode({ type: 'WorkerEvicted', eventId: h.ctx.newEventId(), occurredAt: h.ctx.now(), producer: 'controller-test', workerId: 'w-fenced', lane: w.lane, reason: 'HEARTBEAT_TIMEOUT' }),
+        },
+      ]);
+      await wait(() => w.stats().phase === 'evicted' && told !== undefined, 'the worker to notice its eviction');
+      expect(told).toMatch(/evicted/);
+      const beatsAt = (await h.events('heartbeats')).length;
+      await h.route([{ requestId: 'after', workerId: 'w-fenced', lane: w.lane }]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await h.resultsOf('after')).toEqual([]);
+      // At most the heartbeat that was in flight when it noticed lands after that.
+      expect((await h.events('heartbeats')).length).toBeLessThanOrEqual(beatsAt + 1);
+    });
+
     it('drains an idle worker with an empty lane promptly', async () => {
       const w = await start({ workerId: 'w-idle', drainQuietMs: 50 });
       const t0 = Date.now();
