@@ -22,6 +22,7 @@ registerRegistryCommand(program);
 registerAnalyticsCommands(program);
 registerSinkCommand(program);
 registerGatewayCommand(program);
+(await import('./commands/replay.js')).registerReplayCommands(program);
 registerClusterCommands(program);
 registerWorkerCommand(program);
 registerModelsCommands(program);

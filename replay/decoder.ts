@@ -1,0 +1,123 @@
+import type avro from 'avsc';
+import type { SchemaRegistry } from '../lib/registry/port.js';
+import { eventType } from '../schemas/codec.js';
+import { EVENT_SCHEMAS, EVENT_TYPES, type EventType, type SwitchyardEvent } from '../schemas/generated/events.js';
+import { WIRE_HEADER_BYTES } from '../schemas/wire.js';
+import { EnvelopePeeker } from './envelope.js';
+
+/**
+ * The router-state fold's decoder: events as `evolve` reads them, decoded without the fields the
+ * router state never reads, synchronously once a schema id is prepared.
+ *
+ * `verify` folds every record of `control`, `heartbeats`, `decisions` and `results` below each
+ * decision's clock; a full decode of a RequestRouted (a clock of up to ~80 entries, candidates,
+ * the request payload) costs several times what `evolve` does with it. So:
+ * - events `evolve` ignores (FOLD_IGNORES) are not decoded at all — their type is in the
+ *   schema id;
+ * - the others are decoded with their local schema minus PROJECTED_AWAY (avsc skips those bytes
+ *   without building values).
+ * `replay/decoder.unit.test.ts` pins the equivalence: a fold of projected events and a fold of
+ * fully decoded events give deep-equal router states over the golden recordings. A change to
+ * `services/router/state.ts` that starts reading a dropped field (or an ignored event) fails it.
+ */
+
+/** Events `evolve` (services/router/state.ts) leaves the state unchanged for. */
+export const FOLD_IGNORES: ReadonlySet<EventType> = new Set<EventType>(['RequestRejected', 'InferenceRequested', 'InferenceStarted', 'ScaleDecided', 'SessionState', 'DeadLettered']);
+
+/** Fields the router state never reads, by event type. */
+export const PROJECTED_AWAY: Readonly<Partial<Record<EventType, readonly string[]>>> = {
+  RequestRouted: ['clock', 'candidates', 'pendingDecisions', 'input', 'parameters', 'contentType', 'request', 'traceId', 'causationId'],
+  InferenceCompleted: ['clock', 'output', 'metrics', 'outputSha256', 'traceId', 'causationId', 'contentType'],
+  InferenceFailed: ['clock', 'errorMessage', 'traceId', 'causationId'],
+  WorkerHeartbeat: ['clock', 'accelerator', 'traceId', 'causationId'],
+};
+
+interface Prepared {
+  type: EventType;
+  /** Null: the fold ignores this event type. */
+  reader: avro.Type | null;
+  resolver: avro.Resolver | undefined;
+}
+
+function projectedSchema(type: EventType): object {
+  const schema = JSON.parse(EVENT_SCHEMAS[type].schema) as { fields: { name: string }[] };
+  const away = new Set(PROJECTED_AWAY[type] ?? []);
+  return { ...schema, fields: schema.fields.filter((f) => !away.has(f.name)) };
+}
+
+export class FoldDecoder {
+  private readonly prepared = new Map<number, Prepared | null>();
+  private readonly projected = new Map<EventType, avro.Type>();
+
+  constructor(
+    private readonly peeker: EnvelopePeeker,
+    private readonly registry: SchemaRegistry,
+    private readonly localIds: ReadonlyMap<number, EventType>,
+  ) {}
+
+  private projectedType(type: EventType): avro.Type {
+    let t = this.projected.get(type);
+    if (t === undefined) {
+      t = eventType(projectedSchema(type));
+      this.projected.set(type, t);
+    }
+    return t;
+  }
+
+  /** Learn a schema id (once); false when the value is not a readable event (it is then skipped, as the router skips it). */
+  async prepare(value: Buffer | null): Promise<boolean> {
+    const id = EnvelopePeeker.schemaId(value);
+    if (id < 0) return false;
+    if (this.prepared.has(id)) return this.prepared.get(id) !== null;
+    const type = await this.peeker.resolve(id);
+    let prepared: Prepared | null = null;
+    if (type !== null) {
+      if (FOLD_IGNORES.has(type)) prepared = { type, reader: null, resolver: undefined };
+      else {
+        const reader = this.projectedType(type);
+        try {
+          const writerText = this.localIds.get(id) === type ? EVENT_SCHEMAS[type].schema : await this.registry.getById(id);
+          prepared = { type, reader, resolver: reader.createResolver(eventType(writerText)) };
+        } catch {
+          prepared = null;
+        }
+      }
+    }
+    this.prepared.set(id, prepared);
+    return prepared !== null;
+  }
+
+  /** Whether `prepare` must run before `decode` for this value. */
+  needsPrepare(value: Buffer | null): boolean {
+    const id = EnvelopePeeker.schemaId(value);
+    return id >= 0 && !this.prepared.has(id);
+  }
+
+  /** Whether the fold ignores this (prepared) value's event type. */
+  ignores(value: Buffer | null): boolean {
+    const id = EnvelopePeeker.schemaId(value);
+    return id >= 0 && this.prepared.get(id)?.reader === null;
+  }
+
+  /**
+   * The event for the fold, or null when the fold ignores it or it does not decode (the router
+   * skips undecodable records too). `prepare` must have seen its schema id.
+   */
+  decode(value: Buffer | null): SwitchyardEvent | null {
+    const id = EnvelopePeeker.schemaId(value);
+    const p = id < 0 ? null : this.prepared.get(id);
+    if (p === null || p === undefined || p.reader === null) return null;
+    try {
+      const event = p.reader.fromBuffer(value!.subarray(WIRE_HEADER_BYTES), p.resolver) as Record<string, unknown>;
+      event['type'] = p.type;
+      return event as unknown as SwitchyardEvent;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The local schema ids of a codec, by id. */
+  static localIds(schemaId: (t: EventType) => number): Map<number, EventType> {
+    return new Map(EVENT_TYPES.map((t) => [schemaId(t), t]));
+  }
+}

@@ -1,0 +1,108 @@
+import type { InferenceRequested, RequestRouted, SessionState } from '../schemas/generated/events.js';
+import type { FoundEvent, SessionLookup } from './lookup.js';
+import { buildTrace, type Outcome } from './trace.js';
+
+/**
+ * The path of a session (`replay session <id>`): its requests in order, which worker served each
+ * (the last routing's worker), and every move — a request served elsewhere than the previous one,
+ * or routed for another reason or model version — with why, read from the decision that moved it:
+ * the previous worker's candidate entry says why it was passed over (DRAINING, EVICTED, EJECTED,
+ * OVERLOADED by bounded load, STALE_HEARTBEAT, …), or its absence says it no longer held a lane.
+ */
+
+export interface SessionStep {
+  requestId: string;
+  at: number;
+  outcome: Outcome;
+  workerId: string | null;
+  lane: number | null;
+  zone: string | null;
+  reason: string | null;
+  modelVersion: string | null;
+  attempts: number;
+  totalMs: number | null;
+  /** Set when this request moved the session. */
+  move: SessionMove | null;
+}
+
+export interface SessionMove {
+  from: string | null;
+  to: string | null;
+  /** What changed: worker, reason, model version. */
+  changed: ('worker' | 'reason' | 'version')[];
+  why: string;
+}
+
+export interface SessionTrace {
+  sessionId: string;
+  steps: SessionStep[];
+  /** Workers that served the session, in order of first use. */
+  workers: string[];
+  moves: number;
+  /** The latest SessionState record, when the log has one. */
+  state: SessionState | null;
+}
+
+function explainMove(prevWorker: string | null, routed: RequestRouted | undefined, changed: SessionMove['changed'], prev: SessionStep): string {
+  const parts: string[] = [];
+  if (changed.includes('worker') && routed !== undefined && prevWorker !== null) {
+    const c = routed.candidates.find((x) => x.workerId === prevWorker);
+    if (c === undefined) parts.push(`${prevWorker} was no longer a candidate (its lane was freed or re-claimed)`);
+    else if (c.excluded !== null) parts.push(`${prevWorker} was excluded: ${c.excluded}${c.excluded === 'OVERLOADED' ? ` (score ${c.score.toFixed(3)} above the bounded-load limit)` : ''}`);
+    else parts.push(`${prevWorker} was eligible (score ${c.score.toFixed(3)}) but ${routed.workerId} ranks higher for this session now (a worker joined or came back)`);
+    if (routed.attempt > 1) parts.push(`re-dispatch attempt ${routed.attempt} (previous worker ${routed.previousWorkerId ?? '—'})`);
+  }
+  if (changed.includes('reason') && routed !== undefined) parts.push(`routed ${routed.reason}${routed.degraded ? ' (degraded)' : ''} instead of ${prev.reason ?? '—'}`);
+  if (changed.includes('version') && routed !== undefined) parts.push(`model version ${prev.modelVersion ?? '—'} → ${routed.modelVersion}`);
+  if (routed === undefined) parts.push('not routed (rejected or not decided)');
+  return parts.join('; ');
+}
+
+/** The session's path from its lookup. */
+export function buildSessionTrace(lookup: SessionLookup): SessionTrace {
+  const steps: SessionStep[] = [];
+  let prev: SessionStep | undefined;
+  for (const r of lookup.requests) {
+    const req = r.event as InferenceRequested;
+    const id = req.requestId ?? req.eventId;
+    const found: FoundEvent[] = lookup.events.get(id) ?? [r];
+    const trace = buildTrace(id, found);
+    const routedAll = found.map((f) => f.event).filter((e): e is RequestRouted => e.type === 'RequestRouted');
+    const routed = routedAll[routedAll.length - 1];
+    const step: SessionStep = {
+      requestId: id,
+      at: req.occurredAt,
+      outcome: trace.outcome,
+      workerId: routed?.workerId ?? null,
+      lane: routed?.lane ?? null,
+      zone: routed?.zone ?? null,
+      reason: routed?.reason ?? (found.find((f) => f.event.type === 'RequestRejected')?.event as { reason?: string } | undefined)?.reason ?? null,
+      modelVersion: routed?.modelVersion ?? null,
+      attempts: routedAll.length,
+      totalMs: trace.totalMs,
+      move: null,
+    };
+    if (prev !== undefined && step.workerId !== null) {
+      const changed: SessionMove['changed'] = [];
+      const lastServed = [...steps].reverse().find((s) => s.workerId !== null);
+      if (lastServed !== undefined && lastServed.workerId !== step.workerId) changed.push('worker');
+      if (lastServed !== undefined && lastServed.reason !== step.reason) changed.push('reason');
+      if (lastServed !== undefined && lastServed.modelVersion !== step.modelVersion) changed.push('version');
+      if (changed.length > 0 && lastServed !== undefined) {
+        step.move = { from: lastServed.workerId, to: step.workerId, changed, why: explainMove(lastServed.workerId, routed, changed, lastServed) };
+      }
+    }
+    steps.push(step);
+    prev = step;
+  }
+  const workers: string[] = [];
+  for (const s of steps) if (s.workerId !== null && !workers.includes(s.workerId)) workers.push(s.workerId);
+  const last = lookup.states[lookup.states.length - 1];
+  return {
+    sessionId: lookup.sessionId,
+    steps,
+    workers,
+    moves: steps.filter((s) => s.move?.changed.includes('worker')).length,
+    state: (last?.event as SessionState | undefined) ?? null,
+  };
+}

@@ -1,0 +1,401 @@
+import type { LogRecord, RecordPosition } from '../lib/log/port.js';
+import { partitionForKey } from '../lib/log/partitioner.js';
+import type { InferenceRequested, SwitchyardEvent } from '../schemas/generated/events.js';
+import { decide, routeCommandFromDecision, type RouteCommand, type RouterDecision } from '../services/router/decide.js';
+import { diffValues, type FieldDiff } from './diff.js';
+import { ClockFold } from './fold.js';
+import { RequestIndex } from './request-index.js';
+import { PartitionCursor, planScan, scanRecords, type OffsetBound, type ProgressFn, type TimeWindow } from './scan.js';
+import { decodeRecord, readAt, type LogSource } from './source.js';
+
+/**
+ * `replay verify`: re-derive every routing decision in a window and compare it with the record.
+ *
+ * For each RequestRouted / RequestRejected (on `decisions` or `results`) in the window:
+ * 1. rebuild the router state the decision was made in — the fold (fold.ts, the router's own
+ *    `evolve`) of exactly the records below each offset of the decision's clock;
+ * 2. take the request it answers — the InferenceRequested at `RequestRouted.request`, or, for a
+ *    rejection (or a decision without a position), the InferenceRequested whose eventId is the
+ *    decision's causationId, found by request id (index, or the `requests` partition of its key);
+ * 3. `routeCommandFromDecision` (everything the decision recorded besides the state: time,
+ *    router, clock, pending decisions, policy version, attempt), `decide`, and compare the two
+ *    events field by field.
+ *
+ * Speed: a router's clocks only grow, so each router (producer) gets one fold that only moves
+ * forward — its decisions are verified in clock order (Σ offsets, which grows with the clock),
+ * and each record of the prefix is folded once per router, not once per decision. A first pass
+ * reads only envelopes (envelope.ts) to list and order the decisions; the second reads each
+ * decision and its request with forward cursors and decodes the fold's records without the fields
+ * the router state never reads (decoder.ts). A clock that does not dominate the fold (a router id
+ * reused by a restarted router) restarts that router's fold from the beginning (`rebuilds`).
+ *
+ * Outcomes: verified (identical), diverged (a field differs — a bug in the router core or
+ * shell: zero is the expected result), inconclusive (differs, but retention removed the start
+ * of a partition the clock names, so the fold may miss what the router saw), skipped (the
+ * policy version was made by other routing code, or the request cannot be found).
+ */
+
+export interface VerifyOptions extends TimeWindow {
+  /** Bounds on the decisions considered (on `decisions` / `results`). */
+  offsets?: readonly OffsetBound[] | undefined;
+  /** Widening of time bounds for record timestamps vs occurredAt. @default 60_000 */
+  slackMs?: number | undefined;
+  /** Only the decisions of these routers (producers). */
+  producers?: readonly string[] | undefined;
+  onProgress?: ProgressFn | undefined;
+  /** Divergences reported in full (all are counted). @default 50 */
+  maxDivergences?: number | undefined;
+  /** Keyed search for the requests of rejections: how long before the decision the request may lie. @default 3_600_000 */
+  requestLookbackMs?: number | undefined;
+  /** Use the request index (embedded) to find requests of rejections. @default true when the source has one */
+  index?: RequestIndex | boolean | undefined;
+}
+
+export interface Divergence {
+  requestId: string | null;
+  eventId: string;
+  type: 'RequestRouted' | 'RequestRejected';
+  producer: string;
+  position: RecordPosition;
+  occurredAt: number;
+  /** The fields that differ, recorded vs re-derived. */
+  diffs: FieldDiff[];
+  recorded: RouterDecision;
+  rederived: RouterDecision;
+}
+
+export type SkipReason = 'policy-version' | 'request-not-found' | 'decision-unreadable';
+
+export interface VerifyReport {
+  source: string;
+  window: TimeWindow;
+  /** Decisions in the window. */
+  decisions: number;
+  verified: number;
+  diverged: number;
+  inconclusive: number;
+  skipped: Record<SkipReason, number>;
+  /** A few examples per skip reason. */
+  skippedExamples: Partial<Record<SkipReason, string[]>>;
+  divergences: Divergence[];
+  inconclusiveExamples: Divergence[];
+  producers: { producer: string; decisions: number; rebuilds: number; foldedRecords: number }[];
+  /** Records folded across all routers. */
+  foldedRecords: number;
+  /** Records of the prefixes that did not decode (skipped, as the router skips them). */
+  undecodableRecords: number;
+  /** Pass 1 (listing decisions) and pass 2 (verifying), ms. */
+  listMs: number;
+  verifyMs: number;
+  ms: number;
+  decisionsPerSec: number;
+  /** True when nothing diverged. */
+  ok: boolean;
+}
+
+const DECISION_TOPICS = ['decisions', 'results'] as const;
+
+/** Decisions found by the first pass, as columns. */
+class Listing {
+  n = 0;
+  producer: number[] = [];
+  clockSum: number[] = [];
+  occurredAt: number[] = [];
+  topic: number[] = [];
+  partition: number[] = [];
+  offset: number[] = [];
+  rejected: boolean[] = [];
+  requestId: (string | null)[] = [];
+  producers: string[] = [];
+  private producerIds = new Map<string, number>();
+
+  add(producer: string, clockSum: number, occurredAt: number, topic: number, partition: number, offset: number, rejected: boolean, requestId: string | null): number {
+    let p = this.producerIds.get(producer);
+    if (p === undefined) {
+      p = this.producers.length;
+      this.producers.push(producer);
+      this.producerIds.set(producer, p);
+    }
+    const i = this.n++;
+    this.producer.push(p);
+    this.clockSum.push(clockSum);
+    this.occurredAt.push(occurredAt);
+    this.topic.push(topic);
+    this.partition.push(partition);
+    this.offset.push(offset);
+    this.rejected.push(rejected);
+    this.requestId.push(requestId);
+    return i;
+  }
+}
+
+/** Where a rejection's request may be: its request id, session and causation (the request's eventId). */
+interface WantedRequest {
+  requestId: string;
+  sessionId: string | null;
+  causationId: string | null;
+  at: number;
+}
+
+export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const maxDivergences = o.maxDivergences ?? 50;
+  const topicNames = DECISION_TOPICS.map((t) => source.topics[t].name);
+  const producersWanted = o.producers === undefined ? undefined : new Set(o.producers);
+
+  // Pass 1: list the decisions in the window from their envelopes.
+  const listing = new Listing();
+  const wanted = new Map<string, WantedRequest>(); // by causationId (or requestId when none)
+  const { ranges } = await planScan(source, topicNames, { from: o.from, to: o.to, offsets: o.offsets, slackMs: o.slackMs });
+  const { peeker } = source;
+  let unreadableDecisions = 0;
+  for await (const batch of scanRecords(source, ranges, { onProgress: o.onProgress, phase: 'list decisions' })) {
+    for (const record of batch) {
+      let type = peeker.typeOf(record.value);
+      if (type === undefined) type = await peeker.resolve(record.value!.readInt32BE(1));
+      if (type !== 'RequestRouted' && type !== 'RequestRejected') continue;
+      const env = peeker.peek(record.value);
+      if (env === null) {
+        unreadableDecisions++;
+        continue;
+      }
+      if ((o.from !== undefined && env.occurredAt < o.from) || (o.to !== undefined && env.occurredAt > o.to)) continue;
+      if (producersWanted !== undefined && !producersWanted.has(env.producer)) continue;
+      const rejected = type === 'RequestRejected';
+      listing.add(env.producer, env.clockSum, env.occurredAt, topicNames.indexOf(record.topic), record.partition, record.offset, rejected, env.requestId);
+      if (rejected && env.requestId !== null) {
+        // The session decides the request's partition; only a full decode has it (rejections are few).
+        const d = await decodeRecord(source, record);
+        const sessionId = d.ok && d.event.type === 'RequestRejected' ? d.event.sessionId : null;
+        wanted.set(env.causationId ?? env.requestId, { requestId: env.requestId, sessionId, causationId: env.causationId, at: env.occurredAt });
+      }
+    }
+  }
+  const listMs = performance.now() - t0;
+
+  // The requests of rejections, found up front (one scan per requests partition when keyed).
+  const requestsByCause = await findWantedRequests(source, [...wanted.values()], o);
+
+  const report: VerifyReport = {
+    source: source.description,
+    window: { from: o.from, to: o.to },
+    decisions: listing.n,
+    verified: 0,
+    diverged: 0,
+    inconclusive: 0,
+    skipped: { 'policy-version': 0, 'request-not-found': 0, 'decision-unreadable': unreadableDecisions },
+    skippedExamples: {},
+    divergences: [],
+    inconclusiveExamples: [],
+    producers: [],
+    foldedRecords: 0,
+    undecodableRecords: 0,
+    listMs,
+    verifyMs: 0,
+    ms: 0,
+    decisionsPerSec: 0,
+    ok: true,
+  };
+  const skip = (reason: SkipReason, example: string) => {
+    report.skipped[reason]++;
+    const ex = (report.skippedExamples[reason] ??= []);
+    if (ex.length < 5) ex.push(example);
+  };
+
+  // Pass 2: per router, in clock order, one forward fold.
+  const t1 = performance.now();
+  let done = 0;
+  o.onProgress?.({ phase: 'verify', done, total: listing.n });
+  const byProducer = new Map<number, number[]>();
+  for (let i = 0; i < listing.n; i++) {
+    const p = listing.producer[i]!;
+    let list = byProducer.get(p);
+    if (list === undefined) byProducer.set(p, (list = []));
+    list.push(i);
+  }
+  const decoder = source.foldDecoder();
+  for (const [p, list] of byProducer) {
+    list.sort((a, b) => listing.clockSum[a]! - listing.clockSum[b]! || listing.occurredAt[a]! - listing.occurredAt[b]! || listing.topic[a]! - listing.topic[b]! || listing.partition[a]! - listing.partition[b]! || listing.offset[a]! - listing.offset[b]!);
+    const stats = { producer: listing.producers[p]!, decisions: list.length, rebuilds: 0, foldedRecords: 0 };
+    let fold = new ClockFold(source, decoder);
+    const decisionCursors = new Map<string, PartitionCursor>();
+    const requestCursors = new Map<string, PartitionCursor>();
+    const readForward = async (cursors: Map<string, PartitionCursor>, pos: RecordPosition, chunk: number): Promise<LogRecord | undefined> => {
+      const key = `${pos.topic}\u0000${pos.partition}`;
+      let c = cursors.get(key);
+      if (c === undefined || c.position > pos.offset) {
+        if (c !== undefined) return readAt(source, pos); // behind the cursor: a random read
+        const ends = await source.log.endOffsets(pos.topic);
+        c = new PartitionCursor(source.log, pos.topic, pos.partition, pos.offset, ends[pos.partition] ?? pos.offset + 1, chunk);
+        cursors.set(key, c);
+      }
+      await c.seek(pos.offset);
+      const r = await c.next();
+      return r?.offset === pos.offset ? r : undefined;
+    };
+
+    for (const i of list) {
+      const position = { topic: topicNames[listing.topic[i]!]!, partition: listing.partition[i]!, offset: listing.offset[i]! };
+      const where = `${position.topic}/${position.partition}@${position.offset}`;
+      done++;
+      if ((done & 1023) === 0) o.onProgress?.({ phase: 'verify', done, total: listing.n });
+      const record = await readForward(decisionCursors, position, 500);
+      const d = record === undefined ? undefined : await decodeRecord(source, record);
+      if (d === undefined || !d.ok || (d.event.type !== 'RequestRouted' && d.event.type !== 'RequestRejected')) {
+        skip('decision-unreadable', where);
+        continue;
+      }
+      const recorded = d.event;
+
+      // The request.
+      let request: InferenceRequested | undefined;
+      if (recorded.type === 'RequestRouted' && recorded.request !== null) {
+        const r = await readForward(requestCursors, recorded.request, 1_000);
+        const rd = r === undefined ? undefined : await decodeRecord(source, r);
+        if (rd?.ok && rd.event.type === 'InferenceRequested' && rd.event.eventId === recorded.causationId) request = rd.event;
+      }
+      if (request === undefined && recorded.requestId !== null) {
+        request = requestsByCause.get(recorded.causationId ?? recorded.requestId);
+        if (request === undefined && recorded.type === 'RequestRouted') {
+          // A decision without a position (re-dispatch): look it up on its own.
+          const found = await findWantedRequests(source, [{ requestId: recorded.requestId, sessionId: recorded.sessionId, causationId: recorded.causationId, at: recorded.occurredAt }], o);
+          request = found.get(recorded.causationId ?? recorded.requestId);
+        }
+      }
+      if (request === undefined) {
+        skip('request-not-found', `${recorded.type} ${recorded.requestId ?? '(no request id)'} at ${where}`);
+        continue;
+      }
+
+      let command: RouteCommand;
+      try {
+        command = routeCommandFromDecision(recorded, request);
+      } catch (err) {
+        skip('policy-version', `${recorded.policyVersion} at ${where}: ${(err as Error).message}`);
+        continue;
+      }
+
+      // The state at the decision's clock.
+      if (!fold.canReach(recorded.clock)) {
+        stats.foldedRecords += fold.records;
+        report.undecodableRecords += fold.undecodable;
+        fold = new ClockFold(source, decoder);
+        stats.rebuilds++;
+      }
+      await fold.advanceTo(recorded.clock);
+
+      const rederived = decide(command, fold.state);
+      const diffs = diffValues(recorded, rederived);
+      if (diffs.length === 0) {
+        report.verified++;
+        continue;
+      }
+      const divergence: Divergence = {
+        requestId: recorded.requestId,
+        eventId: recorded.eventId,
+        type: recorded.type,
+        producer: recorded.producer,
+        position,
+        occurredAt: recorded.occurredAt,
+        diffs,
+        recorded,
+        rederived: structuredCloneDecision(rederived),
+      };
+      if (fold.truncated.size > 0) {
+        report.inconclusive++;
+        if (report.inconclusiveExamples.length < maxDivergences) report.inconclusiveExamples.push(divergence);
+      } else {
+        report.diverged++;
+        if (report.divergences.length < maxDivergences) report.divergences.push(divergence);
+      }
+    }
+    stats.foldedRecords += fold.records;
+    report.undecodableRecords += fold.undecodable;
+    report.producers.push(stats);
+  }
+  o.onProgress?.({ phase: 'verify', done: listing.n, total: listing.n });
+  report.foldedRecords = report.producers.reduce((a, s) => a + s.foldedRecords, 0);
+  report.verifyMs = performance.now() - t1;
+  report.ms = performance.now() - t0;
+  report.decisionsPerSec = report.ms > 0 ? (listing.n / report.ms) * 1000 : 0;
+  report.ok = report.diverged === 0;
+  return report;
+}
+
+/** decide's output shares arrays with its command; keep a copy that later decisions cannot touch. */
+function structuredCloneDecision(d: RouterDecision): RouterDecision {
+  return { ...d, candidates: d.candidates.map((c) => ({ ...c })) } as RouterDecision;
+}
+
+/**
+ * The InferenceRequested of each wanted request, by causationId (the request's eventId; the
+ * request id when the decision has none). With an index: its positions; keyed: the `requests`
+ * partition of `sessionId ?? requestId`, from `requestLookbackMs` before the earliest decision.
+ */
+async function findWantedRequests(source: LogSource, wanted: readonly WantedRequest[], o: VerifyOptions): Promise<Map<string, InferenceRequested>> {
+  const out = new Map<string, InferenceRequested>();
+  if (wanted.length === 0) return out;
+  const take = (event: SwitchyardEvent): void => {
+    if (event.type !== 'InferenceRequested' || event.requestId === null) return;
+    for (const key of [event.eventId, event.requestId]) {
+      if (!out.has(key)) out.set(key, event);
+    }
+  };
+  const matches = (w: WantedRequest, e: InferenceRequested) => e.requestId === w.requestId && (w.causationId === null || e.eventId === w.causationId);
+  let index: RequestIndex | undefined;
+  let owned = false;
+  if (o.index instanceof RequestIndex) index = o.index;
+  else if (o.index !== false && source.indexDir !== undefined) {
+    index = await RequestIndex.open(source);
+    owned = true;
+    await index.update();
+  }
+  if (index !== undefined) {
+    try {
+      for (const w of wanted) {
+        for (const pos of await index.lookup('request', w.requestId)) {
+          if (pos.topic !== source.topics.requests.name) continue;
+          const r = await readAt(source, pos);
+          const d = r === undefined ? undefined : await decodeRecord(source, r);
+          if (d?.ok && d.event.type === 'InferenceRequested' && matches(w, d.event)) take(d.event);
+        }
+      }
+    } finally {
+      if (owned) await index.close();
+    }
+    return out;
+  }
+  const n = source.topics.requests.partitions;
+  if (n === 0) return out;
+  const keys = new Map<number, Set<string>>();
+  let from = Infinity;
+  let to = -Infinity;
+  for (const w of wanted) {
+    const key = w.sessionId ?? w.requestId;
+    const p = partitionForKey(Buffer.from(key, 'utf8'), n);
+    let set = keys.get(p);
+    if (set === undefined) keys.set(p, (set = new Set()));
+    set.add(key);
+    from = Math.min(from, w.at);
+    to = Math.max(to, w.at);
+  }
+  const byRequest = new Map(wanted.map((w) => [w.requestId, w]));
+  const { ranges } = await planScan(source, [source.topics.requests.name], {
+    from: from - (o.requestLookbackMs ?? 3_600_000),
+    to,
+    partitions: new Map([[source.topics.requests.name, [...keys.keys()]]]),
+    slackMs: o.slackMs,
+  });
+  const wantedKeys = new Map([...keys].map(([p, set]) => [p, [...set].map((k) => Buffer.from(k, 'utf8'))]));
+  for await (const batch of scanRecords(source, ranges, { onProgress: o.onProgress, phase: 'find rejected requests' })) {
+    for (const record of batch) {
+      const ks = wantedKeys.get(record.partition);
+      if (record.key === null || ks === undefined || !ks.some((k) => k.equals(record.key!))) continue;
+      const d = await decodeRecord(source, record);
+      if (!d.ok || d.event.type !== 'InferenceRequested' || d.event.requestId === null) continue;
+      const w = byRequest.get(d.event.requestId);
+      if (w !== undefined && matches(w, d.event)) take(d.event);
+    }
+  }
+  return out;
+}
