@@ -1,0 +1,117 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClockEntry, RequestRouted, SwitchyardEvent } from '../schemas/generated/events.js';
+import { evolve, initialRouterState } from '../services/router/state.js';
+import { ClockFold } from './fold.js';
+import { scanEvents } from './scan.js';
+import type { LogSource } from './source.js';
+import { copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
+import { verifyDecisions } from './verify.js';
+
+/**
+ * Determinism as a test, the way Temporal replays recorded histories: the committed recording
+ * `fixtures/router-log` (written by the real router shell, replay/fixtures/generate.ts) must
+ * re-derive decision for decision, and a tampered copy must be caught.
+ */
+describe('golden recording: replay verify', () => {
+  let golden: Awaited<ReturnType<typeof copyToHome>>;
+  let source: LogSource;
+  beforeAll(async () => {
+    golden = await copyToHome(GOLDEN);
+    source = await openEmbeddedSource(golden.logDir);
+  });
+  afterAll(async () => {
+    await source?.close();
+    await golden?.remove();
+  });
+
+  it('re-derives every recorded decision identically (0 divergences, nothing skipped)', async () => {
+    const report = await verifyDecisions(source);
+    expect(report.divergences).toEqual([]);
+    expect(report).toMatchObject({ diverged: 0, inconclusive: 0, ok: true, skipped: { 'policy-version': 0, 'request-not-found': 0, 'decision-unreadable': 0 } });
+    expect(report.decisions).toBeGreaterThan(250);
+    expect(report.verified).toBe(report.decisions);
+    // Both routers' decisions, rejections (found through the request index) among them.
+    expect(report.producers.map((p) => p.producer).sort()).toEqual(['router-a', 'router-b']);
+    expect(report.producers.every((p) => p.rebuilds === 0)).toBe(true);
+  });
+
+  it('a time window verifies only the decisions in it, the same way', async () => {
+    const all = await verifyDecisions(source);
+    const half = await verifyDecisions(source, { from: 1_735_689_600_000 + 900, to: 1_735_689_600_000 + 1_400 });
+    expect(half.decisions).toBeGreaterThan(0);
+    expect(half.decisions).toBeLessThan(all.decisions);
+    expect(half).toMatchObject({ diverged: 0, ok: true });
+    expect(half.verified).toBe(half.decisions);
+  });
+
+  it('the fold decoder leaves out only what the router state never reads (same state as full decoding)', async () => {
+    const full = initialRouterState({ lanes: source.topics.decisions.partitions });
+    const clock: ClockEntry[] = [];
+    for (const t of ['control', 'heartbeats', 'decisions', 'results'] as const) {
+      const ends = await source.log.endOffsets(source.topics[t].name);
+      ends.forEach((end, partition) => end > 0 && clock.push({ topic: source.topics[t].name, partition, offset: end }));
+      for await (const { event } of scanEvents(source, [t])) evolve(full, event);
+    }
+    const projected = new ClockFold(source, source.foldDecoder());
+    await projected.advanceTo(clock);
+    expect(projected.undecodable).toBe(0);
+    expect(projected.state).toEqual(full);
+  });
+
+  describe('a tampered copy is caught', () => {
+    const tamper = async (name: string, fn: (e: SwitchyardEvent, n: number) => SwitchyardEvent | undefined) => {
+      const dir = join(golden.home, name, 'log');
+      let n = 0;
+      const changed = await tamperedCopy(source, dir, (e) => fn(e, n++));
+      expect(changed).toBe(1);
+      const copy = await openEmbeddedSource(dir);
+      try {
+        return await verifyDecisions(copy);
+      } finally {
+        await copy.close();
+      }
+    };
+    let target: RequestRouted | undefined;
+    const pick = (e: SwitchyardEvent): e is RequestRouted =>
+      e.type === 'RequestRouted' && target === undefined && e.candidates.filter((c) => c.excluded === null).length >= 2 && e.requestId !== null && e.requestId > 'req-00100';
+
+    it("one candidate's score changed: exactly that decision diverges, at that field", async () => {
+      target = undefined;
+      const report = await tamper('score', (e) => {
+        if (!pick(e)) return undefined;
+        target = e;
+        return { ...e, candidates: e.candidates.map((c, i) => (i === 0 ? { ...c, score: c.score + 0.5 } : c)) };
+      });
+      expect(report.ok).toBe(false);
+      expect(report.diverged).toBe(1);
+      expect(report.divergences[0]).toMatchObject({ requestId: target!.requestId, eventId: target!.eventId });
+      expect(report.divergences[0]!.diffs).toEqual([{ path: 'candidates[0].score', recorded: target!.candidates[0]!.score + 0.5, rederived: target!.candidates[0]!.score }]);
+    });
+
+    it("one decision's worker changed: that decision diverges at workerId (later ones may follow: the fold counts it on the wrong worker)", async () => {
+      target = undefined;
+      const report = await tamper('worker', (e) => {
+        if (!pick(e)) return undefined;
+        target = e;
+        const other = e.candidates.find((c) => c.workerId !== e.workerId && c.excluded === null)!;
+        return { ...e, workerId: other.workerId };
+      });
+      expect(report.ok).toBe(false);
+      const first = report.divergences.find((d) => d.eventId === target!.eventId);
+      expect(first?.diffs.map((d) => d.path)).toEqual(['workerId']);
+    });
+
+    it("a request's input changed after the fact: the decision that carried it diverges at input", async () => {
+      let requestId: string | null = null;
+      const report = await tamper('input', (e) => {
+        if (e.type !== 'InferenceRequested' || requestId !== null || e.requestId !== 'req-00150') return undefined;
+        requestId = e.requestId;
+        return { ...e, input: Buffer.from('{"text":"tampered"}') };
+      });
+      expect(report.diverged).toBe(1);
+      expect(report.divergences[0]!.requestId).toBe('req-00150');
+      expect(report.divergences[0]!.diffs.map((d) => d.path)).toEqual(['input']);
+    });
+  });
+});
