@@ -6,6 +6,7 @@ import { registerRegistryCommand } from './commands/registry.js';
 import { registerSinkCommand } from './commands/sink.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerClusterCommands } from './commands/cluster.js';
+import { registerRouterCommand } from './commands/router.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { registerModelsCommands } from './commands/models.js';
 
@@ -24,6 +25,7 @@ registerSinkCommand(program);
 registerGatewayCommand(program);
 (await import('./commands/replay.js')).registerReplayCommands(program);
 registerClusterCommands(program);
+registerRouterCommand(program);
 registerWorkerCommand(program);
 registerModelsCommands(program);
 

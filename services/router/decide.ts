@@ -58,6 +58,7 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  *    OVERLOADED): then cross-zone failover to the other zones, degraded, reason ZONE_FAILOVER.
  * 8. Worker: a request with a session goes to the first worker in rendezvous order (highest
  *    hashPair(hash32(sessionId), hash32(workerId))) whose load stays within the bound
+ *    (or below the floor `outstanding + 1 ≤ ⌊affinityFloor·capacity⌋`, where affinity always holds)
  *    `outstanding + 1 ≤ ⌈(1+ε)·(M+1)·capacity/C⌉` (M, C: Σ outstanding, Σ capacity of the
  *    candidates in scope — "(1+ε)·average", counting this request); workers passed over are
  *    OVERLOADED and the decision degraded. Reason AFFINITY. Without a session: power of two choices
@@ -253,7 +254,7 @@ function reject(c: RouteCommand, policy: RouterPolicy, reason: string, detail: s
  * Rendezvous order with bounded load over scope[0..m): returns the pool index chosen; the ones
  * passed over (above the bound) are marked OVERLOADED. `passed` reports how many.
  */
-function affinity(m: number, sessionHash: number, epsilon: number, passed: { count: number }): number {
+function affinity(m: number, sessionHash: number, epsilon: number, floor: number, passed: { count: number }): number {
   let total = 0;
   let cap = 0;
   for (let s = 0; s < m; s++) {
@@ -271,7 +272,7 @@ function affinity(m: number, sessionHash: number, epsilon: number, passed: { cou
       if (best < 0 || w > weights[best]! || (w === weights[best]! && pool.cands[scope[s]!]!.lane < pool.cands[scope[best]!]!.lane)) best = s;
     }
     const k = scope[best]!;
-    const bound = Math.ceil(((1 + epsilon) * (total + 1) * pool.capacity[k]!) / cap);
+    const bound = Math.max(Math.ceil(((1 + epsilon) * (total + 1) * pool.capacity[k]!) / cap), Math.floor(floor * pool.capacity[k]!));
     if (pool.outstanding[k]! + 1 <= bound) return k;
     pool.cands[k]!.excluded = EXCLUDED.OVERLOADED;
     passed.count++;
@@ -415,7 +416,7 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
   let reason: string;
   if (req.sessionId !== null) {
     const passed = { count: 0 };
-    chosen = affinity(m, hash32(req.sessionId), policy.affinityEpsilon, passed);
+    chosen = affinity(m, hash32(req.sessionId), policy.affinityEpsilon, policy.affinityFloor, passed);
     if (passed.count > 0) degraded = true;
     reason = ROUTED.AFFINITY;
   } else {

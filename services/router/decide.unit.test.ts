@@ -314,6 +314,23 @@ describe('session affinity (rendezvous hashing with bounded load)', () => {
     for (let i = 1; i < 20; i++) expect(asRouted(decide(command(request(`r${i}`, { sessionId: 'sess-42' })), state)).workerId).toBe(first.workerId);
   });
 
+  it('given an idle fleet where the session worker still counts one request in flight, then it keeps the session (the floor), and past the floor the bound applies', () => {
+    const state = given(fleet({ workers: 3, capacity: 4 }));
+    const home = asRouted(decide(command(request('r0', { sessionId: 'sess-7' })), state)).workerId;
+    const lane = Number(home.slice(1));
+    // Its previous request's result is not read back yet: 1 outstanding, the others 0. The bound
+    // alone, ⌈1.25·2·4/12⌉ = 1, would move the session; the floor ⌊0.5·4⌋ = 2 keeps it.
+    const one = asRouted(decide(command(request('r1', { sessionId: 'sess-7' }), { pending: [{ workerId: home, lane, count: 1 }] }), state));
+    expect(one).toMatchObject({ workerId: home, reason: 'AFFINITY', degraded: false });
+    // Two in flight reaches the floor, and above the bound: the session spills, degraded.
+    const two = asRouted(decide(command(request('r2', { sessionId: 'sess-7' }), { pending: [{ workerId: home, lane, count: 2 }] }), state));
+    expect(two.workerId).not.toBe(home);
+    expect(two).toMatchObject({ reason: 'AFFINITY', degraded: true });
+    // With the floor off, the classic bound moves it at one in flight.
+    const classic = resolveRouterPolicy({ affinityFloor: 0 });
+    expect(asRouted(decide(command(request('r3', { sessionId: 'sess-7' }), { pending: [{ workerId: home, lane, count: 1 }], policy: classic }), state)).workerId).not.toBe(home);
+  });
+
   it('given a ninth worker joins, then most sessions keep their worker and those that move go to the new one', () => {
     const state = given(fleet({ workers: 8 }));
     const sessions = 2000;

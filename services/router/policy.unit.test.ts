@@ -7,6 +7,7 @@ describe('RouterPolicy', () => {
     expect(DEFAULT_ROUTER_POLICY).toEqual({
       version: POLICY_CODE_VERSION,
       affinityEpsilon: 0.25,
+      affinityFloor: 0.5,
       powerOfTwoChoices: true,
       staleHeartbeatMs: 2000,
       zoneSpillLoad: 1,

@@ -55,7 +55,7 @@ const SLOT_WIDTH = 2 + LATENCY_BINS;
  * bad input, cancelled). Such failures close the request's in-flight count but are not results for
  * outlier ejection.
  */
-export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set(['DEADLINE_EXCEEDED', 'INVALID_INPUT', 'INVALID_REQUEST', 'CANCELLED']);
+export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set(['DEADLINE_EXCEEDED', 'INVALID_INPUT', 'INVALID_REQUEST', 'CANCELLED', 'WORKER_DRAINING']);
 
 /** A worker's accepted lane claim (WorkerJoined). */
 export interface LaneClaim {

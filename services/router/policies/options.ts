@@ -58,6 +58,14 @@ export interface RouterPolicy {
    * @default 0.25
    */
   readonly affinityEpsilon: number;
+  /**
+   * Below this load (outstanding / capacity) a session's worker always keeps it, whatever the
+   * average: the bound guards against hot spots on a busy fleet, not against one request in
+   * flight on an idle one (where ⌈(1+ε)·(M+1)/n⌉ is 1 and every session would spill as soon as
+   * its previous request's result had not been read back yet).
+   * @default 0.5
+   */
+  readonly affinityFloor: number;
   /** Pick between two hash-chosen candidates (true) or scan for the least loaded (false). @default true */
   readonly powerOfTwoChoices: boolean;
   /** A worker whose latest heartbeat is older than this (vs. the command's `now`) is excluded. @default 2000 */
@@ -93,6 +101,7 @@ type Leaves = Omit<RouterPolicy, 'version'>;
 
 const DEFAULTS: Leaves = {
   affinityEpsilon: 0.25,
+  affinityFloor: 0.5,
   powerOfTwoChoices: true,
   staleHeartbeatMs: 2000,
   zoneSpillLoad: 1,
@@ -148,6 +157,7 @@ export function resolveRouterPolicy(input: RouterPolicyInput = {}): RouterPolicy
   const ej = { ...DEFAULTS.ejection, ...input.ejection };
   const p: Leaves = {
     affinityEpsilon: num('affinityEpsilon', input.affinityEpsilon ?? DEFAULTS.affinityEpsilon, 0, 1000),
+    affinityFloor: num('affinityFloor', input.affinityFloor ?? DEFAULTS.affinityFloor, 0, 1000),
     powerOfTwoChoices: bool('powerOfTwoChoices', input.powerOfTwoChoices ?? DEFAULTS.powerOfTwoChoices),
     staleHeartbeatMs: num('staleHeartbeatMs', input.staleHeartbeatMs ?? DEFAULTS.staleHeartbeatMs, 1, 86_400_000),
     zoneSpillLoad: num('zoneSpillLoad', input.zoneSpillLoad ?? DEFAULTS.zoneSpillLoad, 0, Infinity),

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'switchyard.js');
+
+/** A `switchyard` command running as its own process, its output in a file. */
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  /** Resolves with the exit code (or signal) once the process ended. */
+  exited: Promise<number | string>;
+  /** The last lines of its output, for failure messages. */
+  tail(lines?: number): string;
+  kill(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Starts `switchyard <args>` with `env` added to this process's environment. */
+export function startSwitchyard(name: string, args: string[], env: Record<string, string>, logDir: string): ServiceProcess {
+  const logFile = join(logDir, `${name}.log`);
+  const out = createWriteStream(logFile);
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(out, { end: false });
+  child.stderr!.pipe(out, { end: false });
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const tail = (lines = 30) => {
+    try {
+      return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  };
+  return {
+    name,
+    child,
+    logFile,
+    exited,
+    tail,
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs `switchyard <args>` to completion; rejects with its output when it fails. */
+export async function runSwitchyard(args: string[], env: Record<string, string>, logDir: string, name = args[0] ?? 'cmd'): Promise<string> {
+  const p = startSwitchyard(name, args, env, logDir);
+  const code = await p.exited;
+  if (code !== 0) throw new Error(`switchyard ${args.join(' ')} exited ${code}:\n${p.tail()}`);
+  return readFileSync(p.logFile, 'utf8');
+}
+
+/** A TCP port free on loopback right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
