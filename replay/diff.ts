@@ -14,7 +14,8 @@ function same(a: unknown, b: unknown): boolean {
   return a === b || (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b));
 }
 
-const join = (path: string, key: string): string => (path === '' ? key : /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`);
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+const join = (path: string, key: string): string => (IDENTIFIER.test(key) ? (path === '' ? key : `${path}.${key}`) : `${path}[${JSON.stringify(key)}]`);
 
 /** Differences of `b` (re-derived) from `a` (recorded), at most `limit`. */
 export function diffValues(a: unknown, b: unknown, limit = 200, path = '', out: FieldDiff[] = []): FieldDiff[] {
