@@ -383,15 +383,21 @@ export class PartitionLog {
     const out: LogRecord[] = [];
     const end = Math.min(to, this.visibleEnd);
     let next = from;
-    for (let attempt = 0; next < end && max > 0; attempt++) {
+    for (let fruitless = 0; next < end && max > 0; ) {
       try {
         await this.readSnapshot(this.segments, next, end, max, out);
         break;
       } catch (err) {
-        // A segment left the log under us (retention, compaction): retry on a fresh view.
-        if (!(err instanceof SegmentRetired) || attempt >= 8) throw err;
+        // A segment left the log under us (retention, compaction): go on from the last
+        // record read, on a fresh view of the segments.
+        if (!(err instanceof SegmentRetired)) throw err;
         const last = out[out.length - 1];
-        if (last !== undefined) next = last.offset + 1;
+        const progressed = last !== undefined && last.offset + 1 > next;
+        if (progressed) next = last.offset + 1;
+        fruitless = progressed ? 0 : fruitless + 1;
+        if (fruitless > 8) {
+          throw new SwitchyardError('SY_ERR_LOG_IO', `read of ${this.name} kept losing its segments to maintenance`, { retriable: true, cause: err });
+        }
       }
     }
     return out;
