@@ -24,6 +24,7 @@ type Bench = (ctx: BenchContext) => Promise<BenchResult[]>;
 
 const benches: Record<string, () => Promise<Bench>> = {
   log: async () => (await import('./log.js')).benchLog,
+  serve: async () => (await import('./serve.js')).benchServe,
 };
 
 const { values, positionals } = parseArgs({

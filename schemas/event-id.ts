@@ -7,7 +7,7 @@ export type EventIdFactory = () => string;
 export interface EventIdOptions {
   /** Clock in ms since the Unix epoch. @default Date.now */
   now?: () => number;
-  /** 16 random bytes per call. @default node:crypto */
+  /** 16 random bytes per call. @default pooledRandom16() (node:crypto) */
   random?: () => Uint8Array;
 }
 
@@ -17,7 +17,24 @@ export interface EventIdOptions {
  * stands still or steps back (the counter carries over into the time field, as the uuid
  * package's own v7 does). With `now` and `random` injected the ids are deterministic.
  */
-export function createEventIdFactory({ now = Date.now, random = () => randomFillSync(new Uint8Array(16)) }: EventIdOptions = {}): EventIdFactory {
+/**
+ * 16 random bytes per call, cut from a 4 KiB pool refilled from node:crypto: one
+ * `randomFillSync` per 256 ids instead of one per id (it showed up in serving profiles).
+ */
+export function pooledRandom16(): () => Uint8Array {
+  const pool = new Uint8Array(4096);
+  let at = pool.length;
+  return () => {
+    if (at === pool.length) {
+      randomFillSync(pool);
+      at = 0;
+    }
+    at += 16;
+    return pool.subarray(at - 16, at);
+  };
+}
+
+export function createEventIdFactory({ now = Date.now, random = pooledRandom16() }: EventIdOptions = {}): EventIdFactory {
   let lastMs = -Infinity;
   let seq = 0;
   return () => {

@@ -1,0 +1,261 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openRuntime, type Runtime } from '../lib/bootstrap.js';
+import type { SwitchyardConfig } from '../lib/config.js';
+import { startCluster, type Cluster } from '../cli/cluster.js';
+import { decodeModelFile } from '../services/worker/backends/format.js';
+import { SyntheticBackend } from '../services/worker/backends/synthetic.js';
+import { SHIPPED_MODELS_DIR } from '../services/worker/publish.js';
+import type { BenchContext, BenchResult } from './main.js';
+import { benchRouterDecide } from './router-decide.js';
+import { median, round, summarize } from './stats.js';
+
+/**
+ * `npm run bench -- serve`: what the control plane adds to an inference call. A no-op model
+ * (zero service time) served by the whole path — request event on the log, router decision,
+ * worker, result event — against the same model called directly in-process (the baseline),
+ * side by side in one run:
+ * - added latency p50/p99 at fixed request rates (open loop: latency is measured from each
+ *   request's scheduled send time, so queueing behind a slow request counts);
+ * - maximum sustained throughput (closed loop, many requests in flight);
+ * - the router's `decide` alone with 64 workers.
+ * Two entry points: a producer client appending InferenceRequested to the log and reading
+ * InferenceCompleted from `results` (what Kafka clients do), and HTTP through the gateway.
+ */
+
+type Send = (i: number) => Promise<void>;
+
+interface Driver {
+  name: string;
+  send: Send;
+}
+
+const INPUT = Buffer.from(JSON.stringify({ text: 'noop' }));
+
+/** The baseline: the same no-op model, loaded from its file, called directly. */
+async function directDriver(): Promise<Driver> {
+  const file = decodeModelFile(await readFile(join(SHIPPED_MODELS_DIR, 'noop-v1.symodel')));
+  const model = await new SyntheticBackend().load(file, 'noop');
+  return {
+    name: 'direct in-process call (baseline)',
+    send: async (i) => {
+      const [r] = await model.infer([{ requestId: `d-${i}`, input: INPUT, contentType: 'application/json', parameters: {} }]);
+      if (!r?.ok) throw new Error('baseline call failed');
+    },
+  };
+}
+
+/** A producer client: append InferenceRequested, resolve when its InferenceCompleted is read. */
+async function logDriver(rt: Runtime, tag: string): Promise<{ driver: Driver; close: () => Promise<void> }> {
+  const { ctx } = rt;
+  const waiting = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+  const sub = await ctx.log.subscribe({
+    groupId: `bench-client-${tag}`,
+    topics: [ctx.topics.results.name],
+    fromBeginning: false,
+    onBatch: async (batch) => {
+      for (const r of batch.records) {
+        const e = await ctx.codec.decode(r.value!);
+        const w = e.requestId === null ? undefined : waiting.get(e.requestId);
+        if (!w) continue;
+        if (e.type === 'InferenceCompleted') w.resolve();
+        else if (e.type === 'InferenceFailed' || e.type === 'RequestRejected') w.reject(new Error(`${e.type}: ${e.type === 'InferenceFailed' ? e.errorCode : e.reason}`));
+        else continue;
+        waiting.delete(e.requestId!);
+      }
+    },
+  });
+  const driver: Driver = {
+    name: 'producer client → log → router → worker → results',
+    send: (i) =>
+      new Promise<void>((resolve, reject) => {
+        const requestId = `${tag}-${i}`;
+        waiting.set(requestId, { resolve, reject });
+        const now = ctx.now();
+        ctx.log
+          .append([
+            {
+              topic: ctx.topics.requests.name,
+              key: requestId,
+              value: ctx.codec.encode({ type: 'InferenceRequested', eventId: ctx.newEventId(), occurredAt: now, requestId, producer: 'bench', model: 'noop', input: INPUT, source: 'KAFKA_CLIENT', cacheable: false, deadlineAt: now + 30_000 }),
+            },
+          ])
+          .catch(reject);
+      }),
+  };
+  return { driver, close: () => sub.close() };
+}
+
+/** HTTP through the gateway: POST /v1/infer, resolve on 200. */
+function httpDriver(url: string): Driver {
+  return {
+    name: 'HTTP POST /v1/infer → gateway → log → router → worker → results',
+    send: async () => {
+      const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'noop', input: { text: 'noop' }, cacheable: false, deadlineMs: 30_000 }) });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    },
+  };
+}
+
+/** Open loop at `rate` req/s for `count` requests; latencies from each scheduled send time. */
+async function atRate(send: Send, rate: number, count: number, offset: number): Promise<{ latencies: number[]; failed: number; achieved: number }> {
+  const latencies: number[] = [];
+  let failed = 0;
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pending.push(
+      send(offset + i).then(
+        () => void latencies.push(performance.now() - due),
+        () => void failed++,
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return { latencies, failed, achieved: count / ((performance.now() - start) / 1000) };
+}
+
+/** Closed loop: `concurrency` requests in flight until `count` are done; completions/s. */
+async function maxThroughput(send: Send, concurrency: number, count: number, offset: number): Promise<{ perSec: number; failed: number }> {
+  let next = 0;
+  let failed = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        await send(offset + i).catch(() => void failed++);
+      }
+    }),
+  );
+  return { perSec: (count - failed) / ((performance.now() - start) / 1000), failed };
+}
+
+interface Deployment {
+  name: string;
+  rate: number;
+  open: () => Promise<{ rt: Runtime; cleanup: () => void }>;
+}
+
+export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
+  const runs = ctx.quick ? 1 : 3;
+  const seconds = ctx.quick ? 1 : 3;
+  const results: BenchResult[] = [];
+
+  ctx.progress('router decide with 64 workers');
+  const decides = [];
+  for (let r = 0; r < runs; r++) decides.push(await benchRouterDecide({ workers: 64, decisions: ctx.quick ? 50_000 : 200_000 }));
+  results.push({
+    title: `Router decide, 64 workers (median of ${runs})`,
+    columns: ['decisions/s', 'µs per decision', 'decide + fold its result back, /s', 'evolve events/s'],
+    rows: [[Math.round(median(decides.map((d) => d.decisionsPerSec))), round(median(decides.map((d) => d.usPerDecision)), 2), Math.round(median(decides.map((d) => d.decideAndFoldPerSec))), Math.round(median(decides.map((d) => d.foldEventsPerSec)))]],
+    notes: ['Target ≥ 100k decisions/s. decide is the pure core alone; the second figure folds each decision and a result back into the state, as a live router does.'],
+  });
+
+  const baseline = await directDriver();
+  const deployments: Deployment[] = [];
+  for (const fsync of ['interval', 'never'] as const) {
+    deployments.push({
+      name: `embedded (fsync ${fsync})`,
+      rate: 1000,
+      open: async () => {
+        const home = mkdtempSync(join(tmpdir(), 'sy-bench-serve-'));
+        const config: SwitchyardConfig = { brokers: [], home, topicPrefix: 'switchyard.', lanes: 8, schemaRegistryUrl: undefined, clickhouseUrl: undefined, fsync, logLevel: 'warn' };
+        return { rt: await openRuntime(config), cleanup: () => rmSync(home, { recursive: true, force: true }) };
+      },
+    });
+  }
+  if (ctx.brokers.length > 0) {
+    deployments.push({
+      name: `kafka ${ctx.brokers.join(',')}`,
+      rate: 500,
+      open: async () => {
+        const home = mkdtempSync(join(tmpdir(), 'sy-bench-serve-'));
+        const config: SwitchyardConfig = { brokers: ctx.brokers, home, topicPrefix: `bench-${Date.now().toString(36)}.`, lanes: 8, schemaRegistryUrl: undefined, clickhouseUrl: undefined, fsync: 'interval', logLevel: 'warn' };
+        return { rt: await openRuntime(config), cleanup: () => rmSync(home, { recursive: true, force: true }) };
+      },
+    });
+  } else {
+    ctx.progress('no --brokers given: Kafka skipped');
+  }
+
+  const latencyRows: (string | number)[][] = [];
+  const throughputRows: (string | number)[][] = [];
+  // Baseline, measured in the same run.
+  const base = await atRate(baseline.send, 1000, 1000 * seconds, 0);
+  const b = summarize(base.latencies);
+  latencyRows.push([baseline.name, 1000, round(b.p50, 3), round(b.p99, 3), '—', '—', 0]);
+  throughputRows.push([baseline.name, Math.round((await maxThroughput(baseline.send, 64, 100_000, 0)).perSec), 0]);
+
+  for (const d of deployments) {
+    const perDriver = new Map<string, { p50: number[]; p99: number[]; failed: number; tput: number[]; tputFailed: number }>();
+    for (let run = 0; run < runs; run++) {
+      const { rt, cleanup } = await d.open();
+      let cluster: Cluster | undefined;
+      let client: Awaited<ReturnType<typeof logDriver>> | undefined;
+      try {
+        cluster = await startCluster(rt, {
+          routers: 1,
+          workers: [
+            { workerId: 'bench-w1', zone: 'zone-a', capacity: 64, maxBatchSize: 32, cacheMaxEntries: 0 },
+            { workerId: 'bench-w2', zone: 'zone-b', capacity: 64, maxBatchSize: 32, cacheMaxEntries: 0 },
+          ],
+          gateway: { port: 0 },
+        });
+        client = await logDriver(rt, `run${run}-${Date.now().toString(36)}`);
+        const drivers = [client.driver, httpDriver(cluster.gateway!.url)];
+        // Warm up every path (JIT, connections, model load) before measuring.
+        for (const dr of drivers) await maxThroughput(dr.send, 8, 200, 900_000_000);
+        let offset = 0;
+        for (const dr of drivers) {
+          ctx.progress(`${d.name} run ${run + 1}/${runs}: ${dr.name} at ${d.rate} req/s for ${seconds}s`);
+          const r = await atRate(dr.send, d.rate, d.rate * seconds, (offset += 1_000_000));
+          const s = summarize(r.latencies);
+          ctx.progress(`${d.name} run ${run + 1}/${runs}: ${dr.name} max throughput`);
+          const t = await maxThroughput(dr.send, 96, ctx.quick ? 3_000 : 10_000, (offset += 1_000_000));
+          const acc = perDriver.get(dr.name) ?? { p50: [], p99: [], failed: 0, tput: [], tputFailed: 0 };
+          acc.p50.push(s.p50);
+          acc.p99.push(s.p99);
+          acc.failed += r.failed;
+          acc.tput.push(t.perSec);
+          acc.tputFailed += t.failed;
+          perDriver.set(dr.name, acc);
+        }
+      } finally {
+        await client?.close();
+        await cluster?.close();
+        await rt.close();
+        cleanup();
+      }
+    }
+    for (const [name, acc] of perDriver) {
+      const p50 = median(acc.p50);
+      const p99 = median(acc.p99);
+      latencyRows.push([`${d.name}: ${name}`, d.rate, round(p50, 3), round(p99, 3), round(p50 - b.p50, 3), round(p99 - b.p99, 3), acc.failed]);
+      throughputRows.push([`${d.name}: ${name}`, Math.round(median(acc.tput)), acc.tputFailed]);
+    }
+  }
+  results.push({
+    title: `Serving: latency at a fixed request rate, no-op model (median of ${runs} runs of ${seconds}s)`,
+    columns: ['path', 'req/s', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'failed'],
+    rows: latencyRows,
+    notes: [
+      'Open loop: request i is due at start + i/rate; its latency runs from that due time to its completion, so queueing counts.',
+      'Added = the path minus the direct in-process call of the same no-op model measured in the same run.',
+      'One process: gateway, 1 router, 2 workers (capacity 64, batches up to 32, result cache off), the client, 8 lanes. Targets: embedded 1k req/s p50 ≤ 1 ms, p99 ≤ 3 ms added; Kafka 500 req/s p50 ≤ 10 ms, p99 ≤ 25 ms added.',
+    ],
+  });
+  results.push({
+    title: `Serving: maximum sustained throughput, no-op model (median of ${runs} runs)`,
+    columns: ['path', 'completed req/s', 'failed'],
+    rows: throughputRows,
+    notes: ['Closed loop with 96 requests in flight (below the 1.5 × capacity at which the router sheds NORMAL requests). Target: embedded ≥ 5k req/s.'],
+  });
+  return results;
+}
