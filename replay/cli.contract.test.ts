@@ -1,0 +1,87 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..');
+
+/** `switchyard replay …` as a user runs it, on a copy of the golden recording (embedded log). */
+async function cli(home: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', '--home', home, 'replay', ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 32 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+describe('switchyard replay (CLI, embedded)', () => {
+  let home: Awaited<ReturnType<typeof copyToHome>>;
+  beforeAll(async () => {
+    home = await copyToHome(GOLDEN);
+  });
+  afterAll(async () => {
+    await home?.remove();
+  });
+
+  it('request: a readable timeline, --json, and --html writes a self-contained page', async () => {
+    const html = join(home.home, 'r.html');
+    const text = await cli(home.home, 'request', 'req-00013', '--html', html);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^request req-00013 · \w+/);
+    expect(text.stdout).toContain('RECEIVED');
+    expect(text.stdout).toMatch(/ROUTED|REJECTED/);
+    expect(await readFile(html, 'utf8')).toMatch(/^<!doctype html>[\s\S]*Request req-00013/);
+    const json = await cli(home.home, '--json', 'request', 'req-00013');
+    const parsed = JSON.parse(json.stdout) as { requestId: string; hops: { kind: string }[]; lookup: { strategy: string } };
+    expect(parsed.requestId).toBe('req-00013');
+    expect(parsed.lookup.strategy).toBe('index');
+    expect(parsed.hops[0]!.kind).toBe('received');
+  }, 60_000);
+
+  it('not found: exit 3 and a message with the code', async () => {
+    const r = await cli(home.home, 'request', 'no-such-request');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('[SY_ERR_REPLAY_NOT_FOUND]');
+  }, 60_000);
+
+  it('verify: exit 0 on the recording; exit 1 with the diff on a tampered copy', async () => {
+    const ok = await cli(home.home, 'verify', '--strict');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/\d+ decisions: \d+ verified, 0 diverged/);
+    expect(ok.stdout).toContain('OK: every decision re-derived identically');
+
+    const source = await openEmbeddedSource(home.logDir);
+    const bad = join(home.home, 'tampered');
+    try {
+      let done = false;
+      await tamperedCopy(source, join(bad, 'log'), (e) => {
+        if (done || e.type !== 'RequestRouted' || e.candidates.length < 2) return undefined;
+        done = true;
+        return { ...e, reason: 'PINNED' };
+      });
+    } finally {
+      await source.close();
+    }
+    const failed = await cli(bad, 'verify');
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain('DIVERGENCES (1)');
+    expect(failed.stdout).toMatch(/reason: recorded "PINNED" · re-derived "(AFFINITY|LEAST_LOADED|ZONE_FAILOVER)"/);
+  }, 120_000);
+
+  it('session and at', async () => {
+    const s = await cli(home.home, 'session', 's-2');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/^session s-2 · \d+ request\(s\)/);
+    const at = await cli(home.home, 'at', '2025-01-01T00:00:00.500Z');
+    expect(at.code).toBe(0);
+    expect(at.stdout).toMatch(/^cluster at 2025-01-01T00:00:00.500Z/);
+    expect(at.stdout).toContain('w4');
+    const bad = await cli(home.home, 'at', 'yesterday');
+    expect(bad.code).not.toBe(0);
+  }, 60_000);
+});
