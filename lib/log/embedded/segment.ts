@@ -112,6 +112,7 @@ export class Segment {
    * over it), so the reader must take a fresh view of the partition.
    */
   reader(): Promise<FileHandle> {
+    readers.touch(this);
     if (this.readHandle !== undefined) return this.readHandle;
     if (this.retired) return Promise.reject(new SegmentRetired(this.path));
     const opening = open(this.path, 'r');
@@ -122,11 +123,21 @@ export class Segment {
     return opening;
   }
 
+  /** Closes the read handle unless a reader holds the segment (see `readers`); false if held. */
+  closeIdleReader(): boolean {
+    if (this.refs > 0) return false;
+    const r = this.readHandle;
+    this.readHandle = undefined;
+    void r?.then((h) => h.close()).catch(() => {});
+    return true;
+  }
+
   get isRetired(): boolean {
     return this.retired;
   }
 
   async closeHandles(): Promise<void> {
+    readers.forget(this);
     const r = this.readHandle;
     this.readHandle = undefined;
     const w = this.writeHandle;
@@ -297,6 +308,30 @@ const blockPool = {
   },
   give(buf: Buffer): void {
     if (this.free.length < 32) this.free.push(buf);
+  },
+};
+
+/**
+ * Read handles stay open between reads (tail consumers read the same segments over and
+ * over), but a replay over a long history would otherwise keep one descriptor per segment
+ * it ever read. This LRU closes the least recently read idle handles beyond a cap; a closed
+ * handle is simply reopened on the next read.
+ */
+const MAX_OPEN_READERS = 256;
+const readers = {
+  recent: new Set<Segment>(),
+  touch(seg: Segment): void {
+    this.recent.delete(seg);
+    this.recent.add(seg);
+    if (this.recent.size <= MAX_OPEN_READERS) return;
+    for (const old of this.recent) {
+      if (this.recent.size <= MAX_OPEN_READERS) break;
+      if (old === seg) continue;
+      if (old.closeIdleReader()) this.recent.delete(old);
+    }
+  },
+  forget(seg: Segment): void {
+    this.recent.delete(seg);
   },
 };
 

@@ -130,6 +130,19 @@ describe('embedded log segments and the sparse index', () => {
     expect(single[0]!.value!.buffer.byteLength).toBeLessThan(64 * 1024);
   });
 
+  it('keeps a bounded number of segment files open while reading a long history', async () => {
+    await openLog({ segmentBytes: 1024 });
+    await appendMany(5000, 100);
+    expect(log.describePartition(TOPIC, 0).length).toBeGreaterThan(400);
+    const openFds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await openFds();
+    const all = await log.read({ topic: TOPIC, partition: 0, from: 0 });
+    expect(all.length).toBe(5000);
+    expect((await openFds()) - before).toBeLessThan(300);
+    // Closed handles are reopened on demand.
+    expect((await log.read({ topic: TOPIC, partition: 0, from: 3, maxRecords: 1 }))[0]!.offset).toBe(3);
+  });
+
   it('indexes of sealed segments are loaded on open (and match what was written)', async () => {
     await openLog({ segmentBytes: 4096, indexIntervalBytes: 256 });
     await appendMany(200, 100);
