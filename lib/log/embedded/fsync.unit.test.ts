@@ -123,7 +123,9 @@ describe('embedded log fsync policies', () => {
     expect(byFile.size).toBe(2);
     for (const times of byFile.values()) {
       expect(times.length).toBeLessThanOrEqual(Math.ceil(400 / intervalMs) + 3);
-      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(intervalMs - 5);
+      // The interval is between flush starts; an fsync follows its write, whose time varies.
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(intervalMs / 2);
+      expect((times.at(-1)! - times[0]!) / (times.length - 1)).toBeGreaterThanOrEqual(intervalMs * 0.9);
     }
     expect(appends).toBeGreaterThan(sync.calls.length * 4);
     expect(sum(await log.endOffsets(TOPIC))).toBe(appends);
