@@ -187,7 +187,7 @@ describe('embedded consumer groups', () => {
     await waitFor(() => calls === 1, { timeoutMs: 5_000, what: 'the first delivery' });
     const started = Date.now();
     await sub.close();
-    expect(Date.now() - started).toBeLessThan(500);
+    expect(Date.now() - started).toBeLessThan(900); // well under the 1 s backoff it cut short
     expect(calls).toBe(1);
     expect((await log.committedOffsets('g', TOPIC))[0]).toBe(-1);
   });
