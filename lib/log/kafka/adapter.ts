@@ -357,7 +357,7 @@ class KafkaLog implements EventLog {
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset, commitOffsetsIfNecessary }) => {
           const records: LogRecord[] = [];
           for (const m of batch.messages) {
             if ((m as { isControlRecord?: boolean }).isControlRecord) continue;
@@ -387,8 +387,10 @@ class KafkaLog implements EventLog {
             }
             const last = chunk[chunk.length - 1]!.offset;
             resolveOffset(String(last));
-            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(last + 1) }]);
-            await heartbeat();
+            // Through the batch's own committer: consumer.commitOffsets() silently does nothing
+            // once close() has begun stopping the consumer, and the batch in hand must commit.
+            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(last + 1) }] }] });
+            if (!stopping) await heartbeat();
           }
         },
       });
