@@ -140,6 +140,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       partition,
       segmentBytes: o.segmentBytes,
       indexIntervalBytes: o.indexIntervalBytes,
+      tailCacheBytes: o.tailCacheBytes,
       fsync: o.fsync,
       fsyncIntervalMs: o.fsyncIntervalMs,
       logger: o.logger,

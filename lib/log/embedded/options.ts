@@ -41,6 +41,11 @@ export interface EmbeddedLogOptions {
   segmentBytes?: number;
   /** Bytes of records between two entries of a segment's sparse offset index (the first record of a segment is always indexed). @default 4096 */
   indexIntervalBytes?: number;
+  /**
+   * Bytes of recently flushed records kept in memory per partition, so consumers that keep up
+   * read without I/O; 0 turns the cache off. @default 4_194_304 (4 MiB)
+   */
+  tailCacheBytes?: number;
   /** Largest framed record (key + value + headers + 36 bytes) accepted by `append`. @default 8_388_608 (8 MiB) */
   maxRecordBytes?: number;
   /** Clock for record timestamps and retention. @default { now: Date.now } */
@@ -86,6 +91,7 @@ export function resolveEmbeddedLogOptions({
   fsyncIntervalMs = 5,
   segmentBytes = 64 * MiB,
   indexIntervalBytes = 4096,
+  tailCacheBytes = 4 * MiB,
   maxRecordBytes = 8 * MiB,
   clock = { now: Date.now },
   logger,
@@ -101,6 +107,7 @@ export function resolveEmbeddedLogOptions({
   check(isInt(fsyncIntervalMs, 0, 60_000), `fsyncIntervalMs must be an integer in 0..60000, got ${fsyncIntervalMs}`);
   check(isInt(segmentBytes, 1024, 1024 * MiB), `segmentBytes must be an integer in 1 KiB..1 GiB, got ${segmentBytes}`);
   check(isInt(indexIntervalBytes, 1, 1024 * MiB), `indexIntervalBytes must be an integer in 1..1 GiB, got ${indexIntervalBytes}`);
+  check(isInt(tailCacheBytes, 0, 1024 * MiB), `tailCacheBytes must be an integer in 0..1 GiB, got ${tailCacheBytes}`);
   check(isInt(maxRecordBytes, 64, 1024 * MiB), `maxRecordBytes must be an integer in 64..1 GiB, got ${maxRecordBytes}`);
   check(typeof clock?.now === 'function', 'clock must have a now() function');
   check(onConsumerError === undefined || typeof onConsumerError === 'function', 'onConsumerError must be a function');
@@ -115,6 +122,7 @@ export function resolveEmbeddedLogOptions({
     fsyncIntervalMs,
     segmentBytes,
     indexIntervalBytes,
+    tailCacheBytes,
     maxRecordBytes,
     clock,
     logger: logger ?? createLogger('switchyard.log.embedded', 'warn'),
