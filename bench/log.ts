@@ -108,18 +108,17 @@ async function latency(log: EventLog, encode: () => Buffer, samples: number, top
 export async function benchLog(ctx: BenchContext): Promise<BenchResult[]> {
   const runs = ctx.quick ? 1 : 3;
   const { codec, encode, bytes } = await sampleEncoder();
-  const targets: Target[] = [
-    {
-      name: 'embedded (fsync interval 5 ms)',
-      events: ctx.quick ? 50_000 : 300_000,
-      latencySamples: ctx.quick ? 300 : 2_000,
-      open: async () => {
-        const dir = mkdtempSync(join(tmpdir(), 'sy-bench-log-'));
-        const log = await openEmbeddedLog({ dir, fsync: 'interval' });
-        return { log, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-      },
+  const embedded = (fsync: 'always' | 'interval' | 'never', label: string): Target => ({
+    name: `embedded (fsync ${label})`,
+    events: ctx.quick ? 50_000 : 300_000,
+    latencySamples: ctx.quick ? 300 : 2_000,
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sy-bench-log-'));
+      const log = await openEmbeddedLog({ dir, fsync });
+      return { log, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
     },
-  ];
+  });
+  const targets: Target[] = [embedded('always', 'always: group commit per turn'), embedded('interval', 'interval 5 ms'), embedded('never', 'never')];
   if (ctx.brokers.length > 0) {
     targets.push({
       name: `kafka ${ctx.brokers.join(',')} (kafkajs, idempotent, acks=all)`,

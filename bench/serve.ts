@@ -160,7 +160,7 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
 
   const baseline = await directDriver();
   const deployments: Deployment[] = [];
-  for (const fsync of ['interval', 'never'] as const) {
+  for (const fsync of ['always', 'interval', 'never'] as const) {
     deployments.push({
       name: `embedded (fsync ${fsync})`,
       rate: 1000,
@@ -177,7 +177,7 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
       rate: 500,
       open: async () => {
         const home = mkdtempSync(join(tmpdir(), 'sy-bench-serve-'));
-        const config: SwitchyardConfig = { brokers: ctx.brokers, home, topicPrefix: `bench-${Date.now().toString(36)}.`, lanes: 8, schemaRegistryUrl: undefined, clickhouseUrl: undefined, fsync: 'interval', logLevel: 'warn' };
+        const config: SwitchyardConfig = { brokers: ctx.brokers, home, topicPrefix: `bench-${Date.now().toString(36)}.`, lanes: 8, schemaRegistryUrl: undefined, clickhouseUrl: undefined, fsync: 'always', logLevel: 'warn' };
         return { rt: await openRuntime(config), cleanup: () => rmSync(home, { recursive: true, force: true }) };
       },
     });

@@ -17,7 +17,11 @@ export interface SwitchyardConfig {
   schemaRegistryUrl: string | undefined;
   /** ClickHouse server URL; empty = the embedded chDB engine. (SWITCHYARD_CLICKHOUSE_URL) */
   clickhouseUrl: string | undefined;
-  /** Embedded log fsync policy. @default 'interval' (SWITCHYARD_FSYNC) */
+  /**
+   * Embedded log fsync policy. 'always' syncs every flush, and a flush takes every append of
+   * one event-loop turn (group commit): durable, and lower latency than 'interval' on the
+   * serving path (see docs/BENCHMARKS.md). @default 'always' (SWITCHYARD_FSYNC)
+   */
   fsync: 'always' | 'interval' | 'never';
   /** pino level. @default 'info' (SWITCHYARD_LOG_LEVEL) */
   logLevel: string;
@@ -31,7 +35,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
   if (!Number.isInteger(lanes) || lanes < 1 || lanes > 4096) {
     throw new SwitchyardError('SY_ERR_CONFIG', `SWITCHYARD_LANES must be an integer in 1..4096, got ${env.SWITCHYARD_LANES}`);
   }
-  const fsync = overrides.fsync ?? ((env.SWITCHYARD_FSYNC ?? 'interval') as SwitchyardConfig['fsync']);
+  const fsync = overrides.fsync ?? ((env.SWITCHYARD_FSYNC ?? 'always') as SwitchyardConfig['fsync']);
   if (!FSYNC.includes(fsync)) throw new SwitchyardError('SY_ERR_CONFIG', `SWITCHYARD_FSYNC must be one of ${FSYNC.join(', ')}, got ${fsync}`);
   const brokers = overrides.brokers ?? list(env.SWITCHYARD_BROKERS);
   for (const b of brokers) {
