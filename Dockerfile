@@ -15,5 +15,6 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/schemas ./schemas
 COPY --from=build /app/package.json ./package.json
+RUN mkdir -p /data && chown node /data
 USER node
 ENTRYPOINT ["node", "bin/switchyard.js"]

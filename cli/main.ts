@@ -7,6 +7,7 @@ import { registerSinkCommand } from './commands/sink.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerClusterCommands } from './commands/cluster.js';
 import { registerRouterCommand } from './commands/router.js';
+import { registerInitCommand } from './commands/init.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { registerModelsCommands } from './commands/models.js';
 
@@ -26,6 +27,7 @@ registerGatewayCommand(program);
 (await import('./commands/replay.js')).registerReplayCommands(program);
 registerClusterCommands(program);
 registerRouterCommand(program);
+registerInitCommand(program);
 registerWorkerCommand(program);
 registerModelsCommands(program);
 

@@ -51,7 +51,7 @@ describe('docker-compose.yml', () => {
     expect(compose.services.kafka?.image).toMatch(/^apache\/kafka:/);
     expect(compose.services['schema-registry']?.image).toMatch(/^confluentinc\/cp-schema-registry:/);
     expect(compose.services.clickhouse?.image).toMatch(/^clickhouse\/clickhouse-server:/);
-    for (const name of ['gateway', 'router', 'worker', 'controller', 'sink']) {
+    for (const name of ['init', 'gateway', 'router', 'worker', 'sink']) {
       expect(compose.services[name]?.build, name).toBe('.');
     }
   });
