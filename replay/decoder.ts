@@ -26,7 +26,8 @@ export const FOLD_IGNORES: ReadonlySet<EventType> = new Set<EventType>(['Request
 
 /** Fields the router state never reads, by event type. */
 export const PROJECTED_AWAY: Readonly<Partial<Record<EventType, readonly string[]>>> = {
-  RequestRouted: ['clock', 'candidates', 'pendingDecisions', 'input', 'parameters', 'contentType', 'request', 'traceId', 'causationId'],
+  // Only the clock: `verify` reads each decision once, from the fold's shared stream, and compares all of it (its clock comes from envelope.ts).
+  RequestRouted: ['clock'],
   InferenceCompleted: ['clock', 'output', 'metrics', 'outputSha256', 'traceId', 'causationId', 'contentType'],
   InferenceFailed: ['clock', 'errorMessage', 'traceId', 'causationId'],
   WorkerHeartbeat: ['clock', 'accelerator', 'traceId', 'causationId'],

@@ -17,6 +17,34 @@ function same(a: unknown, b: unknown): boolean {
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 const join = (path: string, key: string): string => (IDENTIFIER.test(key) ? (path === '' ? key : `${path}.${key}`) : `${path}[${JSON.stringify(key)}]`);
 
+/**
+ * Whether two values are equal in the sense of `diffValues` (no paths built: the fast check
+ * `verify` makes for every decision before asking for a diff).
+ */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (same(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array) || a.byteLength !== b.byteLength) return false;
+    return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  }
+  const arrayA = Array.isArray(a);
+  if (arrayA !== Array.isArray(b)) return false;
+  if (arrayA) {
+    const x = a as unknown[];
+    const y = b as unknown[];
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!deepEqual(x[i], y[i])) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  for (const k in x) if (!deepEqual(x[k], y[k])) return false;
+  // A key only `b` has must be undefined there (a missing key and an undefined value are alike).
+  for (const k in y) if (!(k in x) && y[k] !== undefined) return false;
+  return true;
+}
+
 /** Differences of `b` (re-derived) from `a` (recorded), at most `limit`. */
 export function diffValues(a: unknown, b: unknown, limit = 200, path = '', out: FieldDiff[] = []): FieldDiff[] {
   if (out.length >= limit) return out;

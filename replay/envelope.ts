@@ -1,6 +1,6 @@
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import type { EventCodec } from '../schemas/codec.js';
-import { EVENT_SCHEMAS, EVENT_TYPES, type EventType } from '../schemas/generated/events.js';
+import { EVENT_SCHEMAS, EVENT_TYPES, type ClockEntry, type EventType } from '../schemas/generated/events.js';
 import { MAGIC_BYTE, WIRE_HEADER_BYTES } from '../schemas/wire.js';
 
 /**
@@ -196,6 +196,68 @@ export class EnvelopePeeker {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The clock of a wire-format event whose schema id is known, as ClockEntry objects (topic
+   * names interned: a clock names the same few topics over and over). Null when not readable.
+   */
+  clock(value: Buffer | null): ClockEntry[] | null {
+    const type = this.typeOf(value);
+    if (type === null || type === undefined) return null;
+    const r = new Reader(value!);
+    r.pos = WIRE_HEADER_BYTES;
+    try {
+      r.skipString(); // eventId
+      r.long(); // occurredAt
+      for (let i = 0; i < 3; i++) {
+        if (i === 2) r.skipString(); // producer (between traceId and causationId)
+        if (r.long() === 1) r.skipString();
+      }
+      const clock: ClockEntry[] = [];
+      for (;;) {
+        let count = r.long();
+        if (count === 0) break;
+        if (count < 0) {
+          count = -count;
+          r.long();
+        }
+        for (let i = 0; i < count; i++) {
+          const topic = this.topicAt(r);
+          const partition = r.long();
+          clock.push({ topic, partition, offset: r.long() });
+        }
+      }
+      return clock;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Interned topic names by byte length. */
+  private readonly topics: { bytes: Buffer; text: string }[][] = [];
+
+  /** A string at the reader, interned by its bytes (no allocation for a name seen before). */
+  private topicAt(r: Reader): string {
+    const len = r.long();
+    const start = r.pos;
+    const end = start + len;
+    if (len < 0 || end > r.buf.length) throw new RangeError('truncated string');
+    r.pos = end;
+    const buf = r.buf;
+    let bucket = this.topics[len];
+    if (bucket !== undefined) {
+      for (const t of bucket) {
+        const b = t.bytes;
+        let i = len - 1;
+        // Topic names share their prefix: compare from the end.
+        while (i >= 0 && b[i] === buf[start + i]) i--;
+        if (i < 0) return t.text;
+      }
+    } else if (len < 256) this.topics[len] = bucket = [];
+    const text = buf.toString('utf8', start, end);
+    if (bucket !== undefined && bucket.length < 8) bucket.push({ bytes: Buffer.from(buf.subarray(start, end)), text });
+    return text;
   }
 
   /** The requestId alone (the index reads nothing else): cheaper than `peek`. Undefined when the value is not readable. */

@@ -1,7 +1,7 @@
-import type { ClockEntry } from '../schemas/generated/events.js';
+import type { ClockEntry, SwitchyardEvent } from '../schemas/generated/events.js';
 import { evolve, initialRouterState, type RouterState } from '../services/router/state.js';
 import type { FoldDecoder } from './decoder.js';
-import { PartitionCursor } from './scan.js';
+import { RecordStreams, type Consumer, type SharedPartition } from './streams.js';
 import type { LogSource } from './source.js';
 
 /**
@@ -18,12 +18,22 @@ import type { LogSource } from './source.js';
  * start and marked `truncated`: a router that folded the removed records may have a different
  * state, so a mismatch over a truncated prefix is inconclusive rather than a divergence.
  */
+interface Part {
+  readonly stream: SharedPartition;
+  readonly consumer: Consumer;
+  /** Offset after the last record folded (the stream's start before any). */
+  next: number;
+  /** Some record of it was folded. */
+  touched: boolean;
+}
+
 export class ClockFold {
   readonly state: RouterState;
-  /** "topic\0partition" → next offset to fold. */
-  private readonly cursors = new Map<string, PartitionCursor>();
-  private readonly starts = new Map<string, number[]>();
-  private readonly ends = new Map<string, number[]>();
+  /** topic → partition → this fold's place in it. */
+  private readonly parts = new Map<string, (Part | undefined)[]>();
+  /** Partitions with something folded. */
+  private touchedCount = 0;
+  private readonly decode: (value: Buffer | null) => SwitchyardEvent | null;
   /** Records folded (decoded and applied, or skipped as ignorable). */
   records = 0;
   /** Records skipped because they do not decode. */
@@ -31,75 +41,75 @@ export class ClockFold {
   /** Partitions folded from a start above 0 (retention). */
   readonly truncated = new Set<string>();
 
+  /**
+   * @param streams where records come from; share one `RecordStreams` between folds that move
+   *   forward together (verify: one fold per router) so each record is read and decoded once.
+   *   @default streams of its own
+   */
   constructor(
-    private readonly source: LogSource,
+    source: LogSource,
     private readonly decoder: FoldDecoder,
+    private readonly streams: RecordStreams = new RecordStreams(source, 4_000),
     lanes: number = Math.max(1, source.topics.decisions.partitions),
   ) {
     this.state = initialRouterState({ lanes });
+    this.decode = (value) => decoder.decode(value);
   }
 
-  /** Offsets folded so far, per partition named. */
+  /** Offset after the last record folded of a partition (0 when none). */
   position(topic: string, partition: number): number {
-    return this.cursors.get(`${topic}\u0000${partition}`)?.position ?? 0;
+    return this.parts.get(topic)?.[partition]?.next ?? 0;
   }
 
-  /** Whether every entry of `clock` is at or beyond what was folded (so `advanceTo` can reach it). */
+  /**
+   * Whether `advanceTo(clock)` can reach exactly `clock` from here: nothing folded at or beyond
+   * any of its offsets, and nothing folded from a partition it does not name (an implicit 0).
+   */
   canReach(clock: readonly ClockEntry[]): boolean {
-    const named = new Set<string>();
+    let named = 0;
     for (const c of clock) {
-      const key = `${c.topic}\u0000${c.partition}`;
-      named.add(key);
-      const cursor = this.cursors.get(key);
-      if (cursor !== undefined && cursor.position > Math.max(c.offset, this.startOf(c.topic, c.partition))) return false;
+      const part = this.parts.get(c.topic)?.[c.partition];
+      if (part === undefined || !part.touched) continue;
+      named++;
+      if (part.next > c.offset) return false;
     }
-    // A partition folded before but absent from this clock (an implicit 0) cannot be unfolded.
-    for (const [key, cursor] of this.cursors) {
-      if (named.has(key)) continue;
-      const [topic, partition] = key.split('\u0000');
-      if (cursor.position > this.startOf(topic!, Number(partition))) return false;
-    }
-    return true;
+    return named === this.touchedCount;
   }
 
-  private startOf(topic: string, partition: number): number {
-    return this.starts.get(topic)?.[partition] ?? 0;
+  /** Take a place in a partition now (so a shared stream keeps its records for this fold). */
+  async join(topic: string, partition: number): Promise<void> {
+    await this.part(topic, partition);
   }
 
-  private async cursor(topic: string, partition: number): Promise<PartitionCursor> {
-    const key = `${topic}\u0000${partition}`;
-    let c = this.cursors.get(key);
-    if (c === undefined) {
-      let starts = this.starts.get(topic);
-      let ends = this.ends.get(topic);
-      if (starts === undefined || ends === undefined) {
-        starts = await this.source.log.startOffsets(topic).catch(() => []);
-        ends = await this.source.log.endOffsets(topic).catch(() => []);
-        this.starts.set(topic, starts);
-        this.ends.set(topic, ends);
-      }
-      const start = starts[partition] ?? 0;
-      c = new PartitionCursor(this.source.log, topic, partition, start, ends[partition] ?? 0, 4_000);
-      this.cursors.set(key, c);
-    }
-    return c;
+  private async part(topic: string, partition: number): Promise<Part> {
+    let list = this.parts.get(topic);
+    const existing = list?.[partition];
+    if (existing !== undefined) return existing;
+    const stream = await this.streams.partition(topic, partition);
+    if (list === undefined) this.parts.set(topic, (list = []));
+    const part: Part = { stream, consumer: stream.consumer(), next: stream.start, touched: false };
+    list[partition] = part;
+    return part;
   }
 
   /** Fold every record below each entry's offset. Entries behind what was folded are ignored (see `canReach`). */
   async advanceTo(clock: readonly ClockEntry[]): Promise<void> {
     for (const entry of clock) {
       const target = entry.offset;
-      const c = await this.cursor(entry.topic, entry.partition);
-      if (c.position >= target) continue;
-      if (target > 0 && this.startOf(entry.topic, entry.partition) > 0) this.truncated.add(`${entry.topic}/${entry.partition}`);
+      const part = this.parts.get(entry.topic)?.[entry.partition] ?? (await this.part(entry.topic, entry.partition));
+      if (part.next >= target) continue;
+      const { stream, consumer } = part;
       for (;;) {
-        let r = c.nextBelowSync(target);
-        if (r === undefined) {
-          const peeked = await c.peek();
-          if (peeked === null || peeked.offset >= target) break;
-          r = c.nextBelowSync(target);
+        let r = stream.at(consumer.index);
+        if (r === undefined) r = await stream.get(consumer.index);
+        if (r === null || r.offset >= target) break;
+        if (!part.touched) {
+          part.touched = true;
+          this.touchedCount++;
+          if (stream.start > 0) this.truncated.add(`${entry.topic}/${entry.partition}`);
         }
-        if (r === null || r === undefined) break;
+        const index = consumer.index++;
+        part.next = r.offset + 1;
         this.records++;
         const value = r.value;
         if (value === null) continue;
@@ -107,10 +117,16 @@ export class ClockFold {
           this.undecodable++;
           continue;
         }
-        const event = this.decoder.decode(value);
+        const event = stream.event(index, this.decode);
         if (event !== null) evolve(this.state, event);
         else if (!this.decoder.ignores(value)) this.undecodable++;
       }
     }
+  }
+
+  /** Leave every shared stream (they may then drop what only this fold still needed). */
+  release(): void {
+    for (const list of this.parts.values()) for (const part of list) if (part !== undefined) part.stream.release(part.consumer);
+    this.parts.clear();
   }
 }

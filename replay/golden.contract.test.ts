@@ -59,6 +59,40 @@ describe('golden recording: replay verify', () => {
     expect(projected.state).toEqual(full);
   });
 
+  it('two routers relabelled as one instance: one fold follows both sets of clocks, still identical', async () => {
+    const dir = join(golden.home, 'one-id', 'log');
+    const changed = await tamperedCopy(source, dir, (e) => ((e.type === 'RequestRouted' || e.type === 'RequestRejected') && e.producer === 'router-b' ? { ...e, producer: 'router-a' } : undefined));
+    expect(changed).toBeGreaterThan(100);
+    const copy = await openEmbeddedSource(dir);
+    try {
+      const report = await verifyDecisions(copy);
+      expect(report.divergences).toEqual([]);
+      expect(report).toMatchObject({ diverged: 0, ok: true });
+      expect(report.verified).toBe(report.decisions);
+      expect(report.producers).toHaveLength(1);
+    } finally {
+      await copy.close();
+    }
+  });
+
+  it('a fold only moves forward: it can reach a clock that dominates what it folded, and no other', async () => {
+    const fold = new ClockFold(source, source.foldDecoder());
+    const hb = source.topics.heartbeats.name;
+    const control = source.topics.control.name;
+    const c1 = [
+      { topic: control, partition: 0, offset: 5 },
+      { topic: hb, partition: 0, offset: 2 },
+    ];
+    expect(fold.canReach(c1)).toBe(true);
+    await fold.advanceTo(c1);
+    expect(fold.position(control, 0)).toBe(5);
+    expect(fold.canReach([...c1, { topic: hb, partition: 1, offset: 3 }])).toBe(true); // more, and a new partition
+    expect(fold.canReach([{ topic: control, partition: 0, offset: 4 }, c1[1]!])).toBe(false); // behind in one partition
+    expect(fold.canReach([c1[0]!])).toBe(false); // a folded partition missing: an implicit 0
+    await fold.advanceTo([{ topic: control, partition: 0, offset: 3 }, ...c1]); // behind: ignored
+    expect(fold.position(control, 0)).toBe(5);
+  });
+
   describe('a tampered copy is caught', () => {
     const tamper = async (name: string, fn: (e: SwitchyardEvent, n: number) => SwitchyardEvent | undefined) => {
       const dir = join(golden.home, name, 'log');

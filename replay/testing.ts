@@ -263,7 +263,7 @@ export async function recordRouterScenario(ctx: ServiceContext, o: ScenarioOptio
   }
   await until(() => decided() >= sent, `${sent} decisions`);
   await until(async () => responder.answered() >= routers.reduce((a, r) => a + r.stats().routed, 0), 'the responder');
-  const stats = routers.map((r) => ({ id: r.id, ...r.stats() }));
+  const stats = routers.map((r) => ({ ...r.stats(), id: r.id }));
   for (const r of routers) await r.close();
   await responder.close();
   return { requests: sent, routers: stats.map((s) => ({ id: s.id, decided: s.decided, routed: s.routed, rejected: s.rejected })), answered: responder.answered() };

@@ -1,11 +1,12 @@
-import type { LogRecord, RecordPosition } from '../lib/log/port.js';
+import type { RecordPosition } from '../lib/log/port.js';
 import { partitionForKey } from '../lib/log/partitioner.js';
-import type { InferenceRequested, SwitchyardEvent } from '../schemas/generated/events.js';
+import type { InferenceRequested, RequestRouted, SwitchyardEvent } from '../schemas/generated/events.js';
 import { decide, routeCommandFromDecision, type RouteCommand, type RouterDecision } from '../services/router/decide.js';
-import { diffValues, type FieldDiff } from './diff.js';
+import { deepEqual, diffValues, type FieldDiff } from './diff.js';
 import { ClockFold } from './fold.js';
 import { RequestIndex } from './request-index.js';
-import { PartitionCursor, planScan, scanRecords, type OffsetBound, type ProgressFn, type TimeWindow } from './scan.js';
+import { planScan, scanRecords, type OffsetBound, type ProgressFn, type TimeWindow } from './scan.js';
+import { RecordStreams } from './streams.js';
 import { decodeRecord, readAt, type LogSource } from './source.js';
 
 /**
@@ -202,119 +203,137 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
     if (ex.length < 5) ex.push(example);
   };
 
-  // Pass 2: per router, in clock order, one forward fold.
+  // Pass 2: every router's decisions in clock order (Σ offsets; routers' clocks move together), one
+  // forward fold per router over partitions read once for all of them.
   const t1 = performance.now();
   let done = 0;
   o.onProgress?.({ phase: 'verify', done, total: listing.n });
-  const byProducer = new Map<number, number[]>();
-  for (let i = 0; i < listing.n; i++) {
-    const p = listing.producer[i]!;
-    let list = byProducer.get(p);
-    if (list === undefined) byProducer.set(p, (list = []));
-    list.push(i);
-  }
+  const order = Array.from({ length: listing.n }, (_, i) => i);
+  order.sort((a, b) => listing.clockSum[a]! - listing.clockSum[b]! || listing.producer[a]! - listing.producer[b]! || listing.occurredAt[a]! - listing.occurredAt[b]! || listing.topic[a]! - listing.topic[b]! || listing.partition[a]! - listing.partition[b]! || listing.offset[a]! - listing.offset[b]!);
+  const remaining = listing.producers.map(() => 0);
+  for (let i = 0; i < listing.n; i++) remaining[listing.producer[i]!]!++;
   const decoder = source.foldDecoder();
-  for (const [p, list] of byProducer) {
-    list.sort((a, b) => listing.clockSum[a]! - listing.clockSum[b]! || listing.occurredAt[a]! - listing.occurredAt[b]! || listing.topic[a]! - listing.topic[b]! || listing.partition[a]! - listing.partition[b]! || listing.offset[a]! - listing.offset[b]!);
-    const stats = { producer: listing.producers[p]!, decisions: list.length, rebuilds: 0, foldedRecords: 0 };
-    let fold = new ClockFold(source, decoder);
-    const decisionCursors = new Map<string, PartitionCursor>();
-    const requestCursors = new Map<string, PartitionCursor>();
-    const readForward = async (cursors: Map<string, PartitionCursor>, pos: RecordPosition, chunk: number): Promise<LogRecord | undefined> => {
-      const key = `${pos.topic}\u0000${pos.partition}`;
-      let c = cursors.get(key);
-      if (c === undefined || c.position > pos.offset) {
-        if (c !== undefined) return readAt(source, pos); // behind the cursor: a random read
-        const ends = await source.log.endOffsets(pos.topic);
-        c = new PartitionCursor(source.log, pos.topic, pos.partition, pos.offset, ends[pos.partition] ?? pos.offset + 1, chunk);
-        cursors.set(key, c);
-      }
-      await c.seek(pos.offset);
-      const r = await c.next();
-      return r?.offset === pos.offset ? r : undefined;
-    };
+  const streams = new RecordStreams(source, 500);
+  const viewPartitions: [string, number][] = [];
+  for (const t of ['control', 'heartbeats', 'decisions', 'results'] as const) for (let p = 0; p < source.topics[t].partitions; p++) viewPartitions.push([source.topics[t].name, p]);
+  const stats = listing.producers.map((producer, p) => ({ producer, decisions: remaining[p]!, rebuilds: 0, foldedRecords: 0 }));
+  const folds: (ClockFold | undefined)[] = [];
+  for (let p = 0; p < listing.producers.length; p++) {
+    const fold = new ClockFold(source, decoder, streams);
+    // Take a place in every partition now, so the shared streams keep what this fold still needs.
+    for (const [topic, partition] of viewPartitions) await fold.join(topic, partition);
+    folds.push(fold);
+  }
+  const retire = (p: number, fold: ClockFold) => {
+    stats[p]!.foldedRecords += fold.records;
+    report.undecodableRecords += fold.undecodable;
+    fold.release();
+  };
+  const decode = (value: Buffer | null) => decoder.decode(value);
 
-    for (const i of list) {
-      const position = { topic: topicNames[listing.topic[i]!]!, partition: listing.partition[i]!, offset: listing.offset[i]! };
-      const where = `${position.topic}/${position.partition}@${position.offset}`;
-      done++;
-      if ((done & 1023) === 0) o.onProgress?.({ phase: 'verify', done, total: listing.n });
-      const record = await readForward(decisionCursors, position, 500);
-      const d = record === undefined ? undefined : await decodeRecord(source, record);
-      if (d === undefined || !d.ok || (d.event.type !== 'RequestRouted' && d.event.type !== 'RequestRejected')) {
-        skip('decision-unreadable', where);
-        continue;
+  /** The recorded decision: RequestRouted from the shared stream (decoded once, for the folds too) plus its clock; rejections by the codec. */
+  const readDecision = async (pos: RecordPosition): Promise<RouterDecision | undefined> => {
+    const stream = await streams.partition(pos.topic, pos.partition);
+    const index = await stream.find(pos.offset);
+    const record = index === undefined ? await readAt(source, pos) : stream.at(index);
+    if (record === undefined || record === null) return undefined;
+    const value = record.value;
+    if (index !== undefined && peeker.typeOf(value) === 'RequestRouted' && (!decoder.needsPrepare(value) || (await decoder.prepare(value)))) {
+      const event = stream.event(index, decode) as (RequestRouted & { clock?: RequestRouted['clock'] }) | null;
+      const clock = event?.clock ?? peeker.clock(value);
+      if (event !== null && clock !== null) {
+        event.clock = clock;
+        return event;
       }
-      const recorded = d.event;
+    }
+    const d = await decodeRecord(source, record);
+    return d.ok && (d.event.type === 'RequestRouted' || d.event.type === 'RequestRejected') ? d.event : undefined;
+  };
+  /** The request at a position, when it is the one the decision names. */
+  const readRequest = async (pos: RecordPosition, eventId: string | null): Promise<InferenceRequested | undefined> => {
+    const stream = await streams.partition(pos.topic, pos.partition);
+    const index = await stream.find(pos.offset);
+    const record = index === undefined ? await readAt(source, pos) : stream.at(index);
+    if (record === undefined || record === null) return undefined;
+    const d = await decodeRecord(source, record);
+    return d.ok && d.event.type === 'InferenceRequested' && d.event.eventId === eventId ? d.event : undefined;
+  };
 
-      // The request.
-      let request: InferenceRequested | undefined;
-      if (recorded.type === 'RequestRouted' && recorded.request !== null) {
-        const r = await readForward(requestCursors, recorded.request, 1_000);
-        const rd = r === undefined ? undefined : await decodeRecord(source, r);
-        if (rd?.ok && rd.event.type === 'InferenceRequested' && rd.event.eventId === recorded.causationId) request = rd.event;
-      }
-      if (request === undefined && recorded.requestId !== null) {
-        request = requestsByCause.get(recorded.causationId ?? recorded.requestId);
-        if (request === undefined && recorded.type === 'RequestRouted') {
-          // A decision without a position (re-dispatch): look it up on its own.
-          const found = await findWantedRequests(source, [{ requestId: recorded.requestId, sessionId: recorded.sessionId, causationId: recorded.causationId, at: recorded.occurredAt }], o);
-          request = found.get(recorded.causationId ?? recorded.requestId);
-        }
-      }
-      if (request === undefined) {
-        skip('request-not-found', `${recorded.type} ${recorded.requestId ?? '(no request id)'} at ${where}`);
-        continue;
-      }
+  for (const i of order) {
+    const p = listing.producer[i]!;
+    const position = { topic: topicNames[listing.topic[i]!]!, partition: listing.partition[i]!, offset: listing.offset[i]! };
+    const where = `${position.topic}/${position.partition}@${position.offset}`;
+    done++;
+    if ((done & 1023) === 0) o.onProgress?.({ phase: 'verify', done, total: listing.n });
+    remaining[p]!--;
+    const recorded = await readDecision(position);
+    if (recorded === undefined) {
+      skip('decision-unreadable', where);
+      if (remaining[p] === 0) retire(p, folds[p]!);
+      continue;
+    }
 
-      let command: RouteCommand;
+    // The request.
+    let request: InferenceRequested | undefined;
+    if (recorded.type === 'RequestRouted' && recorded.request !== null) request = await readRequest(recorded.request, recorded.causationId);
+    if (request === undefined && recorded.requestId !== null) {
+      request = requestsByCause.get(recorded.causationId ?? recorded.requestId);
+      if (request === undefined && recorded.type === 'RequestRouted') {
+        // A decision without a position (re-dispatch): look it up on its own.
+        const found = await findWantedRequests(source, [{ requestId: recorded.requestId, sessionId: recorded.sessionId, causationId: recorded.causationId, at: recorded.occurredAt }], o);
+        request = found.get(recorded.causationId ?? recorded.requestId);
+      }
+    }
+    let command: RouteCommand | undefined;
+    if (request === undefined) skip('request-not-found', `${recorded.type} ${recorded.requestId ?? '(no request id)'} at ${where}`);
+    else {
       try {
         command = routeCommandFromDecision(recorded, request);
       } catch (err) {
         skip('policy-version', `${recorded.policyVersion} at ${where}: ${(err as Error).message}`);
-        continue;
       }
-
+    }
+    if (command !== undefined) {
       // The state at the decision's clock.
+      let fold = folds[p]!;
       if (!fold.canReach(recorded.clock)) {
-        stats.foldedRecords += fold.records;
-        report.undecodableRecords += fold.undecodable;
-        fold = new ClockFold(source, decoder);
-        stats.rebuilds++;
+        // A clock behind this router's fold (a router id reused by a restarted router): start over, on streams of its own.
+        retire(p, fold);
+        fold = folds[p] = new ClockFold(source, decoder);
+        stats[p]!.rebuilds++;
       }
       await fold.advanceTo(recorded.clock);
 
       const rederived = decide(command, fold.state);
-      const diffs = diffValues(recorded, rederived);
-      if (diffs.length === 0) {
-        report.verified++;
-        continue;
-      }
-      const divergence: Divergence = {
-        requestId: recorded.requestId,
-        eventId: recorded.eventId,
-        type: recorded.type,
-        producer: recorded.producer,
-        position,
-        occurredAt: recorded.occurredAt,
-        diffs,
-        recorded,
-        rederived: structuredCloneDecision(rederived),
-      };
-      if (fold.truncated.size > 0) {
-        report.inconclusive++;
-        if (report.inconclusiveExamples.length < maxDivergences) report.inconclusiveExamples.push(divergence);
-      } else {
-        report.diverged++;
-        if (report.divergences.length < maxDivergences) report.divergences.push(divergence);
+      const diffs = deepEqual(recorded, rederived) ? [] : diffValues(recorded, rederived);
+      if (diffs.length === 0) report.verified++;
+      else {
+        const divergence: Divergence = {
+          requestId: recorded.requestId,
+          eventId: recorded.eventId,
+          type: recorded.type,
+          producer: recorded.producer,
+          position,
+          occurredAt: recorded.occurredAt,
+          diffs,
+          recorded,
+          rederived: structuredCloneDecision(rederived),
+        };
+        if (fold.truncated.size > 0) {
+          report.inconclusive++;
+          if (report.inconclusiveExamples.length < maxDivergences) report.inconclusiveExamples.push(divergence);
+        } else {
+          report.diverged++;
+          if (report.divergences.length < maxDivergences) report.divergences.push(divergence);
+        }
       }
     }
-    stats.foldedRecords += fold.records;
-    report.undecodableRecords += fold.undecodable;
-    report.producers.push(stats);
+    // A router with no decision left lets go of the shared streams.
+    if (remaining[p] === 0) retire(p, folds[p]!);
   }
+  report.producers = stats;
   o.onProgress?.({ phase: 'verify', done: listing.n, total: listing.n });
-  report.foldedRecords = report.producers.reduce((a, s) => a + s.foldedRecords, 0);
+  report.foldedRecords = report.producers.reduce((a, x) => a + x.foldedRecords, 0);
   report.verifyMs = performance.now() - t1;
   report.ms = performance.now() - t0;
   report.decisionsPerSec = report.ms > 0 ? (listing.n / report.ms) * 1000 : 0;
