@@ -115,17 +115,20 @@ export class RowBuffer<E> {
     if (p.timer !== undefined) this.clearTimer(p.timer);
     p.timer = undefined;
     this.current = undefined;
-    this.flushing = (async () => {
+    const run = async () => {
       try {
         if (p.entries.length > 0) await this.opts.write(p.entries);
         p.resolve();
       } catch (err) {
         p.reject(err);
-      } finally {
-        this.flushing = undefined;
-        // The next buffer may have filled (or aged) while this one was written.
-        this.consider();
       }
-    })();
+    };
+    // Cleared in a later microtask, never before it is set (run() may finish synchronously).
+    const flushing: Promise<void> = run().finally(() => {
+      if (this.flushing === flushing) this.flushing = undefined;
+      // The next buffer may have filled (or aged) while this one was written.
+      this.consider();
+    });
+    this.flushing = flushing;
   }
 }

@@ -135,6 +135,15 @@ describe('RowBuffer: flush on size, time, or when nobody else can add', () => {
     expect(h.writes).toEqual([[1]]);
   });
 
+  it('after an empty flush (a batch of nothing but duplicates) the next rows still flush', async () => {
+    const h = harness({ concurrency: 1 });
+    await h.buffer.add([]);
+    await h.buffer.add([1]);
+    await h.buffer.add([]);
+    await h.buffer.add([2, 3]);
+    expect(h.writes).toEqual([[1], [2, 3]]);
+  });
+
   it('a failed write rejects every batch waiting on it; the next buffer is unaffected', async () => {
     const h = harness({ maxRows: 2 });
     h.failWith(new Error('clickhouse down'));

@@ -77,9 +77,14 @@ export async function runSink({ config, database, schemasTopic = '_schemas', bat
   }
 }
 
-/** Stops on SIGINT/SIGTERM; exits non-zero if stopping fails. */
+/**
+ * Keeps the process alive until SIGINT/SIGTERM (the embedded log waits for data without
+ * holding a handle), then stops; exits non-zero if stopping fails.
+ */
 export function stopOnSignals(process_: SinkProcess, logger: Logger): void {
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const stop = (signal: string) => {
+    clearInterval(keepAlive);
     logger.info({ signal }, 'sink stopping');
     process_.stop().then(
       () => process.exit(0),
