@@ -26,12 +26,25 @@ export const FOLD_IGNORES: ReadonlySet<EventType> = new Set<EventType>(['Request
 
 /** Fields the router state never reads, by event type. */
 export const PROJECTED_AWAY: Readonly<Partial<Record<EventType, readonly string[]>>> = {
-  // Only the clock: `verify` reads each decision once, from the fold's shared stream, and compares all of it (its clock comes from envelope.ts).
-  RequestRouted: ['clock'],
+  RequestRouted: ['clock', 'candidates', 'pendingDecisions', 'input', 'parameters', 'contentType', 'request', 'traceId', 'causationId'],
   InferenceCompleted: ['clock', 'output', 'metrics', 'outputSha256', 'traceId', 'causationId', 'contentType'],
   InferenceFailed: ['clock', 'errorMessage', 'traceId', 'causationId'],
   WorkerHeartbeat: ['clock', 'accelerator', 'traceId', 'causationId'],
 };
+
+/** What a decoder leaves out: the router-state fold's projection, or only some fields (verify's decisions: the clock, read by envelope.ts). */
+export interface Projection {
+  /** Event types not decoded at all (`decode` answers null). */
+  ignore: ReadonlySet<EventType>;
+  /** Fields left out, by event type. */
+  away: Readonly<Partial<Record<EventType, readonly string[]>>>;
+}
+
+export const FOLD_PROJECTION: Projection = { ignore: FOLD_IGNORES, away: PROJECTED_AWAY };
+/** Everything but the clock (verify reads decisions this way and the clock with envelope.ts). */
+export const ALL_BUT_CLOCK: Projection = { ignore: new Set(), away: { RequestRouted: ['clock'], RequestRejected: ['clock'] } };
+/** Every field (a synchronous equivalent of the codec's decode). */
+export const FULL: Projection = { ignore: new Set(), away: {} };
 
 interface Prepared {
   type: EventType;
@@ -40,9 +53,9 @@ interface Prepared {
   resolver: avro.Resolver | undefined;
 }
 
-function projectedSchema(type: EventType): object {
+function projectedSchema(type: EventType, projection: Projection): object {
   const schema = JSON.parse(EVENT_SCHEMAS[type].schema) as { fields: { name: string }[] };
-  const away = new Set(PROJECTED_AWAY[type] ?? []);
+  const away = new Set(projection.away[type] ?? []);
   return { ...schema, fields: schema.fields.filter((f) => !away.has(f.name)) };
 }
 
@@ -54,12 +67,13 @@ export class FoldDecoder {
     private readonly peeker: EnvelopePeeker,
     private readonly registry: SchemaRegistry,
     private readonly localIds: ReadonlyMap<number, EventType>,
+    private readonly projection: Projection = FOLD_PROJECTION,
   ) {}
 
   private projectedType(type: EventType): avro.Type {
     let t = this.projected.get(type);
     if (t === undefined) {
-      t = eventType(projectedSchema(type));
+      t = eventType(projectedSchema(type, this.projection));
       this.projected.set(type, t);
     }
     return t;
@@ -73,12 +87,13 @@ export class FoldDecoder {
     const type = await this.peeker.resolve(id);
     let prepared: Prepared | null = null;
     if (type !== null) {
-      if (FOLD_IGNORES.has(type)) prepared = { type, reader: null, resolver: undefined };
+      if (this.projection.ignore.has(type)) prepared = { type, reader: null, resolver: undefined };
       else {
         const reader = this.projectedType(type);
         try {
+          const local = this.localIds.get(id) === type && this.projection.away[type] === undefined;
           const writerText = this.localIds.get(id) === type ? EVENT_SCHEMAS[type].schema : await this.registry.getById(id);
-          prepared = { type, reader, resolver: reader.createResolver(eventType(writerText)) };
+          prepared = { type, reader, resolver: local ? undefined : reader.createResolver(eventType(writerText)) };
         } catch {
           prepared = null;
         }

@@ -1,6 +1,7 @@
 import type { EventLog, LogRecord } from '../lib/log/port.js';
 import type { TopicName } from '../lib/log/topics.js';
 import type { SwitchyardEvent } from '../schemas/generated/events.js';
+import { FULL } from './decoder.js';
 import { ReplayError } from './errors.js';
 import { decodeRecord, undecodable, type LogSource, type Undecodable } from './source.js';
 
@@ -206,17 +207,24 @@ export interface ScanEventsOptions extends PlanOptions {
  */
 export async function* scanEvents(source: LogSource, topics: readonly string[], o: ScanEventsOptions = {}): AsyncGenerator<ScannedEvent> {
   const { ranges } = await planScan(source, topics, o);
+  // Synchronous decoding with every field (as the codec decodes); the codec says why a record does not decode.
+  const decoder = source.foldDecoder(FULL);
   for await (const batch of scanRecords(source, ranges, { onProgress: o.onProgress })) {
     for (const record of batch) {
       if (o.where !== undefined && !o.where(record)) continue;
-      const d = await decodeRecord(source, record);
-      if (!d.ok) {
-        if (record.value !== null) o.onUndecodable?.(undecodable(record, d.code, d.error));
-        continue;
+      const value = record.value;
+      let event = decoder.needsPrepare(value) && !(await decoder.prepare(value)) ? null : decoder.decode(value);
+      if (event === null) {
+        const d = await decodeRecord(source, record);
+        if (!d.ok) {
+          if (value !== null) o.onUndecodable?.(undecodable(record, d.code, d.error));
+          continue;
+        }
+        event = d.event;
       }
-      const at = d.event.occurredAt;
+      const at = event.occurredAt;
       if ((o.from !== undefined && at < o.from) || (o.to !== undefined && at > o.to)) continue;
-      yield { event: d.event, record };
+      yield { event, record };
     }
   }
 }

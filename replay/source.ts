@@ -12,7 +12,7 @@ import { LogBackedRegistry } from '../lib/registry/log-backed.js';
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import { EventCodec } from '../schemas/codec.js';
 import type { SwitchyardEvent } from '../schemas/generated/events.js';
-import { FoldDecoder } from './decoder.js';
+import { FoldDecoder, type Projection } from './decoder.js';
 import { EnvelopePeeker } from './envelope.js';
 import { ReplayError } from './errors.js';
 
@@ -39,8 +39,8 @@ export interface LogSource {
   readonly indexDir: string | undefined;
   /** For reports: "embedded log .switchyard/log" or "kafka 127.0.0.1:9092". */
   readonly description: string;
-  /** A decoder for the router-state fold (see decoder.ts). */
-  foldDecoder(): FoldDecoder;
+  /** A synchronous decoder (see decoder.ts): the router-state fold's projection by default. */
+  foldDecoder(projection?: Projection): FoldDecoder;
   close(): Promise<void>;
 }
 
@@ -79,7 +79,7 @@ export async function logSourceFrom({ log, registry, codec, topicPrefix = 'switc
     topicPrefix,
     indexDir,
     description: description ?? `${log.kind} log`,
-    foldDecoder: () => new FoldDecoder(peeker, registry, localIds),
+    foldDecoder: (projection?: Projection) => new FoldDecoder(peeker, registry, localIds, projection),
     close: async () => {
       if (ownsLog) await log.close();
     },

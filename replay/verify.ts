@@ -1,7 +1,8 @@
 import type { RecordPosition } from '../lib/log/port.js';
 import { partitionForKey } from '../lib/log/partitioner.js';
-import type { InferenceRequested, RequestRouted, SwitchyardEvent } from '../schemas/generated/events.js';
+import type { InferenceRequested, SwitchyardEvent } from '../schemas/generated/events.js';
 import { decide, routeCommandFromDecision, type RouteCommand, type RouterDecision } from '../services/router/decide.js';
+import { ALL_BUT_CLOCK, FULL, type FoldDecoder } from './decoder.js';
 import { deepEqual, diffValues, type FieldDiff } from './diff.js';
 import { ClockFold } from './fold.js';
 import { RequestIndex } from './request-index.js';
@@ -229,34 +230,36 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
     report.undecodableRecords += fold.undecodable;
     fold.release();
   };
-  const decode = (value: Buffer | null) => decoder.decode(value);
 
-  /** The recorded decision: RequestRouted from the shared stream (decoded once, for the folds too) plus its clock; rejections by the codec. */
-  const readDecision = async (pos: RecordPosition): Promise<RouterDecision | undefined> => {
+  const decisionDecoder = source.foldDecoder(ALL_BUT_CLOCK);
+  const requestDecoder = source.foldDecoder(FULL);
+  /** A record's event with a synchronous decoder (null when it does not decode). */
+  const decodeWith = async (d: FoldDecoder, value: Buffer | null): Promise<SwitchyardEvent | null> => {
+    if (d.needsPrepare(value) && !(await d.prepare(value))) return null;
+    return d.decode(value);
+  };
+  /** The record at a position: from the shared stream (read once for the folds too), else from the log. */
+  const recordAt = async (pos: RecordPosition) => {
     const stream = await streams.partition(pos.topic, pos.partition);
     const index = await stream.find(pos.offset);
     const record = index === undefined ? await readAt(source, pos) : stream.at(index);
-    if (record === undefined || record === null) return undefined;
-    const value = record.value;
-    if (index !== undefined && peeker.typeOf(value) === 'RequestRouted' && (!decoder.needsPrepare(value) || (await decoder.prepare(value)))) {
-      const event = stream.event(index, decode) as (RequestRouted & { clock?: RequestRouted['clock'] }) | null;
-      const clock = event?.clock ?? peeker.clock(value);
-      if (event !== null && clock !== null) {
-        event.clock = clock;
-        return event;
-      }
-    }
-    const d = await decodeRecord(source, record);
-    return d.ok && (d.event.type === 'RequestRouted' || d.event.type === 'RequestRejected') ? d.event : undefined;
+    return record ?? undefined;
+  };
+  /** The recorded decision, with its clock read by envelope.ts. */
+  const readDecision = async (pos: RecordPosition): Promise<RouterDecision | undefined> => {
+    const record = await recordAt(pos);
+    if (record === undefined) return undefined;
+    const event = await decodeWith(decisionDecoder, record.value);
+    const clock = peeker.clock(record.value);
+    if (event === null || clock === null || (event.type !== 'RequestRouted' && event.type !== 'RequestRejected')) return undefined;
+    event.clock = clock;
+    return event;
   };
   /** The request at a position, when it is the one the decision names. */
   const readRequest = async (pos: RecordPosition, eventId: string | null): Promise<InferenceRequested | undefined> => {
-    const stream = await streams.partition(pos.topic, pos.partition);
-    const index = await stream.find(pos.offset);
-    const record = index === undefined ? await readAt(source, pos) : stream.at(index);
-    if (record === undefined || record === null) return undefined;
-    const d = await decodeRecord(source, record);
-    return d.ok && d.event.type === 'InferenceRequested' && d.event.eventId === eventId ? d.event : undefined;
+    const record = await recordAt(pos);
+    const event = record === undefined ? null : await decodeWith(requestDecoder, record.value);
+    return event?.type === 'InferenceRequested' && event.eventId === eventId ? event : undefined;
   };
 
   for (const i of order) {
