@@ -30,6 +30,11 @@ describe('serving path across processes on real Kafka', () => {
     SWITCHYARD_LOG_LEVEL: 'warn',
   };
   const procs: ServiceProcess[] = [];
+  // This test is about the router rebuilding its state, not about health detection: on a CI
+  // machine running every test tier at once a worker process can stall past the default
+  // 2 s heartbeat staleness, or look like a latency outlier, and the router would rightly
+  // move its sessions. Both are specified in services/router/decide.unit.test.ts.
+  const routerFlags = ['--stale-heartbeat-ms', '20000', '--no-ejection'];
   let gatewayUrl = '';
   const start = (name: string, args: string[]) => {
     const p = startSwitchyard(name, args, env, home);
@@ -57,7 +62,7 @@ describe('serving path across processes on real Kafka', () => {
     start('worker-a1', ['worker', '--id', 'worker-a1', '--zone', 'zone-a']);
     start('worker-a2', ['worker', '--id', 'worker-a2', '--zone', 'zone-a']);
     start('worker-b1', ['worker', '--id', 'worker-b1', '--zone', 'zone-b']);
-    start('router-1', ['router', '--router-id', 'router-1']);
+    start('router-1', ['router', '--router-id', 'router-1', ...routerFlags]);
     const gatewayPort = await freePort();
     start('gateway', ['gateway', '--port', String(gatewayPort), '--instance-id', 'gateway-e2e']);
     gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -94,7 +99,7 @@ describe('serving path across processes on real Kafka', () => {
     const inGap = infer({ model: 'sentiment-small', input: { text: 'sent while no router runs' }, sessionId: sessions[0] });
     await router1.kill('SIGKILL');
     const gapAlso = infer({ model: 'sentiment-small', input: { text: 'also in the gap' }, sessionId: sessions[1] });
-    start('router-2', ['router', '--router-id', 'router-2']);
+    start('router-2', ['router', '--router-id', 'router-2', ...routerFlags]);
     const gapResults = await Promise.all([inGap, gapAlso]);
     for (const r of gapResults) expect(r.status, JSON.stringify(r.body)).toBe(200);
 
