@@ -11,7 +11,8 @@ export { findRequests, findSession, type FoundEvent, type LookupOptions, type Lo
 export { buildTrace, jsonSafe, type RequestTrace, type Hop, type HopKind, type Outcome, type Stage } from './trace.js';
 export { buildSessionTrace, type SessionTrace, type SessionStep, type SessionMove } from './session.js';
 export { clusterAt, clusterAtClock, clockAt, type ClusterView, type WorkerRow, type ModelRow, type ZoneRow } from './cluster.js';
-export { verifyDecisions, type VerifyOptions, type VerifyReport, type Divergence, type SkipReason } from './verify.js';
+export { verifyDecisions, listDecisions, verifyListed, type VerifyOptions, type VerifyReport, type Divergence, type SkipReason, type DecisionList } from './verify.js';
+export { verifyDecisionsParallel, type ParallelOptions } from './parallel.js';
 export { rerunRequest, diffOutputs, type RerunOptions, type RerunResult, type RerunOutput } from './rerun.js';
 export { diffValues, type FieldDiff } from './diff.js';
 export { ClockFold } from './fold.js';

@@ -153,7 +153,7 @@ export function verifyText(r: VerifyReport): string {
   const lines = [
     `verify ${r.source}${r.window.from !== undefined || r.window.to !== undefined ? ` · window ${r.window.from === undefined ? '…' : iso(r.window.from)} → ${r.window.to === undefined ? '…' : iso(r.window.to)}` : ''}`,
     `${r.decisions} decisions: ${r.verified} verified, ${r.diverged} diverged, ${r.inconclusive} inconclusive${skipped.length > 0 ? `, skipped ${skipped.map(([k, n]) => `${n} ${k}`).join(', ')}` : ''}`,
-    `speed: ${Math.round(r.decisionsPerSec).toLocaleString('en-US')} decisions/s (${formatDuration(r.ms)}: listing ${formatDuration(r.listMs)}, verifying ${formatDuration(r.verifyMs)}; ${r.foldedRecords.toLocaleString('en-US')} records folded)`,
+    `speed: ${Math.round(r.decisionsPerSec).toLocaleString('en-US')} decisions/s (${formatDuration(r.ms)}: listing ${formatDuration(r.listMs)}, verifying ${formatDuration(r.verifyMs)}${r.threads > 1 ? ` on ${r.threads} threads` : ''}; ${r.foldedRecords.toLocaleString('en-US')} records folded)`,
     `routers: ${r.producers.map((p) => `${p.producer} ${p.decisions}${p.rebuilds > 0 ? ` (${p.rebuilds} fold rebuilds)` : ''}`).join(', ') || '—'}`,
   ];
   if (r.undecodableRecords > 0) lines.push(`note: ${r.undecodableRecords} record(s) in the prefixes do not decode and were skipped, as the router skips them`);

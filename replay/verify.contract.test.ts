@@ -8,6 +8,7 @@ import { EventCodec } from '../schemas/codec.js';
 import { tempDir } from '../test/support/log-dir.js';
 import { logSourceFrom, type LogSource } from './source.js';
 import { writeSyntheticLog } from './synthetic.js';
+import { verifyDecisionsParallel } from './parallel.js';
 import { verifyDecisions } from './verify.js';
 
 /** verify beyond the golden recording: a synthetic log at scale (the benchmark's generator). */
@@ -45,4 +46,29 @@ describe('replay verify (embedded)', () => {
     expect(window.decisions).toBe(100);
     expect(window.verified).toBe(100);
   });
+});
+
+describe('replay verify on worker threads (embedded)', () => {
+  it('whole routers per thread, or runs of one router per thread: the same report as one thread', async () => {
+    const dir = await tempDir('sy-verify-par-');
+    const log = await openEmbeddedLog({ dir: join(dir.dir, 'log'), fsync: 'never', maintenanceIntervalMs: 0 });
+    try {
+      const registry = new InMemoryRegistry();
+      const codec = await EventCodec.create({ registry });
+      const ctx = createServiceContext({ log, codec, lanes: 8 });
+      await log.ensureTopics(Object.values(ctx.topics));
+      const written = await writeSyntheticLog(ctx, { events: 12_000, routers: 2, seed: 11 });
+      const source = await logSourceFrom({ log, registry, codec });
+      const one = await verifyDecisions(source);
+      for (const threads of [2, 3]) {
+        const par = await verifyDecisionsParallel(source, { threads, minDecisions: 0 });
+        expect(par.threads).toBe(threads);
+        expect(par).toMatchObject({ decisions: written.decisions, verified: written.decisions, diverged: 0, ok: true });
+        expect(par.producers.map((p) => [p.producer, p.decisions]).sort()).toEqual(one.producers.map((p) => [p.producer, p.decisions]).sort());
+      }
+    } finally {
+      await log.close();
+      await dir.remove();
+    }
+  }, 120_000);
 });

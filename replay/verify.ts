@@ -93,42 +93,53 @@ export interface VerifyReport {
   decisionsPerSec: number;
   /** True when nothing diverged. */
   ok: boolean;
+  /** Threads that verified (replay/parallel.ts); 1 in this thread. */
+  threads: number;
 }
 
 const DECISION_TOPICS = ['decisions', 'results'] as const;
 
-/** Decisions found by the first pass, as columns. */
-class Listing {
-  n = 0;
-  producer: number[] = [];
-  clockSum: number[] = [];
-  occurredAt: number[] = [];
-  topic: number[] = [];
-  partition: number[] = [];
-  offset: number[] = [];
-  rejected: boolean[] = [];
-  requestId: (string | null)[] = [];
-  producers: string[] = [];
-  private producerIds = new Map<string, number>();
+/**
+ * The decisions of a window as columns (plain data: it crosses to worker threads). The order is
+ * the log's; `verifyListed` sorts.
+ */
+export interface DecisionList {
+  producers: string[];
+  n: number;
+  producer: number[];
+  clockSum: number[];
+  occurredAt: number[];
+  /** Index into DECISION_TOPICS. */
+  topic: number[];
+  partition: number[];
+  offset: number[];
+  /** Records on the decision topics that are decisions but do not read. */
+  unreadable: number;
+}
 
-  add(producer: string, clockSum: number, occurredAt: number, topic: number, partition: number, offset: number, rejected: boolean, requestId: string | null): number {
-    let p = this.producerIds.get(producer);
-    if (p === undefined) {
-      p = this.producers.length;
-      this.producers.push(producer);
-      this.producerIds.set(producer, p);
+const emptyList = (): DecisionList => ({ producers: [], n: 0, producer: [], clockSum: [], occurredAt: [], topic: [], partition: [], offset: [], unreadable: 0 });
+
+/** The decisions `indices` of a list, as a list of its own. */
+export function sublist(list: DecisionList, indices: readonly number[]): DecisionList {
+  const out = emptyList();
+  const ids = new Map<number, number>();
+  for (const i of indices) {
+    const p = list.producer[i]!;
+    let q = ids.get(p);
+    if (q === undefined) {
+      q = out.producers.length;
+      out.producers.push(list.producers[p]!);
+      ids.set(p, q);
     }
-    const i = this.n++;
-    this.producer.push(p);
-    this.clockSum.push(clockSum);
-    this.occurredAt.push(occurredAt);
-    this.topic.push(topic);
-    this.partition.push(partition);
-    this.offset.push(offset);
-    this.rejected.push(rejected);
-    this.requestId.push(requestId);
-    return i;
+    out.producer.push(q);
+    out.clockSum.push(list.clockSum[i]!);
+    out.occurredAt.push(list.occurredAt[i]!);
+    out.topic.push(list.topic[i]!);
+    out.partition.push(list.partition[i]!);
+    out.offset.push(list.offset[i]!);
+    out.n++;
   }
+  return out;
 }
 
 /** Where a rejection's request may be: its request id, session and causation (the request's eventId). */
@@ -139,18 +150,19 @@ interface WantedRequest {
   at: number;
 }
 
-export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}): Promise<VerifyReport> {
+/**
+ * Pass 1: the decisions in the window, from their envelopes only (envelope.ts), and the requests
+ * of the rejections among them (found up front: one scan per `requests` partition when keyed).
+ */
+export async function listDecisions(source: LogSource, o: VerifyOptions = {}): Promise<{ list: DecisionList; requests: Map<string, InferenceRequested>; listMs: number }> {
   const t0 = performance.now();
-  const maxDivergences = o.maxDivergences ?? 50;
   const topicNames = DECISION_TOPICS.map((t) => source.topics[t].name);
   const producersWanted = o.producers === undefined ? undefined : new Set(o.producers);
-
-  // Pass 1: list the decisions in the window from their envelopes.
-  const listing = new Listing();
+  const list = emptyList();
+  const producerIds = new Map<string, number>();
   const wanted = new Map<string, WantedRequest>(); // by causationId (or requestId when none)
   const { ranges } = await planScan(source, topicNames, { from: o.from, to: o.to, offsets: o.offsets, slackMs: o.slackMs });
   const { peeker } = source;
-  let unreadableDecisions = 0;
   for await (const batch of scanRecords(source, ranges, { onProgress: o.onProgress, phase: 'list decisions' })) {
     for (const record of batch) {
       let type = peeker.typeOf(record.value);
@@ -158,14 +170,25 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
       if (type !== 'RequestRouted' && type !== 'RequestRejected') continue;
       const env = peeker.peek(record.value);
       if (env === null) {
-        unreadableDecisions++;
+        list.unreadable++;
         continue;
       }
       if ((o.from !== undefined && env.occurredAt < o.from) || (o.to !== undefined && env.occurredAt > o.to)) continue;
       if (producersWanted !== undefined && !producersWanted.has(env.producer)) continue;
-      const rejected = type === 'RequestRejected';
-      listing.add(env.producer, env.clockSum, env.occurredAt, topicNames.indexOf(record.topic), record.partition, record.offset, rejected, env.requestId);
-      if (rejected && env.requestId !== null) {
+      let p = producerIds.get(env.producer);
+      if (p === undefined) {
+        p = list.producers.length;
+        list.producers.push(env.producer);
+        producerIds.set(env.producer, p);
+      }
+      list.producer.push(p);
+      list.clockSum.push(env.clockSum);
+      list.occurredAt.push(env.occurredAt);
+      list.topic.push(topicNames.indexOf(record.topic));
+      list.partition.push(record.partition);
+      list.offset.push(record.offset);
+      list.n++;
+      if (type === 'RequestRejected' && env.requestId !== null) {
         // The session decides the request's partition; only a full decode has it (rejections are few).
         const d = await decodeRecord(source, record);
         const sessionId = d.ok && d.event.type === 'RequestRejected' ? d.event.sessionId : null;
@@ -173,11 +196,31 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
       }
     }
   }
-  const listMs = performance.now() - t0;
+  const requests = await findWantedRequests(source, [...wanted.values()], o);
+  return { list, requests, listMs: performance.now() - t0 };
+}
 
-  // The requests of rejections, found up front (one scan per requests partition when keyed).
-  const requestsByCause = await findWantedRequests(source, [...wanted.values()], o);
+/** `replay verify` in this thread: list the decisions, then verify them all. */
+export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const { list, requests, listMs } = await listDecisions(source, o);
+  const report = await verifyListed(source, list, requests, o);
+  report.listMs = listMs;
+  report.ms = performance.now() - t0;
+  report.decisionsPerSec = report.ms > 0 ? (list.n / report.ms) * 1000 : 0;
+  return report;
+}
 
+/**
+ * Pass 2 over a list (all of a window's decisions, or a share of them): every router's
+ * decisions in clock order, one forward fold per router. `requests` holds the requests of the
+ * list's rejections (from `listDecisions`).
+ */
+export async function verifyListed(source: LogSource, listing: DecisionList, requestsByCause: ReadonlyMap<string, InferenceRequested>, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const maxDivergences = o.maxDivergences ?? 50;
+  const topicNames = DECISION_TOPICS.map((t) => source.topics[t].name);
+  const { peeker } = source;
   const report: VerifyReport = {
     source: source.description,
     window: { from: o.from, to: o.to },
@@ -185,18 +228,19 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
     verified: 0,
     diverged: 0,
     inconclusive: 0,
-    skipped: { 'policy-version': 0, 'request-not-found': 0, 'decision-unreadable': unreadableDecisions },
+    skipped: { 'policy-version': 0, 'request-not-found': 0, 'decision-unreadable': listing.unreadable },
     skippedExamples: {},
     divergences: [],
     inconclusiveExamples: [],
     producers: [],
     foldedRecords: 0,
     undecodableRecords: 0,
-    listMs,
+    listMs: 0,
     verifyMs: 0,
     ms: 0,
     decisionsPerSec: 0,
     ok: true,
+    threads: 1,
   };
   const skip = (reason: SkipReason, example: string) => {
     report.skipped[reason]++;
@@ -206,7 +250,6 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
 
   // Pass 2: every router's decisions in clock order (Σ offsets; routers' clocks move together), one
   // forward fold per router over partitions read once for all of them.
-  const t1 = performance.now();
   let done = 0;
   o.onProgress?.({ phase: 'verify', done, total: listing.n });
   const order = Array.from({ length: listing.n }, (_, i) => i);
@@ -337,7 +380,7 @@ export async function verifyDecisions(source: LogSource, o: VerifyOptions = {}):
   report.producers = stats;
   o.onProgress?.({ phase: 'verify', done: listing.n, total: listing.n });
   report.foldedRecords = report.producers.reduce((a, x) => a + x.foldedRecords, 0);
-  report.verifyMs = performance.now() - t1;
+  report.verifyMs = performance.now() - t0;
   report.ms = performance.now() - t0;
   report.decisionsPerSec = report.ms > 0 ? (listing.n / report.ms) * 1000 : 0;
   report.ok = report.diverged === 0;

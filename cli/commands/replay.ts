@@ -16,6 +16,7 @@ import { buildSessionTrace } from '../../replay/session.js';
 import { openLogSource, type LogSource } from '../../replay/source.js';
 import { parseDuration, parseTime } from '../../replay/time.js';
 import { buildTrace, jsonSafe } from '../../replay/trace.js';
+import { verifyDecisionsParallel } from '../../replay/parallel.js';
 import { verifyDecisions } from '../../replay/verify.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
 
@@ -193,13 +194,15 @@ export function registerReplayCommands(program: Command): void {
     .option('--router <id>', 'only decisions of this router instance (repeatable)', collect)
     .option('--max-divergences <n>', 'divergences shown in full (all are counted)', (v) => Number(v), 50)
     .option('--strict', 'also fail when decisions were skipped or inconclusive')
+    .option('--threads <n>', 'verify on this many worker threads (whole routers, or runs of one router\'s decisions, per thread); worth it with free cores', (v) => Number(v), 1)
     .option('--no-index', 'embedded log: find rejected requests by keys, not the request index')
-    .action(async (o: WindowFlags & { offsets?: OffsetBound[]; router?: string[]; maxDivergences: number; strict?: boolean }, cmd: Command) =>
+    .action(async (o: WindowFlags & { offsets?: OffsetBound[]; router?: string[]; maxDivergences: number; strict?: boolean; threads: number }, cmd: Command) =>
       withSource(cmd, async (source, flags) => {
         const bar = progressBar(!flags.json);
         let report;
         try {
-          report = await verifyDecisions(source, { ...windowOf(o), offsets: o.offsets, producers: o.router, maxDivergences: o.maxDivergences, index: o.index === false ? false : undefined, onProgress: bar.onProgress });
+          const options = { ...windowOf(o), offsets: o.offsets, producers: o.router, maxDivergences: o.maxDivergences, index: o.index === false ? false : undefined, onProgress: bar.onProgress };
+          report = o.threads > 1 ? await verifyDecisionsParallel(source, { ...options, threads: o.threads }) : await verifyDecisions(source, options);
         } finally {
           bar.stop();
         }
