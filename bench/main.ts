@@ -25,6 +25,7 @@ type Bench = (ctx: BenchContext) => Promise<BenchResult[]>;
 const benches: Record<string, () => Promise<Bench>> = {
   log: async () => (await import('./log.js')).benchLog,
   serve: async () => (await import('./serve.js')).benchServe,
+  sink: async () => (await import('./sink.js')).benchSink,
   replay: async () => (await import('./replay.js')).benchReplay,
 };
 

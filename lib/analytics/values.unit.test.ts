@@ -82,8 +82,19 @@ describe('rowEncoder', () => {
     expect(encode({ x: -Infinity }, 0)).toEqual({ x: '-inf' });
   });
 
-  it('omits undefined (the column default applies) and keeps null', () => {
-    expect(encode({ id: 'a', n: undefined, maybe_at: null, with_default: undefined }, 0)).toEqual({ id: 'a', maybe_at: null });
+  it('omits undefined (the column default applies), and null or [] where that is what an omitted field stores', () => {
+    expect(encode({ id: 'a', n: undefined, maybe_at: null, with_default: undefined }, 0)).toEqual({ id: 'a' });
+    expect(encode({ id: 'a', times: [] }, 0)).toEqual({ id: 'a' });
+    const withDefaults = rowEncoder('t', [
+      { name: 'id', type: 'String' },
+      { name: 'tags', type: 'Array(String)', default_type: 'DEFAULT' },
+      { name: 'note', type: 'Nullable(String)', default_type: 'DEFAULT' },
+      { name: 'n', type: 'UInt8' },
+    ]);
+    // A DEFAULT expression would apply to an omitted field: null and [] must be sent.
+    expect(withDefaults({ id: 'a', tags: [], note: null }, 0)).toEqual({ id: 'a', tags: [], note: null });
+    // null for a column that is not Nullable is sent, for the server to refuse.
+    expect(withDefaults({ id: 'a', n: null }, 0)).toEqual({ id: 'a', n: null });
   });
 
   it('refuses a key that is not an insertable column, naming row and column', () => {

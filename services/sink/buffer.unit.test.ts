@@ -32,7 +32,7 @@ function clock() {
 
 const settle = () => new Promise((r) => setImmediate(r));
 
-function harness(opts: { maxRows?: number; maxDelayMs?: number; concurrency?: number } = {}) {
+function harness(opts: { maxRows?: number; maxDelayMs?: number; concurrency?: number; maxWrites?: number } = {}) {
   const c = clock();
   const writes: number[][] = [];
   let fail: unknown;
@@ -41,6 +41,7 @@ function harness(opts: { maxRows?: number; maxDelayMs?: number; concurrency?: nu
     maxRows: opts.maxRows ?? 10,
     maxDelayMs: opts.maxDelayMs ?? 100,
     concurrency: () => opts.concurrency ?? Infinity,
+    ...(opts.maxWrites === undefined ? {} : { maxWrites: opts.maxWrites }),
     now: c.now,
     setTimer: c.setTimer,
     clearTimer: c.clearTimer,
@@ -156,8 +157,8 @@ describe('RowBuffer: flush on size, time, or when nobody else can add', () => {
     expect(h.writes).toEqual([[1, 2], [3, 4]]);
   });
 
-  it('one write at a time: rows arriving meanwhile form the next flush, due by then', async () => {
-    const h = harness({ maxRows: 2, maxDelayMs: 100 });
+  it('with one write at a time, rows arriving meanwhile form the next flush, due by then', async () => {
+    const h = harness({ maxRows: 2, maxDelayMs: 100, maxWrites: 1 });
     const release = h.hold();
     h.buffer.add([1, 2]);
     await settle();
@@ -169,6 +170,53 @@ describe('RowBuffer: flush on size, time, or when nobody else can add', () => {
     await settle();
     await settle();
     expect(h.writes).toEqual([[1, 2], [3]]);
+    expect(c()).toBe('resolved');
+  });
+
+  it('never writes more than maxRows at once: a big log batch spills over and waits for every part', async () => {
+    const h = harness({ maxRows: 4, maxWrites: 1 });
+    const release = h.hold();
+    const big = state(h.buffer.add([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    await settle();
+    expect(h.writes).toEqual([[1, 2, 3, 4]]);
+    expect(h.buffer.buffered).toBe(6);
+    release();
+    for (let i = 0; i < 6; i++) await settle();
+    expect(h.writes).toEqual([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    expect(big()).toBe('pending'); // 9 and 10 wait for the time bound
+    h.clock.advance(100);
+    for (let i = 0; i < 4; i++) await settle();
+    expect(h.writes).toEqual([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
+    expect(big()).toBe('resolved');
+  });
+
+  it('writes up to maxWrites batches concurrently; a failure rejects only the batches with rows in it', async () => {
+    let calls = 0;
+    const releases: (() => void)[] = [];
+    const buffer = new RowBuffer<number>({
+      maxRows: 2,
+      maxDelayMs: 1_000,
+      maxWrites: 2,
+      concurrency: () => Infinity,
+      write: (rows) =>
+        new Promise<void>((resolve, reject) => {
+          calls++;
+          releases.push(() => (rows.includes(3) ? reject(new Error('refused')) : resolve()));
+        }),
+    });
+    const a = buffer.add([1, 2]);
+    const b = buffer.add([3, 4]);
+    const c = state(buffer.add([5, 6]));
+    await settle();
+    expect(calls).toBe(2);
+    releases[0]!();
+    releases[1]!();
+    await expect(a).resolves.toBeUndefined();
+    await expect(b).rejects.toThrow('refused');
+    await settle();
+    expect(calls).toBe(3);
+    releases[2]!();
+    await settle();
     expect(c()).toBe('resolved');
   });
 

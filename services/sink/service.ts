@@ -12,7 +12,6 @@
  * again, which dedup absorbs.
  */
 import { hostname } from 'node:os';
-import { LRUCache } from 'lru-cache';
 import { migrate } from '../../lib/analytics/migrations.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
@@ -23,6 +22,7 @@ import { silentLogger, type Logger } from '../../lib/logger.js';
 import type { DeadLetteredInit, SwitchyardEvent } from '../../schemas/generated/events.js';
 import { RowBuffer } from './buffer.js';
 import { SinkMetrics, type DeadLetterReason, type SinkStats } from './metrics.js';
+import { RecentIds } from './recent.js';
 import { rowFor } from './rows.js';
 import { createWriter, type SinkEntry } from './writer.js';
 
@@ -45,7 +45,7 @@ export interface SinkOptions {
   batchRows?: number;
   /** Time bound of a batch: flush when the oldest row has waited this long, ms. @default 200 */
   batchDelayMs?: number;
-  /** Event ids remembered as written, to skip duplicates without inserting them. @default 100_000 */
+  /** Event ids remembered as written (between this many and twice as many), to skip duplicates without inserting them. @default 100_000 */
   dedupeWindow?: number;
   /**
    * How long one flush keeps retrying an unavailable ClickHouse before it fails and the log
@@ -128,7 +128,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
   if (config.ensureTopics) await log.ensureTopics(Object.values(layout));
 
   const metrics = new SinkMetrics(now);
-  const written = new LRUCache<string, true>({ max: config.dedupeWindow });
+  const written = new RecentIds(config.dedupeWindow);
   /** Events in a flush not yet acknowledged, with that flush's promise. */
   const inFlight = new Map<string, Promise<void>>();
   let closing = false;
@@ -160,7 +160,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     retryBudgetMs: config.retryBudgetMs,
     retryBackoffMs: config.retryBackoffMs,
     retryBackoffMaxMs: config.retryBackoffMaxMs,
-    parallel: store.kind === 'server',
+    parallel: true,
     closing: () => closing,
     now,
     deadLetter: (rejected) => appendDeadLetters(rejected.map(({ entry, error }) => ({ record: entry.record, event: entry.event, error })), 'rejected'),
@@ -186,7 +186,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
         throw err;
       }
       metrics.flushed(entries.length);
-      for (const e of entries) written.set(e.event.eventId, true);
+      for (const e of entries) written.add(e.event.eventId);
     },
   });
   metrics.bufferedRows(() => buffer.buffered);
@@ -211,7 +211,8 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
       }
       here.add(id);
       try {
-        entries.push({ ...rowFor(event, record), event, record });
+        const { table, row } = rowFor(event, record);
+        entries.push({ table, row, event, record });
       } catch (error) {
         unmappable.push({ record, event, error });
       }

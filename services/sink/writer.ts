@@ -31,7 +31,7 @@ export interface WriterOptions {
   /** First retry delay; doubles per attempt up to `retryBackoffMaxMs`. */
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
-  /** Insert into several tables at once (a server takes concurrent inserts; chDB serializes them). */
+  /** Insert into the tables of a flush concurrently rather than one after another. */
   parallel: boolean;
   /** True once the sink is stopping: a retriable failure then fails the flush at once. */
   closing: () => boolean;

@@ -249,6 +249,9 @@ export function testAnalyticsStore(name: string, factory: () => Promise<Analytic
     });
 
     describe('migrations', () => {
+      // The runner is exercised with the bookkeeping migration and examples of its own; the
+      // shipped schema is tested in test/contract/analytics-pack.contract.ts.
+      const base = migrations.slice(0, 1);
       const example: Migration = {
         version: 2,
         name: 'contract_example',
@@ -262,7 +265,7 @@ export function testAnalyticsStore(name: string, factory: () => Promise<Analytic
       };
 
       it('applies pending migrations in order, records them, and is a no-op the second time', async () => {
-        const list = [...migrations, example];
+        const list = [...base, example];
         expect(await appliedMigrations(store)).toEqual([]);
         expect(await migrate(store, list)).toEqual({ applied: [1, 2], current: 2 });
         expect(await migrate(store, list)).toEqual({ applied: [], current: 2 });
@@ -281,13 +284,13 @@ export function testAnalyticsStore(name: string, factory: () => Promise<Analytic
       });
 
       it('refuses a store migrated by newer code, and a renamed migration', async () => {
-        expect((await rejection(migrate(store, migrations))).message).toMatch(/newer code/);
-        expect((await rejection(migrate(store, [...migrations, { ...example, name: 'renamed' }]))).message).toMatch(/"contract_example".*"renamed"/);
+        expect((await rejection(migrate(store, base))).message).toMatch(/newer code/);
+        expect((await rejection(migrate(store, [...base, { ...example, name: 'renamed' }]))).message).toMatch(/"contract_example".*"renamed"/);
       });
 
       it('a failing statement names the migration and keeps the ClickHouse code', async () => {
         const broken: Migration = { version: 3, name: 'broken', up: () => ['CREATE TABLE broken_one (x UInt8) ENGINE = NoSuchEngine()'] };
-        const err = await rejection(migrate(store, [...migrations, example, broken]));
+        const err = await rejection(migrate(store, [...base, example, broken]));
         expect(err.code).toBe('SY_ERR_ANALYTICS');
         expect(err.message).toMatch(/migration 3 \(broken\)/);
         expect(err.detail.clickhouseCode).toEqual(expect.any(Number));
