@@ -37,7 +37,10 @@ export function shareOut(list: DecisionList, threads: number): number[][] {
   if (routers.length >= threads) {
     // Whole routers, largest first onto the lightest thread.
     const groups: number[][] = Array.from({ length: threads }, () => []);
-    for (const r of routers) groups.reduce((min, g) => (g.length < min.length ? g : min)).push(...r);
+    for (const r of routers) {
+      const lightest = groups.reduce((min, g) => (g.length < min.length ? g : min));
+      for (const i of r) lightest.push(i);
+    }
     return groups.filter((g) => g.length > 0);
   }
   // Runs of routers' decisions: threads in proportion to each router's count, at least one each.
