@@ -6,7 +6,6 @@ import { configFrom, type GlobalFlags } from '../flags.js';
 interface SinkFlags extends GlobalFlags {
   clickhouse?: string;
   database?: string;
-  schemasTopic?: string;
   batchRows?: number;
   batchDelayMs?: number;
 }
@@ -24,7 +23,6 @@ export function registerSinkCommand(program: Command): void {
     .description('consume every Switchyard topic into ClickHouse (group "sink"); stops on SIGINT/SIGTERM')
     .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL; default: the embedded chDB engine under <home>/analytics').env('SWITCHYARD_CLICKHOUSE_URL'))
     .addOption(new Option('--database <name>', 'database on the ClickHouse server').env('SWITCHYARD_CLICKHOUSE_DATABASE').default('switchyard'))
-    .addOption(new Option('--schemas-topic <topic>', 'schema registry topic (when no registry URL is set)').env('SWITCHYARD_SCHEMAS_TOPIC').default('_schemas'))
     .addOption(new Option('--batch-rows <n>', 'size bound of a batch').env('SWITCHYARD_SINK_BATCH_ROWS').argParser(int))
     .addOption(new Option('--batch-delay-ms <ms>', 'time bound of a batch').env('SWITCHYARD_SINK_BATCH_DELAY_MS').argParser(int))
     .action(async (_opts: unknown, cmd: Command) => {
@@ -35,7 +33,6 @@ export function registerSinkCommand(program: Command): void {
       const running = await runSink({
         config,
         database: flags.database,
-        schemasTopic: flags.schemasTopic,
         batchRows: flags.batchRows,
         batchDelayMs: flags.batchDelayMs,
         logger,

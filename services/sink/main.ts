@@ -5,28 +5,22 @@
  * Environment (read here and nowhere below): the deployment's `SWITCHYARD_*` variables
  * (`lib/config.ts`: brokers, home, topic prefix, lanes, schema registry, ClickHouse URL), and
  * - `SWITCHYARD_CLICKHOUSE_DATABASE` (default `switchyard`): the database on the server;
- * - `SWITCHYARD_SCHEMAS_TOPIC` (default `_schemas`): the registry's topic when no registry URL is set;
  * - `SWITCHYARD_SINK_BATCH_ROWS`, `SWITCHYARD_SINK_BATCH_DELAY_MS`: the batch bounds.
  */
 import { pathToFileURL } from 'node:url';
 import { openAnalytics } from '../../lib/analytics/open.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
+import { openRuntime } from '../../lib/bootstrap.js';
 import { configFromEnv, type SwitchyardConfig } from '../../lib/config.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
-import { openLog } from '../../lib/log/open.js';
 import type { EventLog } from '../../lib/log/port.js';
-import { ConfluentRegistryClient } from '../../lib/registry/confluent-client.js';
-import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
-import { EventCodec } from '../../schemas/codec.js';
 import { startSink, type RunningSink, type SinkOptions } from './service.js';
 
 export interface SinkProcessOptions {
   config: SwitchyardConfig;
   /** Database on the ClickHouse server. @default 'switchyard' */
   database?: string | undefined;
-  /** The registry's topic when `config.schemaRegistryUrl` is not set. @default '_schemas' */
-  schemasTopic?: string | undefined;
   batchRows?: number | undefined;
   batchDelayMs?: number | undefined;
   /** Log the sink's counters this often, ms (0 = never). @default 10_000 */
@@ -42,15 +36,16 @@ export interface SinkProcess {
   stop(): Promise<void>;
 }
 
-/** Opens the log, the registry, the codec and the analytics store from configuration, and starts the sink. */
-export async function runSink({ config, database, schemasTopic = '_schemas', batchRows, batchDelayMs, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
-  const log = await openLog(config, logger);
+/**
+ * Opens the deployment's runtime (log, schema registry, codec, topics: `lib/bootstrap.ts`) and
+ * analytics store from configuration, and starts the sink.
+ */
+export async function runSink({ config, database, batchRows, batchDelayMs, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
+  const runtime = await openRuntime(config, { logger });
   let store: AnalyticsStore | undefined;
   try {
-    const registry = config.schemaRegistryUrl ? new ConfluentRegistryClient({ host: config.schemaRegistryUrl }) : await LogBackedRegistry.open({ log, topic: schemasTopic });
-    const codec = await EventCodec.create({ registry });
     store = await openAnalytics({ clickhouseUrl: config.clickhouseUrl, database, home: config.home });
-    const options: SinkOptions = { log, store, codec, topicPrefix: config.topicPrefix, lanes: config.lanes, logger };
+    const options: SinkOptions = { log: runtime.log, store, codec: runtime.ctx.codec, topicPrefix: config.topicPrefix, lanes: config.lanes, ensureTopics: false, logger };
     if (batchRows !== undefined) options.batchRows = batchRows;
     if (batchDelayMs !== undefined) options.batchDelayMs = batchDelayMs;
     const sink = await startSink(options);
@@ -60,19 +55,19 @@ export async function runSink({ config, database, schemasTopic = '_schemas', bat
     let stopped: Promise<void> | undefined;
     return {
       sink,
-      log,
+      log: runtime.log,
       store: opened,
       stop: () =>
         (stopped ??= (async () => {
           if (timer) clearInterval(timer);
           await sink.close();
           await opened.close();
-          await log.close();
+          await runtime.close();
         })()),
     };
   } catch (err) {
     await store?.close().catch(() => {});
-    await log.close().catch(() => {});
+    await runtime.close().catch(() => {});
     throw err;
   }
 }
@@ -112,7 +107,6 @@ async function main(): Promise<void> {
   const running = await runSink({
     config,
     database: process.env.SWITCHYARD_CLICKHOUSE_DATABASE || undefined,
-    schemasTopic: process.env.SWITCHYARD_SCHEMAS_TOPIC || undefined,
     batchRows: intFromEnv('SWITCHYARD_SINK_BATCH_ROWS'),
     batchDelayMs: intFromEnv('SWITCHYARD_SINK_BATCH_DELAY_MS'),
     logger,

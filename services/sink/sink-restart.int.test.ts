@@ -27,6 +27,7 @@ const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const url = clickhouseUrl();
 const database = uniqueDatabase('switchyard_restart');
 const prefix = `${uniqueName('sy-restart')}.`;
+// The registry's topic, as lib/bootstrap.ts names it for the prefix.
 const schemasTopic = `${prefix}_schemas`;
 const LANES = 8;
 const home = mkdtempSync(join(tmpdir(), 'sy-sink-restart-'));
@@ -48,7 +49,6 @@ function startSinkProcess(): Child {
       SWITCHYARD_LANES: String(LANES),
       SWITCHYARD_CLICKHOUSE_URL: url,
       SWITCHYARD_CLICKHOUSE_DATABASE: database,
-      SWITCHYARD_SCHEMAS_TOPIC: schemasTopic,
       SWITCHYARD_SINK_BATCH_ROWS: '500',
       SWITCHYARD_SINK_BATCH_DELAY_MS: '50',
       SWITCHYARD_HOME: home,
