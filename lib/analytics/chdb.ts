@@ -78,6 +78,16 @@ export async function createChdbAnalyticsStore(options: ChdbAnalyticsOptions = {
         settings: { date_time_input_format: 'best_effort' },
       });
     },
+    async insertCompact(table: string, columns: string[], rows: unknown[][]) {
+      await session.insert({
+        table,
+        columns,
+        // JSONCompactEachRow reads rows separated by commas: the array's text without its brackets.
+        values: JSON.stringify(rows).slice(1, -1),
+        format: 'JSONCompactEachRow',
+        settings: { date_time_input_format: 'best_effort' },
+      });
+    },
     async close() {
       session.close();
       await chdb.drainPending();

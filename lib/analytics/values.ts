@@ -93,12 +93,34 @@ export type RowEncoder = (row: Row, index: number) => Row;
  * mostly such values; JSON parsing is most of an insert's cost).
  */
 export function rowEncoder(table: string, columns: readonly TableColumn[]): RowEncoder {
-  /** What to do with a key: its converter, and which value is the omitted field's. */
-  interface Plan {
-    encode: Convert;
-    omitNull: boolean;
-    omitEmpty: boolean;
-  }
+  return tableEncoder(table, columns).row;
+}
+
+/** Rows as arrays in the order of `columns`: what `JSONCompactEachRow` reads. */
+export interface CompactRows {
+  columns: string[];
+  data: unknown[][];
+}
+
+/** Both encodings of a table's rows. */
+export interface TableEncoder {
+  row: RowEncoder;
+  /**
+   * The rows as arrays when they all set the same columns (undefined values count as unset);
+   * undefined when they do not, so the caller falls back to objects. Nothing is left out:
+   * a compact row has a value for every column named.
+   */
+  compact: (rows: readonly Row[]) => CompactRows | undefined;
+}
+
+/** What to do with a key: its converter, and which value is what an omitted field stores. */
+interface Plan {
+  encode: Convert;
+  omitNull: boolean;
+  omitEmpty: boolean;
+}
+
+export function tableEncoder(table: string, columns: readonly TableColumn[]): TableEncoder {
   const plans = new Map<string, Plan>();
   for (const col of columns) {
     const dt = col.default_type ?? '';
@@ -111,25 +133,58 @@ export function rowEncoder(table: string, columns: readonly TableColumn[]): RowE
       omitEmpty: dt === '' && !nullable && type.name === 'Array',
     });
   }
-  return (row, index) => {
+  const unknownColumn = (key: string, index: number) =>
+    analyticsError(`insert into ${table}: row ${index} has "${key}", which is not an insertable column of ${table}`, {
+      table,
+      column: key,
+      row: index,
+      columns: [...plans.keys()],
+    });
+
+  const row: RowEncoder = (input, index) => {
     const out: Row = {};
-    for (const key in row) {
-      const value = row[key];
+    for (const key in input) {
+      const value = input[key];
       if (value === undefined) continue;
       const plan = plans.get(key);
-      if (!plan) {
-        throw analyticsError(`insert into ${table}: row ${index} has "${key}", which is not an insertable column of ${table}`, {
-          table,
-          column: key,
-          row: index,
-          columns: [...plans.keys()],
-        });
-      }
+      if (!plan) throw unknownColumn(key, index);
       if (value === null ? plan.omitNull : plan.omitEmpty && Array.isArray(value) && value.length === 0) continue;
       out[key] = plan.encode(value);
     }
     return out;
   };
+
+  const compact = (rows: readonly Row[]): CompactRows | undefined => {
+    const first = rows[0];
+    if (first === undefined) return { columns: [], data: [] };
+    const names: string[] = [];
+    const converters: Convert[] = [];
+    for (const key in first) {
+      if (first[key] === undefined) continue;
+      const plan = plans.get(key);
+      if (!plan) throw unknownColumn(key, 0);
+      names.push(key);
+      converters.push(plan.encode);
+    }
+    const width = names.length;
+    const data: unknown[][] = new Array<unknown[]>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const input = rows[i]!;
+      let set = 0;
+      for (const key in input) if (input[key] !== undefined) set++;
+      if (set !== width) return undefined;
+      const out = new Array<unknown>(width);
+      for (let c = 0; c < width; c++) {
+        const value = input[names[c]!];
+        if (value === undefined) return undefined;
+        out[c] = value === null ? null : converters[c]!(value);
+      }
+      data[i] = out;
+    }
+    return { columns: names, data };
+  };
+
+  return { row, compact };
 }
 
 function encoder(declared: ChType, column: string): Convert {

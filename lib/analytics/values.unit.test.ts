@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { clickHouseErrorInfo, fromClickHouse } from './errors.js';
-import { decodeResult, rowEncoder } from './values.js';
+import { decodeResult, rowEncoder, tableEncoder } from './values.js';
 
 describe('decodeResult', () => {
   it('turns quoted 64-bit integers into numbers, everywhere they nest', () => {
@@ -101,6 +101,25 @@ describe('rowEncoder', () => {
     for (const key of ['nope', 'derived', 'alias']) {
       expect(() => encode({ id: 'a', [key]: 'x' }, 3)).toThrow(expect.objectContaining({ code: 'SY_ERR_ANALYTICS', message: expect.stringMatching(new RegExp(`row 3 has "${key}"`)) }));
     }
+  });
+
+  it('compact rows: arrays in the first row’s column order, null kept, or undefined when the rows differ in shape', () => {
+    const { compact } = tableEncoder('t', [
+      { name: 'id', type: 'String' },
+      { name: 'at', type: "DateTime('UTC')" },
+      { name: 'maybe', type: 'Nullable(String)' },
+      { name: 'tags', type: 'Array(String)' },
+    ]);
+    expect(compact([{ id: 'a', at: d, maybe: null, tags: [] }, { id: 'b', at: d, maybe: 'x', tags: ['t'], extra: undefined }])).toEqual({
+      columns: ['id', 'at', 'maybe', 'tags'],
+      data: [
+        ['a', '2024-02-29T23:59:59Z', null, []],
+        ['b', '2024-02-29T23:59:59Z', 'x', ['t']],
+      ],
+    });
+    expect(compact([{ id: 'a' }, { id: 'b', maybe: 'x' }])).toBeUndefined();
+    expect(compact([{ id: 'a', maybe: 'x' }, { id: 'b', tags: [] }])).toBeUndefined();
+    expect(() => compact([{ id: 'a', nope: 1 }])).toThrow(/row 0 has "nope"/);
   });
 
   it('refuses instants before 1970 and invalid Dates', () => {
