@@ -9,7 +9,7 @@ import { createServiceContext } from '../lib/runtime.js';
 import { EventCodec } from '../schemas/codec.js';
 import { findRequests } from '../replay/lookup.js';
 import { RequestIndex } from '../replay/request-index.js';
-import { planScan, scanEvents, scanRecords } from '../replay/scan.js';
+import { planScan, scanEventBatches, scanRecords } from '../replay/scan.js';
 import { logSourceFrom } from '../replay/source.js';
 import { writeSyntheticLog } from '../replay/synthetic.js';
 import { buildTrace } from '../replay/trace.js';
@@ -127,7 +127,7 @@ export async function benchReplay(ctx: BenchContext): Promise<BenchResult[]> {
       });
       const decoded = await timed(async () => {
         let n = 0;
-        for await (const _ of scanEvents(source2, all)) n++;
+        for await (const batch of scanEventBatches(source2, all)) n += batch.length;
         return n;
       });
 

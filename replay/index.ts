@@ -5,7 +5,7 @@
  */
 export { ReplayError, isReplayError, type ReplayErrorCode } from './errors.js';
 export { openLogSource, logSourceFrom, decodeRecord, readAt, type LogSource, type LogSourceParts, type Undecodable } from './source.js';
-export { planScan, scanRecords, scanEvents, offsetForTime, PartitionCursor, type ProgressFn, type TimeWindow, type OffsetBound, type PartitionRange, type ScannedEvent } from './scan.js';
+export { planScan, scanRecords, scanEvents, scanEventBatches, offsetForTime, PartitionCursor, type ProgressFn, type TimeWindow, type OffsetBound, type PartitionRange, type ScannedEvent } from './scan.js';
 export { RequestIndex, type IndexKind, type IndexUpdate } from './request-index.js';
 export { findRequests, findSession, type FoundEvent, type LookupOptions, type LookupResult, type SessionLookup } from './lookup.js';
 export { buildTrace, jsonSafe, type RequestTrace, type Hop, type HopKind, type Outcome, type Stage } from './trace.js';

@@ -201,15 +201,16 @@ export interface ScanEventsOptions extends PlanOptions {
 }
 
 /**
- * Decoded events of `topics` within the window, partition by partition in offset order. Events
- * are kept by `occurredAt` within [from, to]; records that do not decode are reported to
- * `onUndecodable` and skipped.
+ * Decoded events of `topics` within the window, partition by partition in offset order, a batch
+ * (one log read) at a time. Events are kept by `occurredAt` within [from, to]; records that do not
+ * decode are reported to `onUndecodable` and skipped.
  */
-export async function* scanEvents(source: LogSource, topics: readonly string[], o: ScanEventsOptions = {}): AsyncGenerator<ScannedEvent> {
+export async function* scanEventBatches(source: LogSource, topics: readonly string[], o: ScanEventsOptions = {}): AsyncGenerator<ScannedEvent[]> {
   const { ranges } = await planScan(source, topics, o);
   // Synchronous decoding with every field (as the codec decodes); the codec says why a record does not decode.
   const decoder = source.foldDecoder(FULL);
   for await (const batch of scanRecords(source, ranges, { onProgress: o.onProgress })) {
+    const out: ScannedEvent[] = [];
     for (const record of batch) {
       if (o.where !== undefined && !o.where(record)) continue;
       const value = record.value;
@@ -224,7 +225,13 @@ export async function* scanEvents(source: LogSource, topics: readonly string[], 
       }
       const at = event.occurredAt;
       if ((o.from !== undefined && at < o.from) || (o.to !== undefined && at > o.to)) continue;
-      yield { event, record };
+      out.push({ event, record });
     }
+    if (out.length > 0) yield out;
   }
+}
+
+/** `scanEventBatches` one event at a time. */
+export async function* scanEvents(source: LogSource, topics: readonly string[], o: ScanEventsOptions = {}): AsyncGenerator<ScannedEvent> {
+  for await (const batch of scanEventBatches(source, topics, o)) yield* batch;
 }
