@@ -54,7 +54,13 @@ export async function createChdbAnalyticsStore(options: ChdbAnalyticsOptions = {
   try {
     session = new chdb.Session(config.path, { connectionArgs: CONNECTION_ARGS });
   } catch (err) {
-    throw analyticsError(`chdb analytics: cannot open ${config.path}: ${(err as Error).message}`, { path: config.path }, err);
+    // The engine locks its directory: a second process (a running `switchyard up` or `sink`)
+    // cannot open it, and libchdb reports only that the connection failed.
+    throw analyticsError(
+      `chdb analytics: cannot open ${config.path}: ${(err as Error).message} (chDB serves a directory to one process at a time: is a switchyard process with analytics running? Stop it, or use a ClickHouse server with --clickhouse)`,
+      { path: config.path },
+      err,
+    );
   }
 
   const engine: Engine = {
