@@ -43,13 +43,17 @@ export interface SessionTrace {
   state: SessionState | null;
 }
 
-function explainMove(prevWorker: string | null, routed: RequestRouted | undefined, changed: SessionMove['changed'], prev: SessionStep): string {
+function explainMove(prevWorker: string | null, routed: RequestRouted | undefined, previous: RequestRouted | undefined, changed: SessionMove['changed'], prev: SessionStep): string {
   const parts: string[] = [];
   if (changed.includes('worker') && routed !== undefined && prevWorker !== null) {
     const c = routed.candidates.find((x) => x.workerId === prevWorker);
+    const chosen = routed.workerId;
+    const before = previous?.candidates.find((x) => x.workerId === chosen);
     if (c === undefined) parts.push(`${prevWorker} was no longer a candidate (its lane was freed or re-claimed)`);
     else if (c.excluded !== null) parts.push(`${prevWorker} was excluded: ${c.excluded}${c.excluded === 'OVERLOADED' ? ` (score ${c.score.toFixed(3)} above the bounded-load limit)` : ''}`);
-    else parts.push(`${prevWorker} was eligible (score ${c.score.toFixed(3)}) but ${routed.workerId} ranks higher for this session now (a worker joined or came back)`);
+    else if (previous !== undefined && before === undefined) parts.push(`${chosen} was not a candidate at the previous request (it joined or came back) and ranks above ${prevWorker} for this session`);
+    else if (before !== undefined && before.excluded !== null) parts.push(`${chosen} ranks above ${prevWorker} for this session and was ${before.excluded} at the previous request; it is eligible again`);
+    else parts.push(`${prevWorker} was eligible (score ${c.score.toFixed(3)}) but ${chosen} was chosen (${routed.reason})`);
     if (routed.attempt > 1) parts.push(`re-dispatch attempt ${routed.attempt} (previous worker ${routed.previousWorkerId ?? '—'})`);
   }
   if (changed.includes('reason') && routed !== undefined) parts.push(`routed ${routed.reason}${routed.degraded ? ' (degraded)' : ''} instead of ${prev.reason ?? '—'}`);
@@ -62,6 +66,8 @@ function explainMove(prevWorker: string | null, routed: RequestRouted | undefine
 export function buildSessionTrace(lookup: SessionLookup): SessionTrace {
   const steps: SessionStep[] = [];
   let prev: SessionStep | undefined;
+  /** The decision of the last request that was routed. */
+  let lastRouted: RequestRouted | undefined;
   for (const r of lookup.requests) {
     const req = r.event as InferenceRequested;
     const id = req.requestId ?? req.eventId;
@@ -89,11 +95,12 @@ export function buildSessionTrace(lookup: SessionLookup): SessionTrace {
       if (lastServed !== undefined && lastServed.reason !== step.reason) changed.push('reason');
       if (lastServed !== undefined && lastServed.modelVersion !== step.modelVersion) changed.push('version');
       if (changed.length > 0 && lastServed !== undefined) {
-        step.move = { from: lastServed.workerId, to: step.workerId, changed, why: explainMove(lastServed.workerId, routed, changed, lastServed) };
+        step.move = { from: lastServed.workerId, to: step.workerId, changed, why: explainMove(lastServed.workerId, routed, lastRouted, changed, lastServed) };
       }
     }
     steps.push(step);
     prev = step;
+    if (routed !== undefined) lastRouted = routed;
   }
   const workers: string[] = [];
   for (const s of steps) if (s.workerId !== null && !workers.includes(s.workerId)) workers.push(s.workerId);

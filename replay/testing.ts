@@ -223,7 +223,9 @@ export async function recordRouterScenario(ctx: ServiceContext, o: ScenarioOptio
   });
   const routers: RunningRouter[] = [];
   for (let i = 0; i < (o.routers ?? 2); i++) {
-    routers.push(await startRouter(ctx, { routerId: `router-${String.fromCharCode(97 + i)}`, policy: { affinityEpsilon: 1 } }));
+    // The first router runs the default policy (its policyVersion is the bare code version, so any
+    // change of a default shows); the others a policy of their own (parsed back from policyVersion).
+    routers.push(await startRouter(ctx, { routerId: `router-${String.fromCharCode(97 + i)}`, policy: i === 0 ? {} : { affinityEpsilon: 0.5, ejection: { minRequests: 8 } } }));
   }
 
   let sent = 0;

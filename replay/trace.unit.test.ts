@@ -148,4 +148,31 @@ describe('buildSessionTrace', () => {
     expect(sessionText(trace)).toContain('c: w1 → w2 (worker): w1 was excluded: DRAINING');
     expect(sessionHtml(trace)).toContain('w1 → w2: w1 was excluded: DRAINING');
   });
+
+  it('a session that comes back to its first worker once that worker is within bounds again', () => {
+    const events = new Map<string, FoundEvent[]>();
+    const requests: FoundEvent[] = [];
+    const step = (id: string, t: number, worker: string, w1Excluded: string | null) => {
+      const req = at('requests', request(id, { at: t, sessionId: 's-2' }));
+      const d = routed(id, worker, worker === 'w1' ? 0 : 1, { at: t + 1 });
+      d.sessionId = 's-2';
+      d.reason = 'AFFINITY';
+      d.candidates = [
+        { workerId: 'w1', lane: 0, zone: null, modelVersion: 'v1', score: 0.9, load: 0, inFlight: 3, excluded: w1Excluded },
+        { workerId: 'w2', lane: 1, zone: null, modelVersion: 'v1', score: 0.1, load: 0, inFlight: 0, excluded: null },
+      ];
+      requests.push(req);
+      events.set(id, [req, at('decisions', d)]);
+    };
+    step('a', T0, 'w1', null);
+    step('b', T0 + 100, 'w2', 'OVERLOADED');
+    step('c', T0 + 200, 'w1', null);
+    const trace = buildSessionTrace({ strategy: 'index', sessionId: 's-2', requests, states: [], events, undecodable: [], recordsRead: 0 });
+    expect(trace.steps.map((s) => s.move?.why ?? null)).toEqual([
+      null,
+      'w1 was excluded: OVERLOADED (score 0.900 above the bounded-load limit)',
+      'w1 ranks above w2 for this session and was OVERLOADED at the previous request; it is eligible again',
+    ]);
+    expect(trace.moves).toBe(2);
+  });
 });
