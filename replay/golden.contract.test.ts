@@ -149,3 +149,25 @@ describe('golden recording: replay verify', () => {
     });
   });
 });
+
+/**
+ * A recording made by older routing code (policy `router/2`, before the affinity floor) is
+ * not re-derived with today's rules, where it would show as divergences, nor passed: every
+ * decision is reported as skipped for its policy version.
+ */
+describe('recording from older routing code', () => {
+  it('reports every decision as made by another policy version, none verified or diverged', async () => {
+    const old = await copyToHome(join(import.meta.dirname, 'fixtures', 'router-log-policy-router2'));
+    const source = await openEmbeddedSource(old.logDir);
+    try {
+      const report = await verifyDecisions(source);
+      expect(report.decisions).toBeGreaterThan(250);
+      expect(report).toMatchObject({ verified: 0, diverged: 0 });
+      expect(report.skipped['policy-version']).toBe(report.decisions);
+    } finally {
+      await source.close();
+      await old.remove();
+    }
+  });
+});
+

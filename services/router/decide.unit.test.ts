@@ -53,7 +53,7 @@ describe('envelope and recording', () => {
       modelDigest: digestOf('m', 'v1'),
       requestedModel: null,
       pendingDecisions: [{ workerId: 'w0', lane: 0, count: 1 }],
-      policyVersion: 'router/2',
+      policyVersion: 'router/3',
       attempt: 1,
       previousWorkerId: null,
       priority: 'NORMAL',
@@ -436,7 +436,7 @@ describe('power of two choices', () => {
     const state = given([...fleet({ workers: 4 }), heartbeat('w0', 0, { seq: 1, inFlight: 3 }), heartbeat('w1', 1, { seq: 1, inFlight: 1 }), heartbeat('w2', 2, { seq: 1, inFlight: 2 }), heartbeat('w3', 3, { seq: 1, inFlight: 4 })]);
     const policy = resolveRouterPolicy({ powerOfTwoChoices: false });
     const d = asRouted(decide(command(request('r1'), { policy }), state));
-    expect(d).toMatchObject({ workerId: 'w1', policyVersion: 'router/2;powerOfTwoChoices=false' });
+    expect(d).toMatchObject({ workerId: 'w1', policyVersion: 'router/3;powerOfTwoChoices=false' });
   });
 
   it("given this router's pending decisions, then they count as load", () => {
@@ -481,7 +481,7 @@ describe('priority classes and load shedding', () => {
   it('given custom thresholds, then they apply and the policy version says so', () => {
     const policy = resolveRouterPolicy({ shedAtUtilization: { BACKGROUND: 0.4, LOW: 0.4 }, shedRetryAfterMs: 250 });
     const d = asRejected(decide(command(request('r1', { priority: 'LOW' }), { policy }), loaded(5)));
-    expect(d).toMatchObject({ reason: 'SHED', retryAfterMs: 250, policyVersion: 'router/2;shedAtUtilization.LOW=0.4;shedAtUtilization.BACKGROUND=0.4;shedRetryAfterMs=250' });
+    expect(d).toMatchObject({ reason: 'SHED', retryAfterMs: 250, policyVersion: 'router/3;shedAtUtilization.LOW=0.4;shedAtUtilization.BACKGROUND=0.4;shedRetryAfterMs=250' });
   });
 });
 

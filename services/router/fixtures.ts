@@ -148,7 +148,7 @@ export function routed(requestId: string, workerId: string, lane: number, o: { a
     deadlineAt: null,
     candidates: [],
     pendingDecisions: [],
-    policyVersion: 'router/2',
+    policyVersion: 'router/3',
     attempt: o.attempt ?? 1,
     previousWorkerId: null,
     input: Buffer.from('{}'),

@@ -30,7 +30,7 @@ describe('RouterPolicy', () => {
 
   it('records the options that differ from the defaults in its version, and the version gives the policy back', () => {
     const p = resolveRouterPolicy({ affinityEpsilon: 0.5, powerOfTwoChoices: false, shedAtUtilization: { HIGH: Infinity }, ejection: { cooldownMs: 1000 } });
-    expect(p.version).toBe('router/2;affinityEpsilon=0.5;powerOfTwoChoices=false;shedAtUtilization.HIGH=Infinity;ejection.cooldownMs=1000');
+    expect(p.version).toBe('router/3;affinityEpsilon=0.5;powerOfTwoChoices=false;shedAtUtilization.HIGH=Infinity;ejection.cooldownMs=1000');
     expect(policyFromVersion(p.version)).toEqual(p);
     expect(policyFromVersion(POLICY_CODE_VERSION)).toEqual(DEFAULT_ROUTER_POLICY);
     // Setting a default explicitly is the same policy.
@@ -56,7 +56,7 @@ describe('RouterPolicy', () => {
 
   it('refuses versions from other routing code or with unknown options', () => {
     expect(() => policyFromVersion('router/0')).toThrow(/other routing code/);
-    expect(() => policyFromVersion('router/2;bogus=1')).toThrow(/unknown option/);
-    expect(() => policyFromVersion('router/2;affinityEpsilon=0.25')).toThrow(/not canonical/);
+    expect(() => policyFromVersion('router/3;bogus=1')).toThrow(/unknown option/);
+    expect(() => policyFromVersion('router/3;affinityEpsilon=0.25')).toThrow(/not canonical/);
   });
 });

@@ -92,7 +92,9 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   // instance alone (static assignment: replicas do not split the view, each folds all of it).
   const viewTopics = VIEW_TOPICS.map((t) => ctx.topics[t]);
   const view: Subscription = await ctx.log.subscribe({
-    groupId: `${groupId}-view.${routerId}`,
+    // Unique per process start: the view reads everything from the beginning each time, and two
+    // routers started with one id must not share (and split) a view group.
+    groupId: `${groupId}-view.${routerId}.${ctx.newEventId()}`,
     topics: viewTopics.map((t) => t.name),
     fromBeginning: true,
     assignment: { kind: 'static', partitions: viewTopics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },

@@ -6,7 +6,7 @@ import type { Priority } from '../../../schemas/generated/events.js';
  * decide.ts, state.ts, hash.ts or policies/ can change a decision for the same inputs, so
  * `replay verify` can tell "the code changed" from "the decision diverged".
  */
-export const POLICY_CODE_VERSION = 'router/2';
+export const POLICY_CODE_VERSION = 'router/3';
 
 /** Outlier ejection (circuit breaker), judged from results in the log. */
 export interface EjectionPolicy {
