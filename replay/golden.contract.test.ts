@@ -7,6 +7,8 @@ import { scanEvents } from './scan.js';
 import type { LogSource } from './source.js';
 import { copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
 import { verifyDecisions } from './verify.js';
+import { findRequests } from './lookup.js';
+import { buildTrace } from './trace.js';
 
 /**
  * Determinism as a test, the way Temporal replays recorded histories: the committed recording
@@ -170,4 +172,39 @@ describe('recording from older routing code', () => {
     }
   });
 });
+
+/**
+ * A recording of `npm run demo` (300 requests through the gateway, 2 routers, 4 workers in 2
+ * zones, a canary): every decision re-derives, and any request's path is complete.
+ */
+describe('recording of the demo', () => {
+  it('re-derives all 300 decisions of both routers, and a request reads received → routed → started → completed', async () => {
+    const demo = await copyToHome(join(import.meta.dirname, 'fixtures', 'demo-log'));
+    const source = await openEmbeddedSource(demo.logDir);
+    try {
+      const report = await verifyDecisions(source);
+      expect(report.divergences).toEqual([]);
+      expect(report).toMatchObject({ decisions: 300, verified: 300, diverged: 0, inconclusive: 0, ok: true });
+      expect(report.producers.map((p) => p.producer).sort()).toEqual(['router-1', 'router-2']);
+      const [first] = await listRequestIds(source, 1);
+      const found = await findRequests(source, [first!]);
+      const trace = buildTrace(first!, found.events.get(first!) ?? []);
+      expect(trace.hops.map((h) => h.kind)).toEqual(expect.arrayContaining(['received', 'routed', 'completed']));
+      expect(trace.outcome).toBe('completed');
+    } finally {
+      await source.close();
+      await demo.remove();
+    }
+  });
+});
+
+/** The first `n` request ids in `requests`. */
+async function listRequestIds(source: LogSource, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const { event } of scanEvents(source, ['requests'])) {
+    if (event.requestId !== null) ids.push(event.requestId);
+    if (ids.length >= n) break;
+  }
+  return ids;
+}
 
