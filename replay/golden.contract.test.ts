@@ -1,4 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openEmbeddedLog } from '../lib/log/embedded/index.js';
+import { LogBackedRegistry } from '../lib/registry/log-backed.js';
+import { EventCodec } from '../schemas/codec.js';
+import { logSourceFrom } from './source.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClockEntry, RequestRouted, SwitchyardEvent } from '../schemas/generated/events.js';
 import { evolve, initialRouterState } from '../services/router/state.js';
@@ -207,4 +212,32 @@ async function listRequestIds(source: LogSource, n: number): Promise<string[]> {
   }
   return ids;
 }
+
+/**
+ * A recording of the multi-process serving test on real Kafka (test/e2e/serving.int.test.ts:
+ * registry, gateway, three workers, router-1 SIGKILLed mid-traffic and router-2 taking over),
+ * copied offset for offset by replay/fixtures/record-kafka.ts: both routers' decisions
+ * re-derive from the clocks they recorded on Kafka.
+ */
+describe('recording of the multi-process Kafka test', () => {
+  it('re-derives every decision of both routers, across the crash and restart', async () => {
+    const dir = join(import.meta.dirname, 'fixtures', 'kafka-log');
+    const { prefix } = JSON.parse(readFileSync(join(dir, 'recording.json'), 'utf8')) as { prefix: string };
+    const copy = await copyToHome(dir);
+    const log = await openEmbeddedLog({ dir: copy.logDir, fsync: 'never', maintenanceIntervalMs: 0 });
+    const registry = await LogBackedRegistry.open({ log, topic: `${prefix}_schemas` });
+    const source = await logSourceFrom({ log, registry, codec: await EventCodec.create({ registry, register: false }), topicPrefix: prefix, description: 'kafka recording', ownsLog: true });
+    try {
+      const report = await verifyDecisions(source);
+      expect(report.divergences).toEqual([]);
+      expect(report).toMatchObject({ diverged: 0, inconclusive: 0, ok: true });
+      expect(report.decisions).toBeGreaterThanOrEqual(30);
+      expect(report.verified).toBe(report.decisions);
+      expect(report.producers.map((p) => p.producer).sort()).toEqual(['router-1', 'router-2']);
+    } finally {
+      await source.close();
+      await copy.remove();
+    }
+  });
+});
 
