@@ -26,15 +26,13 @@ import { median, msSince, round } from './stats.js';
  * committing. Events: per request InferenceRequested, RequestRouted (2 candidates, a 2-entry
  * clock), InferenceStarted and InferenceCompleted/Failed, plus heartbeats.
  */
-const BATCH_ROWS = Number(process.env.SINK_BENCH_ROWS ?? 10_000);
+const BATCH_ROWS = 10_000;
 const BATCH_DELAY_MS = 200;
 const LANES = 64;
 
 interface Target {
   name: string;
   requests: number;
-  /** Members of group sink in the process. */
-  consumers: number;
   log: () => Promise<{ log: EventLog; cleanup: () => Promise<void> }>;
   store: () => Promise<{ store: AnalyticsStore; cleanup: () => Promise<void> }>;
 }
@@ -60,7 +58,7 @@ async function run(target: Target, codec: EventCodec, seed: number): Promise<{ e
     for (let i = 0; i < records.length; i += 5_000) await log.append(records.slice(i, i + 5_000));
 
     const start = process.hrtime.bigint();
-    const sink = await startSink({ log, store, codec, topicPrefix: prefix, lanes: LANES, batchRows: BATCH_ROWS, batchDelayMs: BATCH_DELAY_MS, consumers: target.consumers, migrate: false, ensureTopics: false });
+    const sink = await startSink({ log, store, codec, topicPrefix: prefix, lanes: LANES, batchRows: BATCH_ROWS, batchDelayMs: BATCH_DELAY_MS, migrate: false, ensureTopics: false });
     while (sink.stats().events < events.length) await new Promise((r) => setTimeout(r, 5));
     const seconds = msSince(start) / 1000;
     const { batches } = sink.stats();
@@ -93,15 +91,14 @@ export async function benchSink(ctx: BenchContext): Promise<BenchResult[]> {
   };
 
   const requests = ctx.quick ? 10_000 : 50_000;
-  const targets: Target[] = [{ name: 'embedded log → chDB (embedded)', requests, consumers: 1, log: embeddedLog, store: chdb }];
+  const targets: Target[] = [{ name: 'embedded log → chDB (embedded)', requests, log: embeddedLog, store: chdb }];
   if (await reachable(url)) {
     const version = (await (await fetch(new URL('/?query=SELECT%20version()', url))).text()).trim();
-    targets.push({ name: `embedded log → ClickHouse ${version} server`, requests, consumers: 1, log: embeddedLog, store: server });
+    targets.push({ name: `embedded log → ClickHouse ${version} server`, requests, log: embeddedLog, store: server });
     if (ctx.brokers.length > 0) {
-      for (const consumers of [1, 4]) targets.push({
-        name: `Kafka → ClickHouse ${version} server, ${consumers} consumer${consumers > 1 ? 's' : ''}`,
+      targets.push({
+        name: `Kafka → ClickHouse ${version} server`,
         requests: ctx.quick ? 5_000 : 25_000,
-        consumers,
         log: async () => {
           const log = await openKafkaLog({ brokers: ctx.brokers });
           return { log, cleanup: () => log.close() };

@@ -8,7 +8,6 @@ interface SinkFlags extends GlobalFlags {
   database?: string;
   batchRows?: number;
   batchDelayMs?: number;
-  consumers?: number;
 }
 
 const int = (v: string) => {
@@ -26,7 +25,6 @@ export function registerSinkCommand(program: Command): void {
     .addOption(new Option('--database <name>', 'database on the ClickHouse server').env('SWITCHYARD_CLICKHOUSE_DATABASE').default('switchyard'))
     .addOption(new Option('--batch-rows <n>', 'size bound of a batch').env('SWITCHYARD_SINK_BATCH_ROWS').argParser(int))
     .addOption(new Option('--batch-delay-ms <ms>', 'time bound of a batch').env('SWITCHYARD_SINK_BATCH_DELAY_MS').argParser(int))
-    .addOption(new Option('--consumers <n>', 'members of group "sink" in this process (more help on Kafka)').env('SWITCHYARD_SINK_CONSUMERS').argParser(int))
     .action(async (_opts: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<SinkFlags>();
       const config = configFrom(flags);
@@ -37,7 +35,6 @@ export function registerSinkCommand(program: Command): void {
         database: flags.database,
         batchRows: flags.batchRows,
         batchDelayMs: flags.batchDelayMs,
-        consumers: flags.consumers,
         logger,
       });
       stopOnSignals(running, logger);

@@ -5,8 +5,7 @@
  * Environment (read here and nowhere below): the deployment's `SWITCHYARD_*` variables
  * (`lib/config.ts`: brokers, home, topic prefix, lanes, schema registry, ClickHouse URL), and
  * - `SWITCHYARD_CLICKHOUSE_DATABASE` (default `switchyard`): the database on the server;
- * - `SWITCHYARD_SINK_BATCH_ROWS`, `SWITCHYARD_SINK_BATCH_DELAY_MS`: the batch bounds;
- * - `SWITCHYARD_SINK_CONSUMERS` (default 1): members of group `sink` in the process.
+ * - `SWITCHYARD_SINK_BATCH_ROWS`, `SWITCHYARD_SINK_BATCH_DELAY_MS`: the batch bounds.
  */
 import { pathToFileURL } from 'node:url';
 import { openAnalytics } from '../../lib/analytics/open.js';
@@ -24,7 +23,6 @@ export interface SinkProcessOptions {
   database?: string | undefined;
   batchRows?: number | undefined;
   batchDelayMs?: number | undefined;
-  consumers?: number | undefined;
   /** Log the sink's counters this often, ms (0 = never). @default 10_000 */
   statsEveryMs?: number;
   logger?: Logger;
@@ -42,7 +40,7 @@ export interface SinkProcess {
  * Opens the deployment's runtime (log, schema registry, codec, topics: `lib/bootstrap.ts`) and
  * analytics store from configuration, and starts the sink.
  */
-export async function runSink({ config, database, batchRows, batchDelayMs, consumers, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
+export async function runSink({ config, database, batchRows, batchDelayMs, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
   const runtime = await openRuntime(config, { logger });
   let store: AnalyticsStore | undefined;
   try {
@@ -50,7 +48,6 @@ export async function runSink({ config, database, batchRows, batchDelayMs, consu
     const options: SinkOptions = { log: runtime.log, store, codec: runtime.ctx.codec, topicPrefix: config.topicPrefix, lanes: config.lanes, ensureTopics: false, logger };
     if (batchRows !== undefined) options.batchRows = batchRows;
     if (batchDelayMs !== undefined) options.batchDelayMs = batchDelayMs;
-    if (consumers !== undefined) options.consumers = consumers;
     const sink = await startSink(options);
     const timer = statsEveryMs > 0 ? setInterval(() => logger.info(sink.stats(), 'sink stats'), statsEveryMs) : undefined;
     timer?.unref();
@@ -112,7 +109,6 @@ async function main(): Promise<void> {
     database: process.env.SWITCHYARD_CLICKHOUSE_DATABASE || undefined,
     batchRows: intFromEnv('SWITCHYARD_SINK_BATCH_ROWS'),
     batchDelayMs: intFromEnv('SWITCHYARD_SINK_BATCH_DELAY_MS'),
-    consumers: intFromEnv('SWITCHYARD_SINK_CONSUMERS'),
     logger,
   });
   stopOnSignals(running, logger);

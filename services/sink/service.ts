@@ -39,12 +39,6 @@ export interface SinkOptions {
   lanes?: number;
   /** Consumer group. @default 'sink' */
   groupId?: string;
-  /**
-   * Members of the group in this process. Kafka hands each member one partition's batch at
-   * a time, so more members mean more batches gathered into one insert and more inserts in
-   * flight; the embedded log already delivers every partition at once. @default 1
-   */
-  consumers?: number;
   /** Instance id: the `producer` of the dead letters it writes. @default `sink-<host>-<pid>` */
   producer?: string;
   /** Size bound of a batch: flush at this many rows. @default 10_000 */
@@ -85,7 +79,6 @@ export function sinkConfig({
   topicPrefix = 'switchyard.',
   lanes = 64,
   groupId = 'sink',
-  consumers = 1,
   producer = `sink-${hostname()}-${process.pid}`,
   batchRows = 10_000,
   batchDelayMs = 200,
@@ -97,7 +90,6 @@ export function sinkConfig({
   ensureTopics = true,
 }: Partial<SinkOptions> = {}): SinkConfig {
   positiveInt('lanes', lanes);
-  positiveInt('consumers', consumers);
   positiveInt('batchRows', batchRows);
   positiveInt('dedupeWindow', dedupeWindow);
   nonNegative('batchDelayMs', batchDelayMs);
@@ -107,7 +99,7 @@ export function sinkConfig({
   if (typeof groupId !== 'string' || groupId === '') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: groupId must be a non-empty string');
   if (typeof producer !== 'string' || producer === '') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: producer must be a non-empty string');
   if (typeof topicPrefix !== 'string') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: topicPrefix must be a string');
-  return { topicPrefix, lanes, groupId, consumers, producer, batchRows, batchDelayMs, dedupeWindow, retryBudgetMs, retryBackoffMs, retryBackoffMaxMs, migrate, ensureTopics };
+  return { topicPrefix, lanes, groupId, producer, batchRows, batchDelayMs, dedupeWindow, retryBudgetMs, retryBackoffMs, retryBackoffMaxMs, migrate, ensureTopics };
 }
 
 export interface RunningSink {
@@ -140,8 +132,8 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
   /** Events in a flush not yet acknowledged, with that flush's promise. */
   const inFlight = new Map<string, Promise<void>>();
   let closing = false;
-  // Filled as members subscribe; the buffer may ask earlier (the embedded log starts delivering during subscribe).
-  const subscriptions: Subscription[] = [];
+  // Set once subscribed; the buffer may ask for it earlier (the embedded log starts delivering during subscribe).
+  const consumer: { subscription?: Subscription } = {};
 
   const appendDeadLetters = async (items: { record: LogRecord; event?: SwitchyardEvent; error: unknown }[], reason: DeadLetterReason) => {
     const letters: DeadLetteredInit[] = [];
@@ -184,12 +176,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     maxDelayMs: config.batchDelayMs,
     now,
     // kafkajs hands over one partition's batch at a time; the embedded log one per partition at once.
-    concurrency: () =>
-      subscriptions.length < config.consumers
-        ? Infinity
-        : log.kind === 'kafka'
-          ? config.consumers
-          : subscriptions.reduce((n, sub) => n + sub.assigned().reduce((m, tp) => m + tp.partitions.length, 0), 0),
+    concurrency: () => (log.kind === 'kafka' ? 1 : consumer.subscription ? consumer.subscription.assigned().reduce((n, tp) => n + tp.partitions.length, 0) : Infinity),
     write: async (entries) => {
       try {
         await write(entries);
@@ -263,7 +250,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
       }),
   };
 
-  const subscribe = () => subscribeEvents(observed, {
+  const subscription = await subscribeEvents(observed, {
     groupId: config.groupId,
     topics: Object.values(layout).map((t) => t.name),
     fromBeginning: true,
@@ -278,8 +265,8 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
       logger.warn({ topic: d.originalTopic, partition: d.originalPartition, offset: d.originalOffset, code: d.errorCode }, 'sink: undecodable record dead-lettered');
     },
   });
-  for (let i = 0; i < config.consumers; i++) subscriptions.push(await subscribe());
-  logger.info({ group: config.groupId, consumers: config.consumers, prefix: config.topicPrefix, log: log.kind, analytics: store.kind, batchRows: config.batchRows, batchDelayMs: config.batchDelayMs }, 'sink started');
+  consumer.subscription = subscription;
+  logger.info({ group: config.groupId, prefix: config.topicPrefix, log: log.kind, analytics: store.kind, batchRows: config.batchRows, batchDelayMs: config.batchDelayMs }, 'sink started');
 
   let closed: Promise<void> | undefined;
   return {
@@ -289,7 +276,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     close: () =>
       (closed ??= (async () => {
         closing = true;
-        await Promise.all([...subscriptions.map((sub) => sub.close()), buffer.drain()]);
+        await Promise.all([subscription.close(), buffer.drain()]);
         logger.info(metrics.snapshot(), 'sink stopped');
       })()),
   };
