@@ -7,6 +7,9 @@ import { startRouter, type RunningRouter } from '../services/router/service.js';
 import type { RouterPolicyInput } from '../services/router/policies/options.js';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../services/worker/service.js';
 import type { VersionWeight } from '../schemas/generated/events.js';
+import { openAnalytics } from '../lib/analytics/open.js';
+import type { AnalyticsStore } from '../lib/analytics/port.js';
+import { startSink, type RunningSink } from '../services/sink/service.js';
 
 /** One worker of a cluster plan. */
 export type WorkerPlan = Omit<WorkerOptions, 'blobStore'>;
@@ -26,6 +29,11 @@ export interface ClusterPlan {
   blobServer?: { host?: string; port?: number } | false;
   /** Register the shipped models (models/) when missing. @default true */
   installModels?: boolean;
+  /**
+   * Run the sink into analytics: the embedded chDB engine under `<home>/analytics`, or the
+   * ClickHouse server at `clickhouseUrl`. @default false
+   */
+  analytics?: { clickhouseUrl?: string | undefined } | false;
 }
 
 export interface Cluster {
@@ -35,6 +43,8 @@ export interface Cluster {
   registry: RunningRegistry | undefined;
   blobServer: RunningBlobServer | undefined;
   blobStore: BlobStore;
+  sink: RunningSink | undefined;
+  analytics: AnalyticsStore | undefined;
   /** Drain the workers, then stop everything in reverse order of start. */
   close(): Promise<void>;
 }
@@ -87,6 +97,8 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
     registry: undefined,
     blobServer: undefined,
     blobStore,
+    sink: undefined,
+    analytics: undefined,
     close: async () => {
       await Promise.all(cluster.workers.map((w) => w.drain('cluster shutdown').catch(() => w.stop())));
       for (const stop of stack.reverse()) await stop().catch((err: unknown) => ctx.logger.warn({ err }, 'stopping a service failed'));
@@ -116,6 +128,14 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       const worker = await startWorker(ctx, { ...w, blobStore });
       cluster.workers.push(worker);
       stack.push(() => worker.stop());
+    }
+    if (plan.analytics) {
+      const store = await openAnalytics({ clickhouseUrl: plan.analytics.clickhouseUrl, home: config.home });
+      cluster.analytics = store;
+      stack.push(() => store.close());
+      const sink = await startSink({ log: ctx.log, store, codec: ctx.codec, topicPrefix: config.topicPrefix, lanes: config.lanes, logger: ctx.logger });
+      cluster.sink = sink;
+      stack.push(() => sink.close());
     }
     if (plan.gateway !== false) {
       const gateway = await startGateway(ctx, { host: '127.0.0.1', port: 8080, ...plan.gateway });

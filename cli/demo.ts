@@ -17,6 +17,8 @@ export interface DemoOptions {
   json: boolean;
   /** Keep the cluster's log from a previous demo run instead of starting clean. @default false */
   keep: boolean;
+  /** Run the sink into the embedded analytics engine and show a query of the pack. @default true */
+  analytics: boolean;
 }
 
 const TEXTS = [
@@ -129,7 +131,7 @@ export async function runDemo(base: SwitchyardConfig, options: DemoOptions): Pro
   let cluster: Cluster | undefined;
   try {
     say(`demo: starting an embedded cluster under ${home} (4 workers in 2 zones, 2 routers, gateway)`);
-    cluster = await startCluster(rt, { routers: 2, gateway: { port: 0 } });
+    cluster = await startCluster(rt, { routers: 2, gateway: { port: 0 }, analytics: options.analytics ? {} : false });
     await setRollout(rt, 'sentiment-small', [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }], 'v1', 'v2');
     const url = cluster.gateway!.url;
     say(`demo: gateway at ${url}; sending ${options.requests} requests, ${options.concurrency} at a time`);
@@ -140,7 +142,8 @@ export async function runDemo(base: SwitchyardConfig, options: DemoOptions): Pro
     const { samples, seconds } = await sendTraffic(url, options, (done) => bar.update(done, { rate: Math.round(done / Math.max(0.001, (Date.now() - started) / 1000)) }));
     bar.stop();
 
-    const summary = { ...summarize(samples, seconds, cluster), home };
+    const analytics = cluster.sink ? await analyticsSample(rt, cluster, samples.filter((x) => x.status === 200).length, say) : undefined;
+    const summary = { ...summarize(samples, seconds, cluster), home, analytics };
     if (options.json) {
       console.log(JSON.stringify(summary, null, 2));
       return;
@@ -154,6 +157,10 @@ export async function runDemo(base: SwitchyardConfig, options: DemoOptions): Pro
     console.log(renderTable(['reason', 'decisions'], Object.entries(summary.decisionsByReason).sort((a, b) => b[1] - a[1])));
     console.log('\nServed by model version (canary: sentiment-small v2 at 10%)');
     console.log(renderTable(['model@version', 'requests'], Object.entries(summary.servedByModelVersion).sort()));
+    if (analytics) {
+      console.log(`\nAnalytics (embedded ClickHouse): switchyard analytics latency-by-version --home ${home}`);
+      console.log(renderTable(analytics.columns, analytics.rows.map((r) => analytics.columns.map((c) => fmt(r[c])))));
+    }
     if (summary.sampleRequestId) {
       console.log(`\nOne request's recorded path: switchyard replay request ${summary.sampleRequestId} --home ${home}`);
       await printPath(rt, summary.sampleRequestId);
@@ -169,3 +176,26 @@ async function printPath(rt: Runtime, requestId: string): Promise<void> {
   const { printRequestPath } = await import('./demo-path.js');
   await printRequestPath(rt, requestId);
 }
+
+const fmt = (v: unknown): string => (typeof v === 'number' ? String(Number(v.toFixed(2))) : v === null || v === undefined ? '' : String(v));
+
+/** Waits for the sink to land every event of the run, then runs the pack's latency-by-version. */
+async function analyticsSample(rt: Runtime, cluster: Cluster, answered: number, say: (line: string) => void): Promise<{ columns: string[]; rows: Record<string, unknown>[] }> {
+  const sink = cluster.sink!;
+  const deadline = Date.now() + 60_000;
+  say('demo: waiting for the sink to land every event in the embedded ClickHouse');
+  // Caught up when every request the demo saw answered has its InferenceCompleted queryable.
+  const landed = async () => {
+    const [row] = await cluster.analytics!.query<{ n: number }>("SELECT count() AS n FROM results FINAL WHERE type = 'InferenceCompleted'");
+    return Number(row?.n ?? 0);
+  };
+  while ((await landed()) < answered) {
+    if (Date.now() > deadline) throw new Error(`the sink did not land the run's ${answered} results within 60 s (lag ${sink.stats().lag})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const { loadQueryPack, resolveParams, runPackQuery } = await import('../lib/analytics/pack.js');
+  const query = loadQueryPack().find((q) => q.name === 'latency-by-version')!;
+  const rows = await runPackQuery(cluster.analytics!, query, resolveParams(query, { since: '-1h', until: String(Math.floor(rt.ctx.now() / 1000) + 60) }, rt.ctx.now()));
+  return { columns: query.columns.map((c) => c.name), rows: rows as Record<string, unknown>[] };
+}
+

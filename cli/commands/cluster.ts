@@ -17,7 +17,8 @@ export function registerClusterCommands(program: Command): void {
     .option('--workers <n>', 'workers (alternating zone-a / zone-b)', int, DEFAULT_WORKERS.length)
     .option('--registry-port <port>', 'also serve the schema registry REST API on this port', int)
     .option('--blob-port <port>', 'also serve the blob store over HTTP on this port', int)
-    .action(async (opts: { port: number; routers: number; workers: number; registryPort?: number; blobPort?: number }, cmd: Command) => {
+    .option('--analytics', 'run the sink into ClickHouse (SWITCHYARD_CLICKHOUSE_URL, else the embedded chDB engine)', false)
+    .action(async (opts: { port: number; routers: number; workers: number; registryPort?: number; blobPort?: number; analytics: boolean }, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('switchyard', config.logLevel);
       const rt = await openRuntime(config, { logger });
@@ -28,6 +29,7 @@ export function registerClusterCommands(program: Command): void {
         gateway: { port: opts.port },
         ...(opts.registryPort !== undefined ? { registry: { port: opts.registryPort } } : {}),
         ...(opts.blobPort !== undefined ? { blobServer: { port: opts.blobPort } } : {}),
+        ...(opts.analytics ? { analytics: { clickhouseUrl: config.clickhouseUrl } } : {}),
       });
       logger.info(
         { gateway: cluster.gateway?.url, registry: cluster.registry?.url, blobs: cluster.blobServer?.url, log: rt.log.kind, workers: cluster.workers.map((w) => `${w.id}@lane${w.lane}`) },
@@ -49,7 +51,8 @@ export function registerClusterCommands(program: Command): void {
     .option('-n, --requests <n>', 'requests to send', int, 3000)
     .option('-c, --concurrency <n>', 'requests in flight', int, 32)
     .option('--keep', 'keep the previous demo log instead of starting clean', false)
-    .action(async (opts: { requests: number; concurrency: number; keep: boolean }, cmd: Command) => {
+    .option('--no-analytics', 'do not run the sink into the embedded analytics engine')
+    .action(async (opts: { requests: number; concurrency: number; keep: boolean; analytics: boolean }, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
       await runDemo(configFrom(flags), { ...opts, json: flags.json ?? false });
     });
