@@ -16,6 +16,8 @@ export interface BenchResult {
 
 export interface BenchContext {
   quick: boolean;
+  /** Only the deployments whose name contains this (`--only kafka`). */
+  only: string | undefined;
   brokers: string[];
   progress: (line: string) => void;
 }
@@ -31,7 +33,7 @@ const benches: Record<string, () => Promise<Bench>> = {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false } },
+  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' } },
 });
 const names = positionals.length > 0 ? positionals : Object.keys(benches);
 for (const name of names) {
@@ -42,7 +44,7 @@ for (const name of names) {
   }
   const bench = await load();
   const brokers = (values.brokers ?? process.env.SWITCHYARD_BENCH_BROKERS ?? '').split(',').filter(Boolean);
-  const results = await bench({ quick: values.quick ?? false, brokers, progress: (line) => process.stderr.write(`[${name}] ${line}\n`) });
+  const results = await bench({ quick: values.quick ?? false, only: values.only, brokers, progress: (line) => process.stderr.write(`[${name}] ${line}\n`) });
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(`bench/results/${name}.json`, JSON.stringify({ at: new Date().toISOString(), results }, null, 2));
   if (values.json) console.log(JSON.stringify(results, null, 2));

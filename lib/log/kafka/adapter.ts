@@ -36,6 +36,13 @@ export interface KafkaLogOptions {
   maxWaitMs?: number;
   /** How long `subscribe` waits for the first assignment, in ms. @default 30_000 */
   joinTimeoutMs?: number;
+  /**
+   * Batches of different partitions a subscription handles at once (kafkajs'
+   * partitionsConsumedConcurrently); a partition's own batches stay in order. The port promises
+   * order within a partition only, as the embedded log (which delivers every partition at once)
+   * does. @default 16
+   */
+  partitionConcurrency?: number;
   /** Clock for record timestamps. @default Date.now */
   now?: () => number;
   /** @default a silent logger */
@@ -83,6 +90,7 @@ class KafkaLog implements EventLog {
     heartbeatIntervalMs = 1_000,
     maxWaitMs = 250,
     joinTimeoutMs = 30_000,
+    partitionConcurrency = 16,
     now = Date.now,
     logger = silentLogger,
   }: KafkaLogOptions) {
@@ -95,7 +103,10 @@ class KafkaLog implements EventLog {
     if (heartbeatIntervalMs >= sessionTimeoutMs) {
       throw new SwitchyardError('SY_ERR_CONFIG', 'kafka log: heartbeatIntervalMs must be below sessionTimeoutMs');
     }
-    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, sessionTimeoutMs, heartbeatIntervalMs, maxWaitMs, joinTimeoutMs, now, logger };
+    if (!Number.isInteger(partitionConcurrency) || partitionConcurrency < 1) {
+      throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: partitionConcurrency must be a positive integer, got ${partitionConcurrency}`);
+    }
+    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, sessionTimeoutMs, heartbeatIntervalMs, maxWaitMs, joinTimeoutMs, partitionConcurrency, now, logger };
     this.kafka = new Kafka({
       clientId,
       brokers,
@@ -355,6 +366,7 @@ class KafkaLog implements EventLog {
       await consumer.connect();
       await consumer.subscribe({ topics, fromBeginning });
       await consumer.run({
+        partitionsConsumedConcurrently: this.opts.partitionConcurrency,
         autoCommit: false,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset, commitOffsetsIfNecessary }) => {
