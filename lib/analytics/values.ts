@@ -192,7 +192,15 @@ function encoder(declared: ChType, column: string): Convert {
   const kind = type.name;
   if (kind === 'Array' && type.args.length === 1) {
     const element = encoder(parseType(type.args[0]!), column);
-    return (v) => (Array.isArray(v) ? v.map((x) => (x === null ? null : element(x))) : generic(v));
+    return (v) => {
+      if (!Array.isArray(v)) return generic(v);
+      // The array itself when no element changes (the common case): no copy to collect.
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        if (x !== null && element(x) !== x) return v.map((y) => (y === null ? null : element(y)));
+      }
+      return v;
+    };
   }
   // Instants go out as ISO 8601 in UTC ('Z'), which `date_time_input_format=best_effort` reads
   // the same on every server whatever the column's or the server's time zone; bare unix
@@ -206,7 +214,10 @@ function encoder(declared: ChType, column: string): Convert {
   }
   if (kind === 'DateTime64') {
     return (v) => {
-      if (v instanceof Date) return new Date(instantMs(v, column, declared)).toISOString();
+      if (v instanceof Date) {
+        instantMs(v, column, declared);
+        return v.toISOString();
+      }
       if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return new Date(Math.round(v * 1000)).toISOString();
       return generic(v);
     };
@@ -224,6 +235,8 @@ const isoSeconds = (ms: number): string => `${new Date(ms).toISOString().slice(0
 
 /** Values JSON cannot carry as they are. */
 function generic(v: unknown): unknown {
+  const t = typeof v;
+  if (t === 'string' || t === 'number') return v;
   if (v === null) return null;
   if (typeof v === 'bigint') return v.toString();
   if (v instanceof Date) return v.toISOString();
