@@ -821,6 +821,9 @@ class Worker implements RunningWorker {
       this.phase = phase;
       if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
       if (this.dispatchTimer !== undefined) clearTimeout(this.dispatchTimer);
+      // Nothing queued starts from here on: the awaits below (a heartbeat append, the lane
+      // consumer's close) can take a Kafka round trip or more, and `stop()` means at once.
+      if (this.state !== undefined) this.run({ type: 'Abandon', now: this.ctx.now(), reason: why });
       await this.heartbeatInFlight;
       const closing = this.sub?.close();
       if (this.state !== undefined) this.run({ type: 'Abandon', now: this.ctx.now(), reason: why });
