@@ -10,8 +10,16 @@ const keyOf = (groupId: string, topic: string, partition: number): string => JSO
  * the same framing, CRC, crash recovery and fsync batching as appends. The whole map is
  * rebuilt from that log on open and served from memory.
  */
+/** Longest a commit waits to be written with the others of its window, ms. */
+const COMMIT_BATCH_MS = 10;
+
 export class OffsetStore {
   private readonly committed = new Map<string, number>();
+  /** Commits not written yet, latest per key. */
+  private dirty = new Map<string, { offset: number; timestamp: number }>();
+  private nextWrite: Promise<void> | undefined;
+  private writeNow: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   private constructor(readonly log: PartitionLog) {}
 
@@ -39,19 +47,48 @@ export class OffsetStore {
     return this.committed.get(keyOf(groupId, topic, partition)) ?? -1;
   }
 
-  /** Records the commit at once (later `get`s see it); resolves when it is durable. */
+  /**
+   * Records the commit at once (later `get`s see it); resolves when it is durable. Commits are
+   * written in batches, at most every `COMMIT_BATCH_MS`: every consumer commits after every
+   * batch, and writing (and under fsync 'always', syncing) the offsets log once per commit
+   * showed on the serving path. A key committed twice in one window is written once, with its
+   * latest offset. A crash loses at most the commits of one window: their batches are
+   * delivered again (at-least-once).
+   */
   commit(groupId: string, topic: string, partition: number, offset: number, timestamp: number): Promise<void> {
     const key = keyOf(groupId, topic, partition);
-    if (this.committed.get(key) === offset) return this.log.durable();
+    if (this.committed.get(key) === offset && !this.dirty.has(key)) return this.log.durable();
     this.committed.set(key, offset);
-    const value = Buffer.allocUnsafe(8);
-    value.writeUInt32BE(Math.floor(offset / TWO_32), 0);
-    value.writeUInt32BE(offset >>> 0, 4);
-    this.log.append({ key: Buffer.from(key, 'utf8'), value, headers: undefined, timestamp });
-    return this.log.durable();
+    this.dirty.set(key, { offset, timestamp });
+    return this.scheduleWrite();
   }
 
-  close(): Promise<void> {
+  private scheduleWrite(): Promise<void> {
+    this.nextWrite ??= new Promise<void>((resolve, reject) => {
+      this.writeNow = () => {
+        this.writeNow = undefined;
+        if (this.timer !== undefined) clearTimeout(this.timer);
+        this.timer = undefined;
+        this.nextWrite = undefined;
+        const batch = this.dirty;
+        this.dirty = new Map();
+        for (const [key, { offset, timestamp }] of batch) {
+          const value = Buffer.allocUnsafe(8);
+          value.writeUInt32BE(Math.floor(offset / TWO_32), 0);
+          value.writeUInt32BE(offset >>> 0, 4);
+          this.log.append({ key: Buffer.from(key, 'utf8'), value, headers: undefined, timestamp });
+        }
+        this.log.durable().then(resolve, reject);
+      };
+      this.timer = setTimeout(this.writeNow, COMMIT_BATCH_MS);
+    });
+    return this.nextWrite;
+  }
+
+  async close(): Promise<void> {
+    const pending = this.nextWrite;
+    this.writeNow?.();
+    await pending;
     return this.log.close();
   }
 }

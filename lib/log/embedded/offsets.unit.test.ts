@@ -80,11 +80,16 @@ describe('embedded log committed offsets', () => {
     const file = join(offsetsDir, segment!);
     await truncate(file, (await stat(file)).size - 3);
     l = await openLog();
-    expect((await l.committedOffsets('g', TOPIC))[0]).toBe(6);
+    // Commits are written in windows of a few ms, so the torn record held the latest window:
+    // what survives is an earlier commit (3 or 6), or none when all three shared one window.
+    const survived = (await l.committedOffsets('g', TOPIC))[0]!;
+    expect([-1, 3, 6]).toContain(survived);
+    const from = Math.max(survived, 0);
     const seen: number[] = [];
     const sub = await l.subscribe({ groupId: 'g', topics: [TOPIC], onBatch: async (b) => void seen.push(...b.records.map((r) => r.offset)) });
-    await waitFor(() => seen.length === 3, { timeoutMs: 5_000, what: 'redelivery' });
+    await waitFor(() => seen.length === 9 - from, { timeoutMs: 5_000, what: 'redelivery' });
     await sub.close();
-    expect(seen).toEqual([6, 7, 8]);
+    // Redelivered from the surviving commit to the end: nothing skipped.
+    expect(seen).toEqual(Array.from({ length: 9 - from }, (_, i) => from + i));
   });
 });
