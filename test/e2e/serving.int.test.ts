@@ -67,13 +67,16 @@ describe('serving path across processes on real Kafka', () => {
     start('gateway', ['gateway', '--port', String(gatewayPort), '--instance-id', 'gateway-e2e']);
     gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
     await waitFor(async () => (await fetch(`${gatewayUrl}/readyz`).catch(() => undefined))?.ok === true, { timeoutMs: 60_000, what: `the gateway\n${diagnostics()}` });
-    // Served once the router has read all three workers' joins and heartbeats.
+    // Warm up until requests (no session: spread by power of two choices) have been served by
+    // all three workers, so the router's view holds every worker before sessions are placed.
+    const servedBy = new Set<string>();
     await waitFor(
       async () => {
-        const r = await infer({ model: 'sentiment-small', input: { text: 'warm up' }, deadlineMs: 5_000 });
-        return r.status === 200;
+        const r = await infer({ model: 'sentiment-small', input: { text: `warm up ${servedBy.size}` }, deadlineMs: 5_000 });
+        if (r.status === 200 && r.body.workerId) servedBy.add(r.body.workerId);
+        return servedBy.size === 3;
       },
-      { timeoutMs: 90_000, intervalMs: 500, what: `the first request to be served\n${diagnostics()}` },
+      { timeoutMs: 90_000, intervalMs: 100, what: `every worker to serve a request\n${diagnostics()}` },
     );
   }, 240_000);
 
@@ -123,8 +126,8 @@ describe('serving path across processes on real Kafka', () => {
       expect(producers).toEqual(new Set(['router-1', 'router-2']));
       const afterRestart = routed.filter((d) => d.producer === 'router-2' && d.sessionId !== null);
       expect(afterRestart.length).toBeGreaterThanOrEqual(sessions.length);
-      // Every decision was made on a view that included all three workers' claims.
-      for (const d of routed) expect(d.candidates.map((c) => c.workerId).sort()).toEqual(['worker-a1', 'worker-a2', 'worker-b1']);
+      // Every session decision was made on a view that included all three workers' claims.
+      for (const d of routed.filter((x) => x.sessionId !== null)) expect(d.candidates.map((c) => c.workerId).sort()).toEqual(['worker-a1', 'worker-a2', 'worker-b1']);
     } finally {
       await log.close();
     }
