@@ -1,5 +1,5 @@
-import { join } from 'node:path';
-import { FsBlobStore, startBlobServer, type BlobStore, type RunningBlobServer } from '../lib/blob/index.js';
+import { startBlobServer, type BlobStore, type RunningBlobServer } from '../lib/blob/index.js';
+import { blobStoreFrom } from './commands/models.js';
 import type { Runtime } from '../lib/bootstrap.js';
 import { startRegistryService, type RunningRegistry } from '../services/registry/service.js';
 import { startGateway, type RunningGateway } from '../services/gateway/service.js';
@@ -88,7 +88,7 @@ export async function setRollout(rt: Runtime, model: string, weights: VersionWei
  */
 export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise<Cluster> {
   const { ctx, config } = rt;
-  const blobStore = new FsBlobStore({ dir: join(config.home, 'blobs') });
+  const blobStore = blobStoreFrom(undefined, config.home);
   const stack: (() => Promise<void>)[] = [];
   const cluster: Cluster = {
     gateway: undefined,

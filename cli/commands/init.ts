@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { FsBlobStore } from '../../lib/blob/index.js';
 import { migrate } from '../../lib/analytics/migrations.js';
 import { openAnalytics } from '../../lib/analytics/open.js';
 import { openRuntime } from '../../lib/bootstrap.js';
@@ -7,7 +6,7 @@ import { createLogger } from '../../lib/logger.js';
 import { renderTable } from '../../lib/table.js';
 import { installShippedModels } from '../../services/worker/publish.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
-import { join } from 'node:path';
+import { blobStoreFrom } from './models.js';
 
 /**
  * `switchyard init`: everything a deployment needs before its services start — the topics
@@ -27,7 +26,7 @@ export function registerInitCommand(program: Command): void {
       const done: [string, string][] = [['topics', Object.values(rt.ctx.topics).map((t) => t.name).join(', ')], ['schemas', rt.registry.constructor.name]];
       try {
         if (opts.models) {
-          const pushed = await installShippedModels(rt.ctx, new FsBlobStore({ dir: join(config.home, 'blobs') }));
+          const pushed = await installShippedModels(rt.ctx, blobStoreFrom(undefined, config.home));
           done.push(['models', pushed.map((m) => `${m.model}@${m.version}`).join(', ')]);
         }
       } finally {

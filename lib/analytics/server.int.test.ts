@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SwitchyardError } from '../errors.js';
-import { clickhouseUrl } from '../../test/support/services.js';
+import { clickhouseUrl, requireClickHouse, uniqueDatabase } from '../../test/support/services.js';
 import { testAnalyticsStore } from '../../test/contract/analytics-store.contract.js';
 import { features } from './migrations.js';
 import type { AnalyticsStore } from './port.js';
@@ -9,27 +9,13 @@ import { createServerAnalyticsStore, serverAnalyticsConfig } from './server.js';
 // The real server from `scripts/services.sh up` (Debian's ClickHouse 18.16 in CI).
 const url = process.env.SWITCHYARD_CLICKHOUSE_URL ?? clickhouseUrl();
 // A database of its own per run, dropped at the end, so runs never see each other's tables.
-const database = `switchyard_test_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e9).toString(36)}`;
-
-/** Fails (never skips) with a message that says what to start. */
-async function requireClickHouse(): Promise<void> {
-  let why: string;
-  try {
-    const res = await fetch(new URL('/ping', url), { signal: AbortSignal.timeout(5_000) });
-    if (res.ok) return;
-    why = `HTTP ${res.status} from /ping`;
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    why = cause?.code ?? cause?.message ?? (err as Error).message;
-  }
-  throw new Error(`ClickHouse is not reachable at ${url} (${why}). Start the real services with: bash scripts/services.sh up (or set SWITCHYARD_CLICKHOUSE_URL)`);
-}
+const database = uniqueDatabase();
 
 describe(`ClickHouse server at ${url}`, () => {
   let admin: AnalyticsStore | undefined;
 
   beforeAll(async () => {
-    await requireClickHouse();
+    await requireClickHouse(url);
     admin = await createServerAnalyticsStore({ url, database: 'default', createDatabase: false });
   });
   afterAll(async () => {
