@@ -13,9 +13,10 @@
 import { schemaMigrations } from './001_schema_migrations.js';
 import { eventTables } from './002_event_tables.js';
 import { minuteRollups } from './003_minute_rollups.js';
+import { logArchive } from './004_log_archive.js';
 import type { Migration } from './types.js';
 
 export type { Features, Migration, MigrationContext, ServerVersion } from './types.js';
 export { codec, instantType, lowCardinality, ttl } from './gates.js';
 
-export const migrations: readonly Migration[] = [schemaMigrations, eventTables, minuteRollups];
+export const migrations: readonly Migration[] = [schemaMigrations, eventTables, minuteRollups, logArchive];
