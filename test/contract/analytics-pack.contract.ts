@@ -46,7 +46,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
       await store?.close();
     });
 
-    it('migrations build one table per event family and the two rollups with their views', async () => {
+    it('migrations build one table per event family, the two rollups with their views, and the log archive', async () => {
       const tables = await store.query<{ name: string; engine: string }>('SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name');
       expect(Object.fromEntries(tables.map((t) => [t.name, t.engine]))).toEqual({
         control: 'ReplacingMergeTree',
@@ -55,6 +55,12 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
         decisions_by_minute: 'SummingMergeTree',
         decisions_by_minute_mv: 'MaterializedView',
         heartbeats: 'ReplacingMergeTree',
+        log_ids: 'ReplacingMergeTree',
+        log_ids_key_mv: 'MaterializedView',
+        log_ids_request_mv: 'MaterializedView',
+        log_records: 'ReplacingMergeTree',
+        log_schemas: 'ReplacingMergeTree',
+        log_topics: 'ReplacingMergeTree',
         requests: 'ReplacingMergeTree',
         results: 'ReplacingMergeTree',
         results_by_minute: 'AggregatingMergeTree',
@@ -62,7 +68,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
         schema_migrations: 'ReplacingMergeTree',
         sessions: 'ReplacingMergeTree',
       });
-      expect(await migrate(store)).toEqual({ applied: [], current: 3 });
+      expect(await migrate(store)).toEqual({ applied: [], current: 4 });
     });
 
     it('the rollups hold per-minute counts, cache hits and latency quantile states', async () => {
