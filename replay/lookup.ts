@@ -4,14 +4,15 @@ import type { TopicName } from '../lib/log/topics.js';
 import type { InferenceRequested, SwitchyardEvent } from '../schemas/generated/events.js';
 import { RequestIndex } from './request-index.js';
 import { planScan, scanRecords, type ProgressFn, type TimeWindow } from './scan.js';
-import { decodeRecord, readAt, undecodable, type LogSource, type Undecodable } from './source.js';
+import { decodeRecord, readAt, undecodable, type LogSource, type PositionIndex, type Undecodable } from './source.js';
 
 /**
  * Finding every record of some requests (or of a session) across the topics.
  *
  * Two strategies, chosen per source:
  * - `index` (embedded log): the request index (request-index.ts), brought up to date first, gives
- *   the positions; each is read and decoded, and kept only if it really names the id.
+ *   the positions; each is read and decoded, and kept only if it really names the id. The
+ *   ClickHouse archive answers the same way from its `log_ids` table (archive.ts).
  * - `keyed` (Kafka, or `--no-index`): the topics' keys say where to look, so no lookup reads
  *   the whole log:
  *   1. `results` is keyed by requestId: its partition is `partitionForKey(requestId)`; that one
@@ -72,9 +73,10 @@ function belongsTo(found: FoundEvent, record: LogRecord): string | null {
   return found.event.requestId;
 }
 
-async function openIndex(source: LogSource, o: LookupOptions): Promise<{ index: RequestIndex; owned: boolean } | undefined> {
+async function openIndex(source: LogSource, o: LookupOptions): Promise<{ index: PositionIndex; owned: boolean } | undefined> {
   if (o.index === false) return undefined;
   if (o.index instanceof RequestIndex) return { index: o.index, owned: false };
+  if (source.openIndex !== undefined) return { index: await source.openIndex(), owned: true };
   if (source.indexDir === undefined) return undefined;
   return { index: await RequestIndex.open(source), owned: true };
 }
@@ -105,7 +107,7 @@ async function readFound(source: LogSource, pos: RecordPosition, undecodables: U
   return { found: { event: d.event, topic, position: { topic: record.topic, partition: record.partition, offset: record.offset }, timestamp: record.timestamp }, record };
 }
 
-async function findIndexed(source: LogSource, index: RequestIndex, ids: readonly string[], o: TimeWindow): Promise<Omit<LookupResult, 'indexUpdate'>> {
+async function findIndexed(source: LogSource, index: PositionIndex, ids: readonly string[], o: TimeWindow): Promise<Omit<LookupResult, 'indexUpdate'>> {
   const events = new Map<string, FoundEvent[]>();
   const undecodables: Undecodable[] = [];
   let recordsRead = 0;

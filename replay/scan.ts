@@ -93,8 +93,9 @@ export async function planScan(source: LogSource, topics: readonly string[], o: 
         to = Math.min(to, b.to ?? to);
       }
       if (from >= to) continue;
-      if (o.from !== undefined) from = await offsetForTime(source.log, topic, p, o.from - slack, from, to);
-      if (o.to !== undefined) to = await offsetForTime(source.log, topic, p, o.to + slack + 1, from, to);
+      const forTime = source.offsetForTime ?? ((tp: string, pt: number, t: number, lo: number, hi: number) => offsetForTime(source.log, tp, pt, t, lo, hi));
+      if (o.from !== undefined) from = await forTime(topic, p, o.from - slack, from, to);
+      if (o.to !== undefined) to = await forTime(topic, p, o.to + slack + 1, from, to);
       if (from < to) ranges.push({ topic, partition: p, from, to });
     }
   }

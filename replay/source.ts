@@ -1,4 +1,5 @@
 import { join, resolve as resolvePath } from 'node:path';
+import type { AnalyticsStore } from '../lib/analytics/port.js';
 import type { SwitchyardConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { openEmbeddedLog } from '../lib/log/embedded/index.js';
@@ -14,7 +15,9 @@ import { EventCodec } from '../schemas/codec.js';
 import type { SwitchyardEvent } from '../schemas/generated/events.js';
 import { FoldDecoder, type Projection } from './decoder.js';
 import { EnvelopePeeker } from './envelope.js';
+import { ArchiveIndex, ArchiveLog, ArchiveRegistry } from './archive.js';
 import { ReplayError } from './errors.js';
+import type { IndexKind, IndexUpdate } from './request-index.js';
 
 /**
  * `LogSource`: what replay reads — a Switchyard log (embedded directory or Kafka), its codec,
@@ -27,7 +30,7 @@ import { ReplayError } from './errors.js';
  * topic when they are missing (idempotent; needed to decode with them), and `rerun`'s request.
  */
 export interface LogSource {
-  readonly kind: 'embedded' | 'kafka';
+  readonly kind: 'embedded' | 'kafka' | 'clickhouse';
   readonly log: EventLog;
   readonly registry: SchemaRegistry;
   readonly codec: EventCodec;
@@ -37,10 +40,25 @@ export interface LogSource {
   readonly topicPrefix: string;
   /** Where the request index of an embedded log lives (`<home>/replay-index`); undefined for Kafka. */
   readonly indexDir: string | undefined;
-  /** For reports: "embedded log .switchyard/log" or "kafka 127.0.0.1:9092". */
+  /** For reports: "embedded log .switchyard/log", "kafka 127.0.0.1:9092" or "ClickHouse archive …". */
   readonly description: string;
+  /**
+   * A lookup index other than the embedded request index (the ClickHouse archive's `log_ids`);
+   * undefined when the source has none or uses `indexDir`.
+   */
+  openIndex?: (() => Promise<PositionIndex>) | undefined;
+  /** First offset in [lo, hi) with a record timestamp ≥ t, when the source answers it directly (else a binary search over reads). */
+  offsetForTime?: ((topic: string, partition: number, t: number, lo: number, hi: number) => Promise<number>) | undefined;
   /** A synchronous decoder (see decoder.ts): the router-state fold's projection by default. */
   foldDecoder(projection?: Projection): FoldDecoder;
+  close(): Promise<void>;
+}
+
+/** What lookups need of an index: candidate positions of a request's or a session's records. */
+export interface PositionIndex {
+  /** Bring the index up to date with the log (the embedded index scans what is new). */
+  update(o?: { onProgress?: ((p: { phase: string; done: number; total: number }) => void) | undefined }): Promise<IndexUpdate>;
+  lookup(kind: IndexKind, id: string): Promise<RecordPosition[]>;
   close(): Promise<void>;
 }
 
@@ -57,10 +75,14 @@ export interface LogSourceParts {
   description?: string;
   /** Close the log with the source. @default false */
   ownsLog?: boolean;
+  openIndex?: () => Promise<PositionIndex>;
+  offsetForTime?: (topic: string, partition: number, t: number, lo: number, hi: number) => Promise<number>;
+  /** Also closed with the source (e.g. the analytics store behind an archive). */
+  onClose?: () => Promise<void>;
 }
 
 /** A source over an already open log (tests, `rerun` inside a running process). */
-export async function logSourceFrom({ log, registry, codec, topicPrefix = 'switchyard.', indexDir, description, ownsLog = false }: LogSourceParts): Promise<LogSource> {
+export async function logSourceFrom({ log, registry, codec, topicPrefix = 'switchyard.', indexDir, description, ownsLog = false, openIndex, offsetForTime, onClose }: LogSourceParts): Promise<LogSource> {
   const layout = topicLayout({ prefix: topicPrefix });
   const topics = {} as Record<TopicName, TopicSpec>;
   for (const name of TOPIC_NAMES) {
@@ -80,8 +102,14 @@ export async function logSourceFrom({ log, registry, codec, topicPrefix = 'switc
     indexDir,
     description: description ?? `${log.kind} log`,
     foldDecoder: (projection?: Projection) => new FoldDecoder(peeker, registry, localIds, projection),
+    openIndex,
+    offsetForTime,
     close: async () => {
-      if (ownsLog) await log.close();
+      try {
+        if (ownsLog) await log.close();
+      } finally {
+        await onClose?.();
+      }
     },
   };
 }
@@ -128,6 +156,43 @@ export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | '
     });
   } catch (err) {
     await log.close().catch(() => {});
+    throw err;
+  }
+}
+
+export interface OpenArchiveSourceOptions {
+  /** Topic name prefix the archived log used. @default 'switchyard.' */
+  topicPrefix?: string;
+  /** For reports. @default `ClickHouse archive (<store kind>)` */
+  description?: string;
+  /** Close the store with the source. @default false */
+  ownsStore?: boolean;
+}
+
+/**
+ * The sink's log archive in ClickHouse as a replay source (replay/archive.ts): decoded with the
+ * schemas archived beside the records, looked up through `log_ids`.
+ */
+export async function openArchiveSource(store: AnalyticsStore, { topicPrefix = 'switchyard.', description, ownsStore = false }: OpenArchiveSourceOptions = {}): Promise<LogSource> {
+  const closeStore = async () => {
+    if (ownsStore) await store.close();
+  };
+  try {
+    const log = new ArchiveLog(store);
+    const registry = await ArchiveRegistry.open(store);
+    const codec = await EventCodec.create({ registry });
+    return await logSourceFrom({
+      log,
+      registry,
+      codec,
+      topicPrefix,
+      description: description ?? `ClickHouse archive (${store.kind})`,
+      openIndex: async () => new ArchiveIndex(store),
+      offsetForTime: (topic, partition, t, lo, hi) => log.offsetForTime(topic, partition, t, lo, hi),
+      onClose: closeStore,
+    });
+  } catch (err) {
+    await closeStore().catch(() => {});
     throw err;
   }
 }

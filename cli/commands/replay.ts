@@ -13,7 +13,8 @@ import { RequestIndex } from '../../replay/request-index.js';
 import { rerunRequest } from '../../replay/rerun.js';
 import type { OffsetBound, ProgressFn } from '../../replay/scan.js';
 import { buildSessionTrace } from '../../replay/session.js';
-import { openLogSource, type LogSource } from '../../replay/source.js';
+import { openAnalytics } from '../../lib/analytics/open.js';
+import { openArchiveSource, openLogSource, type LogSource } from '../../replay/source.js';
 import { parseDuration, parseTime } from '../../replay/time.js';
 import { buildTrace, jsonSafe } from '../../replay/trace.js';
 import { verifyDecisionsParallel } from '../../replay/parallel.js';
@@ -21,9 +22,12 @@ import { verifyDecisions } from '../../replay/verify.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
 
 const SOURCES = `Sources: the embedded log under --home (default .switchyard; its request index is kept in
-<home>/replay-index), or a Kafka cluster with --brokers host:port,… (lookups use the topics' keys).
-ClickHouse (long retention) is not supported yet. The embedded log is single-process: stop the
-cluster using it, or replay a copy of the directory.`;
+<home>/replay-index), a Kafka cluster with --brokers host:port,… (lookups use the topics' keys), or
+ClickHouse with --archive: the log archive the sink keeps there, for records Kafka's retention has
+dropped (the server of --clickhouse <url> or $SWITCHYARD_CLICKHOUSE_URL, else the embedded chDB
+engine under <home>/analytics; --clickhouse <url> alone implies --archive; lookups use the
+archive's log_ids index). The embedded log and chDB are
+single-process: stop the cluster using them, or replay a copy of the directory.`;
 
 interface WindowFlags {
   from?: string;
@@ -75,12 +79,43 @@ function progressBar(enabled: boolean): { onProgress: ProgressFn | undefined; st
 }
 
 /** Open the source, run, close; ReplayErrors print with their code and set the exit code. */
+interface SourceFlags extends GlobalFlags {
+  /** Read the ClickHouse archive. */
+  archive?: boolean;
+  /** The ClickHouse server (implies `archive`). */
+  clickhouse?: string;
+  database?: string;
+}
+
+/** The source flags every replay command takes. */
+function sourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--archive', 'read the log archive in ClickHouse instead of the log (chDB under <home>/analytics, or the server of --clickhouse / $SWITCHYARD_CLICKHOUSE_URL)')
+    .option('--clickhouse <url>', 'the ClickHouse server holding the archive (implies --archive)')
+    .option('--database <name>', 'with --archive: the server database (default switchyard)');
+}
+
+/** The archive in ClickHouse as the source (`--clickhouse`). */
+async function openClickHouseSource(flags: SourceFlags, config: ReturnType<typeof configFrom>): Promise<LogSource> {
+  const url = flags.clickhouse ?? config.clickhouseUrl;
+  let store;
+  try {
+    store = await openAnalytics({ clickhouseUrl: url, database: flags.database, home: config.home });
+  } catch (err) {
+    throw new ReplayError('SY_ERR_REPLAY_SOURCE', `cannot open ClickHouse ${url ?? `(chDB under ${config.home}/analytics)`}: ${errorMessage(err)}`, { cause: err });
+  }
+  return openArchiveSource(store, { topicPrefix: config.topicPrefix, ownsStore: true, description: url ? `ClickHouse archive at ${url}` : `ClickHouse archive (chDB ${config.home}/analytics)` });
+}
+
 async function withSource(cmd: Command, run: (source: LogSource, flags: GlobalFlags) => Promise<number | void>): Promise<void> {
-  const flags = cmd.optsWithGlobals<GlobalFlags>();
+  const flags = cmd.optsWithGlobals<SourceFlags>();
   const config = configFrom(flags);
   let source: LogSource | undefined;
   try {
-    source = await openLogSource(config, { logger: createLogger('replay', config.logLevel === 'info' ? 'warn' : config.logLevel) });
+    source =
+      flags.archive === true || flags.clickhouse !== undefined
+        ? await openClickHouseSource(flags, config)
+        : await openLogSource(config, { logger: createLogger('replay', config.logLevel === 'info' ? 'warn' : config.logLevel) });
     const code = await run(source, flags);
     if (typeof code === 'number' && code !== 0) process.exitCode = code;
   } catch (err) {
@@ -110,15 +145,14 @@ export function registerReplayCommands(program: Command): void {
     .description('reconstruct any request, session or moment from the log; re-derive every routing decision; rerun a request')
     .addHelpText('after', `\n${SOURCES}\n\nTimes: ms since the epoch, ISO 8601 (2025-01-01T00:00:05Z), "now", or relative (-5m, -90s, -2h).`);
 
-  replay
-    .command('request <requestId>')
+  sourceOptions(replay.command('request <requestId>')
     .description('the full path of one request across every topic: received, routed (candidates, scores, reason, model digest, clock), re-routed, started, cache hit/miss, completed/failed/rejected, with the time spent in each hop')
     .option('--html <file>', 'also write a self-contained HTML page of the timeline')
     .option('--brief', 'one line per hop (no candidates or details)')
     .option('--from <time>', 'only events at or after this time', time)
     .option('--to <time>', 'only events at or before this time', time)
     .option('--no-index', 'embedded log: look up by the topics\' keys instead of the request index')
-    .addHelpText('after', `\n${SOURCES}`)
+    .addHelpText('after', `\n${SOURCES}`))
     .action(async (requestId: string, o: WindowFlags & { html?: string; brief?: boolean }, cmd: Command) =>
       withSource(cmd, async (source, flags) => {
         const bar = progressBar(!flags.json);
@@ -134,13 +168,12 @@ export function registerReplayCommands(program: Command): void {
       }),
     );
 
-  replay
-    .command('session <sessionId>')
+  sourceOptions(replay.command('session <sessionId>')
     .description('every request of a session, the worker that served each, and where and why the session moved')
     .option('--html <file>', 'also write a self-contained HTML page')
     .option('--from <time>', 'only requests at or after this time', time)
     .option('--to <time>', 'only requests at or before this time', time)
-    .option('--no-index', 'embedded log: look up by the topics\' keys instead of the request index')
+    .option('--no-index', 'embedded log: look up by the topics\' keys instead of the request index'))
     .action(async (sessionId: string, o: WindowFlags & { html?: string }, cmd: Command) =>
       withSource(cmd, async (source, flags) => {
         const bar = progressBar(!flags.json);
@@ -156,12 +189,11 @@ export function registerReplayCommands(program: Command): void {
       }),
     );
 
-  replay
-    .command('at [time]')
+  sourceOptions(replay.command('at [time]')
     .description('the cluster as a router saw it at a moment: workers, lanes, zones, health (heartbeat age), load, in flight, ejections, models and rollouts')
     .option('--decision-of <requestId>', 'instead of a time: exactly the state the router decided this request in (the fold of its clock)')
     .option('--attempt <n>', 'with --decision-of: which routing of the request', (v) => Number(v))
-    .option('--policy <version>', 'judge health and ejections with this policy version (default: the decision\'s, else the default policy)')
+    .option('--policy <version>', 'judge health and ejections with this policy version (default: the decision\'s, else the default policy)'))
     .action(async (at: string | undefined, o: { decisionOf?: string; attempt?: number; policy?: string }, cmd: Command) =>
       withSource(cmd, async (source, flags) => {
         const bar = progressBar(!flags.json);
@@ -185,8 +217,7 @@ export function registerReplayCommands(program: Command): void {
       }),
     );
 
-  replay
-    .command('verify')
+  sourceOptions(replay.command('verify')
     .description('re-derive every routing decision in a window from the log prefix its clock names, and compare with the recorded one; exits 1 on any divergence')
     .option('--from <time>', 'decisions at or after this time', time)
     .option('--to <time>', 'decisions at or before this time', time)
@@ -195,7 +226,7 @@ export function registerReplayCommands(program: Command): void {
     .option('--max-divergences <n>', 'divergences shown in full (all are counted)', (v) => Number(v), 50)
     .option('--strict', 'also fail when decisions were skipped or inconclusive')
     .option('--threads <n>', 'verify on this many worker threads (whole routers, or runs of one router\'s decisions, per thread); worth it with free cores', (v) => Number(v), 1)
-    .option('--no-index', 'embedded log: find rejected requests by keys, not the request index')
+    .option('--no-index', 'embedded log: find rejected requests by keys, not the request index'))
     .action(async (o: WindowFlags & { offsets?: OffsetBound[]; router?: string[]; maxDivergences: number; strict?: boolean; threads: number }, cmd: Command) =>
       withSource(cmd, async (source, flags) => {
         const bar = progressBar(!flags.json);
@@ -232,6 +263,7 @@ export function registerReplayCommands(program: Command): void {
     .option('--rebuild', 'discard the index and build it again')
     .action(async (o: { rebuild?: boolean }, cmd: Command) =>
       withSource(cmd, async (source, flags) => {
+        if (source.kind === 'clickhouse') throw new ReplayError('SY_ERR_REPLAY_BAD_ARGUMENT', 'the ClickHouse archive keeps its own index (log_ids, filled as the sink inserts): nothing to build');
         if (source.indexDir === undefined) throw new ReplayError('SY_ERR_REPLAY_BAD_ARGUMENT', 'the request index is for the embedded log; Kafka lookups use the topics\' keys');
         if (o.rebuild) {
           const { rm } = await import('node:fs/promises');

@@ -1,7 +1,9 @@
 /**
  * The `EventLog` port: an append-only, partitioned, keyed log with consumer groups.
  * Two adapters implement it — `embedded` (file-backed, in-process) and `kafka`
- * (kafkajs) — and both must pass `test/contract/event-log.contract.ts`.
+ * (kafkajs) — and both must pass `test/contract/event-log.contract.ts`. A third, read-only
+ * one — `clickhouse`, the sink's log archive read back (`replay/archive.ts`) — serves replay:
+ * it reads, and refuses to append, subscribe or create topics.
  *
  * Offsets are plain numbers (safe to 2^53) and are per topic-partition; an offset names a
  * record, and "end offset" is the offset the next appended record will get (Kafka's high
@@ -105,7 +107,7 @@ export interface Subscription {
 
 export interface EventLog {
   /** Adapter name, for logs and reports. */
-  readonly kind: 'embedded' | 'kafka';
+  readonly kind: 'embedded' | 'kafka' | 'clickhouse';
   /** Create missing topics; existing topics are left as they are. */
   ensureTopics(specs: TopicSpec[]): Promise<void>;
   /** Partition count of a topic, or undefined when it does not exist. */

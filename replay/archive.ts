@@ -1,0 +1,211 @@
+import { ARCHIVE_TABLES, ARCHIVED_RECORD_COLUMNS, recordFromArchive, type ArchivedRecordRow } from '../lib/analytics/archive.js';
+import type { AnalyticsStore } from '../lib/analytics/port.js';
+import { errorMessage } from '../lib/errors.js';
+import type { EventLog, LogRecord, ReadRange, RecordPosition, Subscription } from '../lib/log/port.js';
+import { parseSchema, type RegistryRecord, StateBackedRegistry } from '../lib/registry/core.js';
+import { ReplayError } from './errors.js';
+import type { IndexKind, IndexUpdate } from './request-index.js';
+
+/**
+ * ClickHouse as a replay source: the log archive the sink keeps (`log_records`, `log_ids`,
+ * `log_schemas`, `log_topics`; schemas/clickhouse/migrations/004_log_archive.ts) read back as
+ * the log it copied, so every replay command — request, session, at, verify — works on it
+ * unchanged, long after Kafka's retention dropped the records.
+ *
+ * - `ArchiveLog`: a read-only `EventLog`. Offsets are the log's own (the archive keeps
+ *   positions), so decisions' clocks mean what they meant on the log. A position archived
+ *   twice (redelivery before ClickHouse merged the copies) is read once. Records the sink never
+ *   archived (undecodable ones: their DeadLettered copy is archived) are gaps, as compaction
+ *   leaves gaps; the router skipped them too.
+ * - `ArchiveIndex`: lookups by request or session id through `log_ids` (ClickHouse's inverted
+ *   index of request ids and record keys), the archive's equivalent of the embedded log's
+ *   request index.
+ * - `ArchiveRegistry`: the writer schemas archived in `log_schemas`, so the archive decodes
+ *   without the deployment's registry.
+ */
+
+const readOnly = (what: string): ReplayError =>
+  new ReplayError('SY_ERR_REPLAY_SOURCE', `the ClickHouse archive is read-only: ${what} needs the live log (drop --clickhouse)`);
+
+/** A ClickHouse failure while reading the archive, as a replay error with the SQL's reason. */
+async function archiveQuery<T extends object>(store: AnalyticsStore, sql: string, params: Record<string, string | number>): Promise<T[]> {
+  try {
+    return await store.query<T>(sql, params);
+  } catch (err) {
+    const missing = /UNKNOWN_TABLE|doesn't exist|does not exist|Unknown table/i.test(errorMessage(err));
+    throw new ReplayError(
+      'SY_ERR_REPLAY_SOURCE',
+      missing
+        ? `ClickHouse has no log archive (${errorMessage(err)}): run the sink with the archive on (the default) after \`switchyard analytics migrate\``
+        : `reading the ClickHouse log archive failed: ${errorMessage(err)}`,
+      { cause: err, retriable: (err as { retriable?: boolean }).retriable === true },
+    );
+  }
+}
+
+/** Drop repeated positions (copies not merged yet) from rows sorted by offset. */
+function distinctByOffset(rows: ArchivedRecordRow[]): ArchivedRecordRow[] {
+  const out: ArchivedRecordRow[] = [];
+  let last = -1;
+  for (const row of rows) {
+    if (row.log_offset === last) continue;
+    last = row.log_offset;
+    out.push(row);
+  }
+  return out;
+}
+
+/** A LIMIT as literal SQL (ClickHouse 18.16 takes no placeholder there): a positive integer. */
+function limitOf(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 1) throw new ReplayError('SY_ERR_REPLAY_BAD_ARGUMENT', `maxRecords must be a positive integer, got ${n}`);
+  return n;
+}
+
+export class ArchiveLog implements EventLog {
+  readonly kind = 'clickhouse' as const;
+
+  constructor(private readonly store: AnalyticsStore) {}
+
+  async ensureTopics(): Promise<void> {
+    throw readOnly('creating topics');
+  }
+
+  async append(): Promise<RecordPosition[]> {
+    throw readOnly('appending');
+  }
+
+  async subscribe(): Promise<Subscription> {
+    throw readOnly('subscribing');
+  }
+
+  /** The partition count the sink recorded, or one past the highest partition archived; undefined when neither. */
+  async partitionCount(topic: string): Promise<number | undefined> {
+    const [declared] = await archiveQuery<{ n: number | null }>(this.store, `SELECT max(partitions) AS n FROM ${ARCHIVE_TABLES.topics} WHERE log_topic = {topic:String}`, { topic });
+    const [seen] = await archiveQuery<{ n: number; c: number }>(this.store, `SELECT max(log_partition) + 1 AS n, count() AS c FROM ${ARCHIVE_TABLES.records} WHERE log_topic = {topic:String}`, { topic });
+    const d = declared?.n ?? 0;
+    const s = seen !== undefined && seen.c > 0 ? seen.n : 0;
+    const n = Math.max(d, s);
+    return n > 0 ? n : undefined;
+  }
+
+  private async bounds(topic: string): Promise<{ starts: number[]; ends: number[] }> {
+    const n = (await this.partitionCount(topic)) ?? 0;
+    const starts = new Array<number>(n).fill(0);
+    const ends = new Array<number>(n).fill(0);
+    const rows = await archiveQuery<{ p: number; lo: number; hi: number }>(
+      this.store,
+      `SELECT log_partition AS p, min(log_offset) AS lo, max(log_offset) + 1 AS hi FROM ${ARCHIVE_TABLES.records} WHERE log_topic = {topic:String} GROUP BY log_partition`,
+      { topic },
+    );
+    for (const r of rows) {
+      starts[r.p] = r.lo;
+      ends[r.p] = r.hi;
+    }
+    return { starts, ends };
+  }
+
+  /** The first archived offset per partition (what the archive retains; 0 for an empty partition). */
+  async startOffsets(topic: string): Promise<number[]> {
+    return (await this.bounds(topic)).starts;
+  }
+
+  /** One past the last archived offset per partition. */
+  async endOffsets(topic: string): Promise<number[]> {
+    return (await this.bounds(topic)).ends;
+  }
+
+  async read({ topic, partition, from, to, maxRecords = 10_000 }: ReadRange): Promise<LogRecord[]> {
+    const upper = to === undefined ? '' : ' AND log_offset < {to:Int64}';
+    const rows = await archiveQuery<ArchivedRecordRow>(
+      this.store,
+      `SELECT ${ARCHIVED_RECORD_COLUMNS} FROM ${ARCHIVE_TABLES.records}
+WHERE log_topic = {topic:String} AND log_partition = {partition:Int32} AND log_offset >= {from:Int64}${upper}
+ORDER BY log_offset LIMIT ${limitOf(maxRecords)}`,
+      { topic, partition, from, ...(to === undefined ? {} : { to }) },
+    );
+    return distinctByOffset(rows).map(recordFromArchive);
+  }
+
+  /** First offset in [lo, hi) whose record timestamp is ≥ t (hi when none), in one query. */
+  async offsetForTime(topic: string, partition: number, t: number, lo: number, hi: number): Promise<number> {
+    const [row] = await archiveQuery<{ o: number; c: number }>(
+      this.store,
+      `SELECT min(log_offset) AS o, count() AS c FROM ${ARCHIVE_TABLES.records}
+WHERE log_topic = {topic:String} AND log_partition = {partition:Int32} AND log_offset >= {lo:Int64} AND log_offset < {hi:Int64} AND log_timestamp_ms >= {t:Int64}`,
+      { topic, partition, lo, hi, t },
+    );
+    return row === undefined || row.c === 0 ? hi : row.o;
+  }
+
+  async committedOffsets(): Promise<number[]> {
+    throw readOnly('reading consumer groups');
+  }
+
+  /** The store belongs to whoever opened the source. */
+  async close(): Promise<void> {}
+}
+
+/** Lookups by id through `log_ids`; nothing to keep up to date (ClickHouse's views fill it as the sink inserts). */
+export class ArchiveIndex {
+  constructor(private readonly store: AnalyticsStore) {}
+
+  async update(): Promise<IndexUpdate> {
+    return { scanned: 0, added: 0, rebuilt: false, ms: 0 };
+  }
+
+  /**
+   * Positions that may hold records of the id: records whose request id or key is the id. Like
+   * the embedded index, a candidate list — callers decode and keep what really belongs.
+   */
+  async lookup(_kind: IndexKind, id: string): Promise<RecordPosition[]> {
+    const rows = await archiveQuery<{ log_topic: string; log_partition: number; log_offset: number }>(
+      this.store,
+      `SELECT DISTINCT log_topic, log_partition, log_offset FROM ${ARCHIVE_TABLES.ids} WHERE id = {id:String} ORDER BY log_topic, log_partition, log_offset`,
+      { id },
+    );
+    return rows.map((r) => ({ topic: r.log_topic, partition: r.log_partition, offset: r.log_offset }));
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * A registry holding exactly the archived schema ids (read once at open), plus whatever the
+ * local codec registers on top (in memory, new ids above the archived ones; compatibility NONE,
+ * so a local schema newer than the archive never fails to load).
+ */
+export class ArchiveRegistry extends StateBackedRegistry {
+  private constructor() {
+    super();
+  }
+
+  static async open(store: AnalyticsStore): Promise<ArchiveRegistry> {
+    const rows = await archiveQuery<{ schema_id: number; subject: string; schema: string }>(
+      store,
+      `SELECT DISTINCT schema_id, subject, schema FROM ${ARCHIVE_TABLES.schemas} ORDER BY schema_id`,
+      {},
+    );
+    const registry = new ArchiveRegistry();
+    const versions = new Map<string, number>();
+    const records: RegistryRecord[] = [{ keytype: 'CONFIG', subject: null, compatibilityLevel: 'NONE' }];
+    for (const r of rows) {
+      const version = (versions.get(r.subject) ?? 0) + 1;
+      versions.set(r.subject, version);
+      let text: string;
+      try {
+        text = parseSchema(r.schema).text;
+      } catch {
+        continue; // not Avro: its records will not decode and are reported as such
+      }
+      records.push({ keytype: 'SCHEMA', subject: r.subject, version, id: r.schema_id, schema: text, deleted: false });
+    }
+    await registry.persist(records);
+    return registry;
+  }
+
+  protected async sync(): Promise<void> {}
+
+  protected async persist(records: RegistryRecord[]): Promise<void> {
+    for (const record of records) this.state.apply(record);
+  }
+}
