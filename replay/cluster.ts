@@ -3,7 +3,7 @@ import { outliers } from '../services/router/policies/ejection.js';
 import { DEFAULT_ROUTER_POLICY, policyFromVersion, type RouterPolicy } from '../services/router/policies/options.js';
 import { windowStats, type RouterState } from '../services/router/state.js';
 import { ClockFold } from './fold.js';
-import { offsetForTime, type ProgressFn } from './scan.js';
+import { sourceOffsetForTime, type ProgressFn } from './scan.js';
 import type { LogSource } from './source.js';
 
 /**
@@ -95,7 +95,7 @@ export async function clockAt(source: LogSource, at: number): Promise<ClockEntry
     const starts = await source.log.startOffsets(spec.name);
     const ends = await source.log.endOffsets(spec.name);
     for (let p = 0; p < spec.partitions; p++) {
-      const end = await offsetForTime(source.log, spec.name, p, at + 1, starts[p] ?? 0, ends[p] ?? 0);
+      const end = await sourceOffsetForTime(source, spec.name, p, at + 1, starts[p] ?? 0, ends[p] ?? 0);
       if (end > 0) clock.push({ topic: spec.name, partition: p, offset: end });
     }
   }

@@ -61,6 +61,11 @@ export async function offsetForTime(log: EventLog, topic: string, partition: num
   return lo;
 }
 
+/** `offsetForTime` on a source: in one query where the source answers it (the ClickHouse archive), else by binary search. */
+export function sourceOffsetForTime(source: LogSource, topic: string, partition: number, t: number, lo: number, hi: number): Promise<number> {
+  return source.offsetForTime !== undefined ? source.offsetForTime(topic, partition, t, lo, hi) : offsetForTime(source.log, topic, partition, t, lo, hi);
+}
+
 /** Resolve a logical topic name (`decisions`) or a physical one to the physical name. */
 export function physicalTopic(source: LogSource, topic: string): string {
   const logical = source.topics[topic as TopicName];
@@ -93,9 +98,8 @@ export async function planScan(source: LogSource, topics: readonly string[], o: 
         to = Math.min(to, b.to ?? to);
       }
       if (from >= to) continue;
-      const forTime = source.offsetForTime ?? ((tp: string, pt: number, t: number, lo: number, hi: number) => offsetForTime(source.log, tp, pt, t, lo, hi));
-      if (o.from !== undefined) from = await forTime(topic, p, o.from - slack, from, to);
-      if (o.to !== undefined) to = await forTime(topic, p, o.to + slack + 1, from, to);
+      if (o.from !== undefined) from = await sourceOffsetForTime(source, topic, p, o.from - slack, from, to);
+      if (o.to !== undefined) to = await sourceOffsetForTime(source, topic, p, o.to + slack + 1, from, to);
       if (from < to) ranges.push({ topic, partition: p, from, to });
     }
   }
