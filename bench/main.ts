@@ -29,6 +29,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   serve: async () => (await import('./serve.js')).benchServe,
   sink: async () => (await import('./sink.js')).benchSink,
   replay: async () => (await import('./replay.js')).benchReplay,
+  'replay-archive': async () => (await import('./replay-archive.js')).benchReplayArchive,
 };
 
 const { values, positionals } = parseArgs({

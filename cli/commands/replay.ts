@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage } from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
 import type { RequestRejected, RequestRouted } from '../../schemas/generated/events.js';
@@ -92,7 +92,7 @@ function sourceOptions(cmd: Command): Command {
   return cmd
     .option('--archive', 'read the log archive in ClickHouse instead of the log (chDB under <home>/analytics, or the server of --clickhouse / $SWITCHYARD_CLICKHOUSE_URL)')
     .option('--clickhouse <url>', 'the ClickHouse server holding the archive (implies --archive)')
-    .option('--database <name>', 'with --archive: the server database (default switchyard)');
+    .addOption(new Option('--database <name>', 'with --archive: the database on the ClickHouse server').env('SWITCHYARD_CLICKHOUSE_DATABASE').default('switchyard'));
 }
 
 /** The archive in ClickHouse as the source (`--clickhouse`). */
