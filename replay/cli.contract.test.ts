@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
+import { createChdbAnalyticsStore } from '../lib/analytics/chdb.js';
+import { archiveWithSink, copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..');
@@ -83,5 +84,52 @@ describe('switchyard replay (CLI, embedded)', () => {
     expect(at.stdout).toContain('w4');
     const bad = await cli(home.home, 'at', 'yesterday');
     expect(bad.code).not.toBe(0);
+  }, 60_000);
+});
+
+describe('switchyard replay --archive (CLI, the ClickHouse archive in chDB)', () => {
+  let home: Awaited<ReturnType<typeof copyToHome>>;
+  beforeAll(async () => {
+    home = await copyToHome(GOLDEN);
+    const source = await openEmbeddedSource(home.logDir);
+    const store = await createChdbAnalyticsStore({ path: join(home.home, 'analytics') });
+    try {
+      await archiveWithSink(source, store);
+    } finally {
+      await store.close();
+      await source.close();
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await home?.remove();
+  });
+
+  it('request, session and verify read the archive (the log is not opened)', async () => {
+    const r = await cli(home.home, '--json', 'request', 'req-00013', '--archive');
+    expect(r.code).toBe(0);
+    const trace = JSON.parse(r.stdout) as { requestId: string; hops: { kind: string }[]; lookup: { strategy: string } };
+    expect(trace.requestId).toBe('req-00013');
+    expect(trace.hops[0]!.kind).toBe('received');
+    const fromLog = JSON.parse((await cli(home.home, '--json', 'request', 'req-00013')).stdout) as typeof trace;
+    expect(trace.hops).toEqual(fromLog.hops);
+    const s = await cli(home.home, 'session', 's-2', '--archive');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/^session s-2 · \d+ request\(s\)/);
+    const v = await cli(home.home, 'verify', '--strict', '--archive');
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^verify ClickHouse archive \(chDB /);
+    expect(v.stdout).toMatch(/\d+ decisions: \d+ verified, 0 diverged/);
+  }, 120_000);
+
+  it('an analytics store without the archive: exit 1 with what to run', async () => {
+    const empty = await copyToHome(GOLDEN);
+    try {
+      const r = await cli(empty.home, 'request', 'req-00013', '--archive');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('[SY_ERR_REPLAY_SOURCE]');
+      expect(r.stderr).toContain('no log archive');
+    } finally {
+      await empty.remove();
+    }
   }, 60_000);
 });

@@ -7,6 +7,8 @@ import { topicLayout } from '../lib/log/topics.js';
 import { LogBackedRegistry } from '../lib/registry/log-backed.js';
 import { EventCodec } from '../schemas/codec.js';
 import type { SwitchyardEvent } from '../schemas/generated/events.js';
+import type { AnalyticsStore } from '../lib/analytics/port.js';
+import { startSink } from '../services/sink/service.js';
 import { logSourceFrom, type LogSource } from './source.js';
 
 /**
@@ -85,4 +87,27 @@ export async function tamperedCopy(source: LogSource, dstDir: string, tamper: Ta
     await dst.close();
   }
   return changed;
+}
+
+/** Archive a log into ClickHouse with the real sink (group `sink`), returning once every record is committed. */
+export async function archiveWithSink(source: LogSource, store: AnalyticsStore, { timeoutMs = 60_000 } = {}): Promise<void> {
+  const codec = await EventCodec.create({ registry: source.registry });
+  const lanes = source.topics.decisions.partitions;
+  const sink = await startSink({ log: source.log, store, codec, lanes, batchDelayMs: 20 });
+  const topics = Object.values(topicLayout({ prefix: source.topicPrefix, lanes })).map((t) => t.name);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      let done = true;
+      for (const t of topics) {
+        const [ends, committed] = await Promise.all([source.log.endOffsets(t), source.log.committedOffsets('sink', t)]);
+        if (ends.some((end, p) => end > 0 && committed[p] !== end)) done = false;
+      }
+      if (done) return;
+      if (Date.now() > deadline) throw new Error(`the sink did not archive ${source.description} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await sink.close();
+  }
 }

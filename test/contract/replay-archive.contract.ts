@@ -1,17 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import type { LogRecord } from '../../lib/log/port.js';
-import { topicLayout } from '../../lib/log/topics.js';
 import { clusterAt } from '../../replay/cluster.js';
 import { findRequests, findSession } from '../../replay/lookup.js';
 import { scanEvents } from '../../replay/scan.js';
 import { openArchiveSource, type LogSource } from '../../replay/source.js';
-import { GOLDEN, copyToHome, openEmbeddedSource } from '../../replay/test-support.js';
+import { GOLDEN, archiveWithSink, copyToHome, openEmbeddedSource } from '../../replay/test-support.js';
 import { verifyDecisions } from '../../replay/verify.js';
-import { EventCodec } from '../../schemas/codec.js';
 import type { InferenceRequested } from '../../schemas/generated/events.js';
-import { startSink } from '../../services/sink/service.js';
-import { waitFor } from '../support/services.js';
 
 export interface ArchiveTarget {
   /** A store over an empty database of the test's own. */
@@ -57,23 +53,7 @@ export function testArchiveSource(name: string, factory: () => Promise<ArchiveTa
       golden = await copyToHome(GOLDEN);
       logSource = await openEmbeddedSource(golden.logDir);
       // The real sink, reading the recording from the beginning like a fresh deployment's sink.
-      const codec = await EventCodec.create({ registry: logSource.registry });
-      const sink = await startSink({ log: logSource.log, store: target.store, codec, lanes: logSource.topics.decisions.partitions, batchDelayMs: 20 });
-      const topics = Object.values(topicLayout({ lanes: logSource.topics.decisions.partitions })).map((t) => t.name);
-      try {
-        await waitFor(
-          async () => {
-            for (const t of topics) {
-              const [ends, committed] = await Promise.all([logSource.log.endOffsets(t), logSource.log.committedOffsets('sink', t)]);
-              if (ends.some((end, p) => end > 0 && committed[p] !== end)) return false;
-            }
-            return true;
-          },
-          { timeoutMs: 60_000, intervalMs: 50, what: 'the sink to archive the recording' },
-        );
-      } finally {
-        await sink.close();
-      }
+      await archiveWithSink(logSource, target.store);
       archive = await openArchiveSource(target.store);
     }, 120_000);
 
