@@ -41,6 +41,12 @@ interface Reader {
 
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
+/** A writer schema as the registry holds it, with the record's full name (its subject by RecordNameStrategy). */
+export interface WriterSchema {
+  subject: string;
+  schema: string;
+}
+
 /**
  * Encodes and decodes Switchyard events in the Confluent wire format (magic byte, schema id,
  * Avro binary), subjects by RecordNameStrategy (`switchyard.events.<Event>`).
@@ -62,6 +68,7 @@ export class EventCodec {
   private readonly eventsByName: Map<string, { event: EventType; type: avro.Type; text: string }>;
   private readonly readers = new Map<number, Reader>();
   private readonly pending = new Map<number, Promise<Reader>>();
+  private readonly writerSchemas = new Map<number, Promise<WriterSchema>>();
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
 
   private constructor(
@@ -149,6 +156,40 @@ export class EventCodec {
     const id = readSchemaId(buf);
     const reader = this.readers.get(id) ?? (await this.resolve(id));
     return this.read(reader, id, buf);
+  }
+
+  /**
+   * The schema text the registry holds under `id`, and its record's full name: what an archive
+   * of the log keeps so it decodes without the registry. Asks the registry once per id (a
+   * failed ask is asked again next time). `SY_ERR_CODEC_UNKNOWN_SCHEMA` when the id is not
+   * there or is not a named record; registry outages stay retriable.
+   */
+  writerSchema(id: number): Promise<WriterSchema> {
+    let known = this.writerSchemas.get(id);
+    if (!known) {
+      known = this.fetchWriterSchema(id);
+      this.writerSchemas.set(id, known);
+      known.catch(() => this.writerSchemas.delete(id));
+    }
+    return known;
+  }
+
+  private async fetchWriterSchema(id: number): Promise<WriterSchema> {
+    let schema: string;
+    try {
+      schema = await this.registry.getById(id);
+    } catch (err) {
+      if (err instanceof SwitchyardError && err.retriable) throw err;
+      throw new SwitchyardError('SY_ERR_CODEC_UNKNOWN_SCHEMA', `schema id ${id} is not in the registry: ${errorMessage(err)}`, { cause: err, detail: { schemaId: id } });
+    }
+    let subject: string | undefined;
+    try {
+      subject = eventType(schema).name;
+    } catch (err) {
+      throw new SwitchyardError('SY_ERR_CODEC_UNKNOWN_SCHEMA', `schema id ${id} does not parse: ${errorMessage(err)}`, { cause: err, detail: { schemaId: id } });
+    }
+    if (subject === undefined) throw new SwitchyardError('SY_ERR_CODEC_UNKNOWN_SCHEMA', `schema id ${id} is not a named record`, { detail: { schemaId: id } });
+    return { subject, schema };
   }
 
   private read(reader: Reader, id: number, buf: Buffer): SwitchyardEvent {

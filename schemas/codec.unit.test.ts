@@ -175,6 +175,38 @@ describe('EventCodec', () => {
     });
   });
 
+  describe('writer schemas', () => {
+    it('tells the registry\'s text and the record\'s full name of any id, asking once per id', async () => {
+      const registry = new InMemoryRegistry();
+      const writer = await EventCodec.create({ registry, schemas: { InferenceRequested: inferenceRequestedV2() } });
+      const getById = vi.fn((id: number) => registry.getById(id));
+      const reader = await EventCodec.create({ registry: wrap(registry, { getById }) });
+      const v2 = writer.schemaId('InferenceRequested');
+      const [a, b] = await Promise.all([reader.writerSchema(v2), reader.writerSchema(v2)]);
+      expect(a).toEqual({ subject: 'switchyard.events.InferenceRequested', schema: await registry.getById(v2) });
+      expect(b).toEqual(a);
+      const own = reader.schemaId('WorkerJoined');
+      expect(await reader.writerSchema(own)).toEqual({ subject: 'switchyard.events.WorkerJoined', schema: await registry.getById(own) });
+      await reader.writerSchema(v2);
+      expect(getById.mock.calls.map(([id]) => id)).toEqual([v2, own]);
+    });
+
+    it('SY_ERR_CODEC_UNKNOWN_SCHEMA for an unknown id; outages stay retriable and are asked again', async () => {
+      const registry = new InMemoryRegistry();
+      const codec = await EventCodec.create({ registry });
+      expect((await rejection(codec.writerSchema(9_999))).code).toBe('SY_ERR_CODEC_UNKNOWN_SCHEMA');
+      let down = true;
+      const flaky = wrap(registry, {
+        getById: (id: number) => (down ? Promise.reject(new SwitchyardError('SY_ERR_REGISTRY_UNAVAILABLE', 'connection refused', { retriable: true })) : registry.getById(id)),
+      });
+      const reader = await EventCodec.create({ registry: flaky });
+      const id = reader.schemaId('SessionState');
+      expect((await rejection(reader.writerSchema(id))).retriable).toBe(true);
+      down = false;
+      expect((await reader.writerSchema(id)).subject).toBe('switchyard.events.SessionState');
+    });
+  });
+
   describe('errors', () => {
     it('SY_ERR_CODEC_MAGIC for bytes not in the wire format', async () => {
       const codec = await EventCodec.create({ registry: new InMemoryRegistry() });

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { createLogger } from '../../lib/logger.js';
-import { runSink, stopOnSignals } from '../../services/sink/main.js';
+import { archiveFromEnv, runSink, stopOnSignals } from '../../services/sink/main.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
 
 interface SinkFlags extends GlobalFlags {
@@ -8,6 +8,8 @@ interface SinkFlags extends GlobalFlags {
   database?: string;
   batchRows?: number;
   batchDelayMs?: number;
+  /** False with --no-archive. */
+  archive: boolean;
 }
 
 const int = (v: string) => {
@@ -25,6 +27,7 @@ export function registerSinkCommand(program: Command): void {
     .addOption(new Option('--database <name>', 'database on the ClickHouse server').env('SWITCHYARD_CLICKHOUSE_DATABASE').default('switchyard'))
     .addOption(new Option('--batch-rows <n>', 'size bound of a batch').env('SWITCHYARD_SINK_BATCH_ROWS').argParser(int))
     .addOption(new Option('--batch-delay-ms <ms>', 'time bound of a batch').env('SWITCHYARD_SINK_BATCH_DELAY_MS').argParser(int))
+    .addOption(new Option('--no-archive', 'do not keep the log archive (log_records, log_schemas, log_topics: every record byte for byte, for replay from ClickHouse); also SWITCHYARD_SINK_ARCHIVE=false'))
     .action(async (_opts: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<SinkFlags>();
       const config = configFrom(flags);
@@ -35,6 +38,8 @@ export function registerSinkCommand(program: Command): void {
         database: flags.database,
         batchRows: flags.batchRows,
         batchDelayMs: flags.batchDelayMs,
+        // The flag wins; else the environment; else the default (on).
+        archive: flags.archive ? archiveFromEnv(process.env) : false,
         logger,
       });
       stopOnSignals(running, logger);

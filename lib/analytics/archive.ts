@@ -8,7 +8,13 @@ import type { Row } from './port.js';
 
 export const ARCHIVE_TABLES = { records: 'log_records', ids: 'log_ids', schemas: 'log_schemas', topics: 'log_topics' } as const;
 
-/** The envelope fields an archived record is filtered on (from the decoded event). */
+/** The archive tables rows are inserted into (`log_ids` is filled by its views). */
+export type ArchiveTable = (typeof ARCHIVE_TABLES)['records' | 'schemas' | 'topics'];
+
+/**
+ * The envelope fields an archived record is filtered on (from the decoded event). A record
+ * that did not decode is archived too, with `UNDECODED` (type and event id empty).
+ */
 export interface ArchivedEnvelope {
   type: string;
   eventId: string;
@@ -16,6 +22,16 @@ export interface ArchivedEnvelope {
   sessionId: string | null;
   occurredAt: number;
 }
+
+/** The envelope of a record that is not an event (it did not decode; its dead letter says why). */
+export const UNDECODED: ArchivedEnvelope = Object.freeze({ type: '', eventId: '', requestId: null, sessionId: null, occurredAt: 0 });
+
+/**
+ * The last instant a `DateTime` holds (2106-02-07T06:28:15Z). `log_time` only partitions the
+ * table: a record timestamp outside 1970…2106 (Kafka allows -1, "no timestamp") is clamped
+ * there, and `log_timestamp_ms` keeps it exactly.
+ */
+const MAX_LOG_TIME_MS = 4_294_967_295_000;
 
 /** The schema id of a Confluent-framed value (-1 when it is not framed). */
 export function framedSchemaId(value: Buffer | null): number {
@@ -41,7 +57,7 @@ export function archiveRow(record: LogRecord, envelope: ArchivedEnvelope): Row {
     log_partition: record.partition,
     log_offset: record.offset,
     log_timestamp_ms: record.timestamp,
-    log_time: new Date(record.timestamp),
+    log_time: new Date(Math.min(Math.max(record.timestamp, 0), MAX_LOG_TIME_MS)),
     type: envelope.type,
     event_id: envelope.eventId,
     request_id: envelope.requestId,

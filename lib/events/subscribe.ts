@@ -7,6 +7,8 @@ import type { DeadLetteredInit, SwitchyardEvent, SwitchyardEventInit } from '../
 export interface EventDecoder {
   decode(buf: Buffer): Promise<SwitchyardEvent>;
   encode(event: SwitchyardEventInit): Buffer;
+  /** The writer schema of a schema id and its record's full name (what the sink archives). */
+  writerSchema?(id: number): Promise<{ subject: string; schema: string }>;
 }
 
 /** A decoded event with the record it came from. */
@@ -20,6 +22,8 @@ export interface EventBatch {
   partition: number;
   highWatermark: number;
   events: LoggedEvent[];
+  /** The batch's records that did not decode, already on the dead-letter topic (with `deliverUndecodable`). */
+  undecodable?: LogRecord[];
 }
 
 export interface EventSubscribeOptions extends Omit<SubscribeOptions, 'onBatch'> {
@@ -34,6 +38,12 @@ export interface EventSubscribeOptions extends Omit<SubscribeOptions, 'onBatch'>
   onEvents: (batch: EventBatch) => Promise<void>;
   /** Told of every record sent to the dead-letter topic. */
   onDeadLetter?: (deadLettered: DeadLetteredInit) => void;
+  /**
+   * Also hand `onEvents` the records that did not decode (`batch.undecodable`, after their
+   * dead letters are appended), calling it for a batch of nothing else too: for a consumer
+   * that keeps every record, such as the sink's log archive. @default false
+   */
+  deliverUndecodable?: boolean;
 }
 
 // Namespace for dead-letter event ids (a random UUID fixed once for Switchyard).
@@ -56,12 +66,13 @@ export const deadLetterEventId = (group: string, r: Pick<LogRecord, 'topic' | 'p
  * the batch instead, so it is redelivered rather than dead-lettered.
  */
 export function subscribeEvents(log: EventLog, options: EventSubscribeOptions): Promise<Subscription> {
-  const { codec, deadLetterTopic, producer, now, onEvents, onDeadLetter, ...subscribe } = options;
+  const { codec, deadLetterTopic, producer, now, onEvents, onDeadLetter, deliverUndecodable = false, ...subscribe } = options;
   return log.subscribe({
     ...subscribe,
     onBatch: async (batch) => {
       const events: LoggedEvent[] = [];
       const dead: DeadLetteredInit[] = [];
+      const undecodable: LogRecord[] = [];
       for (const record of batch.records) {
         try {
           if (record.value === null || record.value.length === 0) {
@@ -71,6 +82,7 @@ export function subscribeEvents(log: EventLog, options: EventSubscribeOptions): 
         } catch (err) {
           if (isRetriable(err)) throw err;
           dead.push(deadLetterFor(record, err, subscribe.groupId, producer, now()));
+          if (deliverUndecodable) undecodable.push(record);
         }
       }
       if (dead.length > 0) {
@@ -79,7 +91,11 @@ export function subscribeEvents(log: EventLog, options: EventSubscribeOptions): 
         );
         for (const d of dead) onDeadLetter?.(d);
       }
-      if (events.length > 0) await onEvents({ topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark, events });
+      if (events.length > 0 || undecodable.length > 0) {
+        const delivered: EventBatch = { topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark, events };
+        if (deliverUndecodable) delivered.undecodable = undecodable;
+        await onEvents(delivered);
+      }
     },
   });
 }

@@ -5,7 +5,8 @@
  * Environment (read here and nowhere below): the deployment's `SWITCHYARD_*` variables
  * (`lib/config.ts`: brokers, home, topic prefix, lanes, schema registry, ClickHouse URL), and
  * - `SWITCHYARD_CLICKHOUSE_DATABASE` (default `switchyard`): the database on the server;
- * - `SWITCHYARD_SINK_BATCH_ROWS`, `SWITCHYARD_SINK_BATCH_DELAY_MS`: the batch bounds.
+ * - `SWITCHYARD_SINK_BATCH_ROWS`, `SWITCHYARD_SINK_BATCH_DELAY_MS`: the batch bounds;
+ * - `SWITCHYARD_SINK_ARCHIVE` (`true` | `false`, default `true`): keep the log archive.
  */
 import { pathToFileURL } from 'node:url';
 import { openAnalytics } from '../../lib/analytics/open.js';
@@ -23,6 +24,8 @@ export interface SinkProcessOptions {
   database?: string | undefined;
   batchRows?: number | undefined;
   batchDelayMs?: number | undefined;
+  /** Keep the log archive (`SinkOptions.archive`). @default true */
+  archive?: boolean | undefined;
   /** Log the sink's counters this often, ms (0 = never). @default 10_000 */
   statsEveryMs?: number;
   logger?: Logger;
@@ -40,7 +43,7 @@ export interface SinkProcess {
  * Opens the deployment's runtime (log, schema registry, codec, topics: `lib/bootstrap.ts`) and
  * analytics store from configuration, and starts the sink.
  */
-export async function runSink({ config, database, batchRows, batchDelayMs, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
+export async function runSink({ config, database, batchRows, batchDelayMs, archive, statsEveryMs = 10_000, logger = createLogger('sink', config.logLevel) }: SinkProcessOptions): Promise<SinkProcess> {
   const runtime = await openRuntime(config, { logger });
   let store: AnalyticsStore | undefined;
   try {
@@ -48,6 +51,7 @@ export async function runSink({ config, database, batchRows, batchDelayMs, stats
     const options: SinkOptions = { log: runtime.log, store, codec: runtime.ctx.codec, topicPrefix: config.topicPrefix, lanes: config.lanes, ensureTopics: false, logger };
     if (batchRows !== undefined) options.batchRows = batchRows;
     if (batchDelayMs !== undefined) options.batchDelayMs = batchDelayMs;
+    if (archive !== undefined) options.archive = archive;
     const sink = await startSink(options);
     const timer = statsEveryMs > 0 ? setInterval(() => logger.info(sink.stats(), 'sink stats'), statsEveryMs) : undefined;
     timer?.unref();
@@ -101,6 +105,15 @@ const intFromEnv = (name: string): number | undefined => {
   return n;
 };
 
+/** `SWITCHYARD_SINK_ARCHIVE`: `true`/`1` or `false`/`0`; undefined when unset. */
+export function archiveFromEnv(env: NodeJS.ProcessEnv): boolean | undefined {
+  const v = env.SWITCHYARD_SINK_ARCHIVE;
+  if (v === undefined || v === '') return undefined;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new SwitchyardError('SY_ERR_CONFIG', `SWITCHYARD_SINK_ARCHIVE must be true or false, got ${v}`);
+}
+
 async function main(): Promise<void> {
   const config = configFromEnv(process.env);
   const logger = createLogger('sink', config.logLevel);
@@ -109,6 +122,7 @@ async function main(): Promise<void> {
     database: process.env.SWITCHYARD_CLICKHOUSE_DATABASE || undefined,
     batchRows: intFromEnv('SWITCHYARD_SINK_BATCH_ROWS'),
     batchDelayMs: intFromEnv('SWITCHYARD_SINK_BATCH_DELAY_MS'),
+    archive: archiveFromEnv(process.env),
     logger,
   });
   stopOnSignals(running, logger);

@@ -1,4 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ARCHIVE_TABLES } from '../../lib/analytics/archive.js';
+
+const ARCHIVE_TABLE_NAMES: ReadonlySet<string> = new Set(Object.values(ARCHIVE_TABLES));
 
 /** Why an event went to the dead-letter topic instead of its table. */
 export type DeadLetterReason = 'undecodable' | 'unmappable' | 'rejected';
@@ -8,8 +11,10 @@ export type DeadLetterReason = 'undecodable' | 'unmappable' | 'rejected';
  * whatever HTTP server the process has, or merge it into another with
  * `Registry.merge([...])`.
  *
- * - `switchyard_sink_events_total{table}`: events written (acknowledged by ClickHouse)
- * - `switchyard_sink_events_per_second`: the same over the last 10 s
+ * - `switchyard_sink_events_total{table}`: rows written (acknowledged by ClickHouse) per
+ *   table: events into their tables, records into the log archive (`log_records`), and the
+ *   archive's `log_schemas` and `log_topics` rows
+ * - `switchyard_sink_events_per_second`: events into their tables over the last 10 s
  * - `switchyard_sink_batches_total`: flushes acknowledged; `…_batch_rows`: their sizes
  * - `switchyard_sink_insert_seconds{table}`: insert latency
  * - `switchyard_sink_insert_retries_total{table}`: retries while ClickHouse was unavailable
@@ -34,7 +39,7 @@ export class SinkMetrics {
 
   private readonly lagByPartition = new Map<string, number>();
   private readonly recent: { at: number; n: number }[] = [];
-  private totals = { events: 0, batches: 0, deadLettered: 0, duplicates: 0, flushFailures: 0 };
+  private totals = { events: 0, archived: 0, batches: 0, deadLettered: 0, duplicates: 0, flushFailures: 0 };
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -42,7 +47,7 @@ export class SinkMetrics {
   ) {
     this.registry = registry;
     const registers = [registry];
-    this.events = new Counter({ name: 'switchyard_sink_events_total', help: 'Events written to ClickHouse (acknowledged)', labelNames: ['table'], registers });
+    this.events = new Counter({ name: 'switchyard_sink_events_total', help: 'Rows written to ClickHouse (acknowledged), by table (log_records: records archived)', labelNames: ['table'], registers });
     this.batches = new Counter({ name: 'switchyard_sink_batches_total', help: 'Flushes acknowledged by ClickHouse', registers });
     this.batchRows = new Histogram({
       name: 'switchyard_sink_batch_rows',
@@ -90,6 +95,8 @@ export class SinkMetrics {
   written(table: string, rows: number, seconds: number): void {
     this.events.inc({ table }, rows);
     this.insertSeconds.observe({ table }, seconds);
+    if (table === ARCHIVE_TABLES.records) this.totals.archived += rows;
+    if (ARCHIVE_TABLE_NAMES.has(table)) return;
     this.totals.events += rows;
     const at = this.now();
     this.recent.push({ at, n: rows });
@@ -142,8 +149,10 @@ export class SinkMetrics {
 }
 
 export interface SinkStats {
-  /** Events written to ClickHouse. */
+  /** Events written to their tables. */
   events: number;
+  /** Records written to the log archive (`log_records`), duplicates by event id included. */
+  archived: number;
   /** Flushes acknowledged. */
   batches: number;
   /** Records dead-lettered by the sink (any reason). */

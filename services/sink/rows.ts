@@ -3,6 +3,7 @@
  * tables are defined by `schemas/clickhouse/migrations/002_event_tables.ts`; column names are
  * the events' field names in snake_case. No I/O, no clock.
  */
+import type { ArchivedEnvelope } from '../../lib/analytics/archive.js';
 import { SwitchyardError } from '../../lib/errors.js';
 import type {
   Accelerator,
@@ -30,6 +31,17 @@ export interface LogPosition {
   topic: string;
   partition: number;
   offset: number;
+}
+
+/** The envelope fields the log archive keeps of an event (`lib/analytics/archive.ts`). */
+export function archivedEnvelope(event: SwitchyardEvent): ArchivedEnvelope {
+  return {
+    type: event.type,
+    eventId: event.eventId,
+    requestId: event.requestId ?? null,
+    sessionId: 'sessionId' in event ? (event.sessionId ?? null) : null,
+    occurredAt: event.occurredAt,
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SAMPLE_EVENTS } from '../../schemas/samples.js';
 import { EVENT_TYPES, type EventType, type SwitchyardEvent } from '../../schemas/generated/events.js';
-import { MAX_INSTANT_MS, SINK_TABLES, deadLetterColumns, rowFor, type SinkTable } from './rows.js';
+import { MAX_INSTANT_MS, SINK_TABLES, archivedEnvelope, deadLetterColumns, rowFor, type SinkTable } from './rows.js';
 
 const at = { topic: 'switchyard.x', partition: 3, offset: 1234 };
 const T0 = 1_767_225_600_000;
@@ -321,5 +321,20 @@ describe('rowFor: the table and row of every event type', () => {
     expect(() => rowFor(before1970, at)).toThrow(expect.objectContaining({ code: 'SY_ERR_ANALYTICS', retriable: false }));
     expect(() => rowFor({ ...SAMPLE_EVENTS.InferenceRequested, deadlineAt: MAX_INSTANT_MS + 1 }, at)).toThrow(/deadlineAt .* outside/);
     expect(rowFor({ ...SAMPLE_EVENTS.InferenceRequested, deadlineAt: MAX_INSTANT_MS }, at).row.deadline_at).toEqual(new Date(MAX_INSTANT_MS));
+  });
+});
+
+describe('archivedEnvelope', () => {
+  it('keeps the type, ids and time the archive filters on; a session id only where the event has one', () => {
+    expect(archivedEnvelope(SAMPLE_EVENTS.InferenceRequested)).toEqual({
+      type: 'InferenceRequested',
+      eventId: SAMPLE_EVENTS.InferenceRequested.eventId,
+      requestId: SAMPLE_EVENTS.InferenceRequested.requestId,
+      sessionId: SAMPLE_EVENTS.InferenceRequested.sessionId,
+      occurredAt: SAMPLE_EVENTS.InferenceRequested.occurredAt,
+    });
+    expect(archivedEnvelope(SAMPLE_EVENTS.SessionState).sessionId).toBe(SAMPLE_EVENTS.SessionState.sessionId);
+    expect(archivedEnvelope(SAMPLE_EVENTS.WorkerHeartbeat)).toMatchObject({ type: 'WorkerHeartbeat', requestId: null, sessionId: null });
+    expect(archivedEnvelope({ ...SAMPLE_EVENTS.InferenceCompleted, requestId: 'r-9' })).toMatchObject({ requestId: 'r-9', sessionId: null });
   });
 });

@@ -3,15 +3,24 @@
  * results (the base tables collapse re-inserted events by eventId).
  *
  *   log ──subscribeEvents──► rowFor (rows.ts) ──► RowBuffer (buffer.ts) ──► writer.ts ──► ClickHouse
- *        (decode; undecodable                       size/time bounds          retries, bisects,
- *         → dead letters)                                                      dead-letters refused rows
+ *        (decode; undecodable    + archiveRow       size/time bounds          retries, bisects,
+ *         → dead letters)          (every record)                              dead-letters refused rows
+ *
+ * The log archive (`archive`, on by default): every record delivered — duplicates by event id
+ * and records that did not decode included — also becomes a `log_records` row with its exact
+ * bytes and position, so ClickHouse can stand in for the log in replay. The first time this
+ * process meets a schema id, its writer schema goes into `log_schemas` before any record
+ * naming it is buffered; at start, every topic's partition count goes into `log_topics`.
+ * Archive rows are keyed by position, not event id: a redelivered record collapses, a
+ * producer's duplicate (another position) is kept, as the routers folded it too.
  *
  * A log batch's offsets are committed only when `onBatch` resolves, and it resolves only once
- * ClickHouse acknowledged every row of the batch (or the row was dead-lettered): killed at any
- * moment, the sink resumes from the last committed offsets and writes the rest — some rows
- * again, which dedup absorbs.
+ * ClickHouse acknowledged every row of the batch, archive rows included (or the row was
+ * dead-lettered): killed at any moment, the sink resumes from the last committed offsets and
+ * writes the rest — some rows again, which dedup absorbs.
  */
 import { hostname } from 'node:os';
+import { ARCHIVE_TABLES, UNDECODED, archiveRow, archiveSchemaRow, archiveTopicRow, framedSchemaId } from '../../lib/analytics/archive.js';
 import { migrate } from '../../lib/analytics/migrations.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
@@ -23,7 +32,7 @@ import type { DeadLetteredInit, SwitchyardEvent } from '../../schemas/generated/
 import { RowBuffer } from './buffer.js';
 import { SinkMetrics, type DeadLetterReason, type SinkStats } from './metrics.js';
 import { RecentIds } from './recent.js';
-import { rowFor } from './rows.js';
+import { archivedEnvelope, rowFor } from './rows.js';
 import { createWriter, type SinkEntry } from './writer.js';
 
 export interface SinkOptions {
@@ -60,6 +69,13 @@ export interface SinkOptions {
   migrate?: boolean;
   /** Create missing topics with DESIGN.md's layout before consuming. @default true */
   ensureTopics?: boolean;
+  /**
+   * Keep the log archive: every record read, byte for byte with its key, headers, timestamp
+   * and position, in `log_records` (with `log_schemas` and `log_topics`; migration 004), so
+   * ClickHouse can stand in for the log in replay once the log's retention has dropped it.
+   * Needs a codec that tells writer schemas (`EventCodec.writerSchema`). @default true
+   */
+  archive?: boolean;
   logger?: Logger;
   /** @default Date.now */
   now?: () => number;
@@ -88,6 +104,7 @@ export function sinkConfig({
   retryBackoffMaxMs = 2_000,
   migrate = true,
   ensureTopics = true,
+  archive = true,
 }: Partial<SinkOptions> = {}): SinkConfig {
   positiveInt('lanes', lanes);
   positiveInt('batchRows', batchRows);
@@ -99,7 +116,8 @@ export function sinkConfig({
   if (typeof groupId !== 'string' || groupId === '') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: groupId must be a non-empty string');
   if (typeof producer !== 'string' || producer === '') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: producer must be a non-empty string');
   if (typeof topicPrefix !== 'string') throw new SwitchyardError('SY_ERR_CONFIG', 'sink: topicPrefix must be a string');
-  return { topicPrefix, lanes, groupId, producer, batchRows, batchDelayMs, dedupeWindow, retryBudgetMs, retryBackoffMs, retryBackoffMaxMs, migrate, ensureTopics };
+  if (typeof archive !== 'boolean') throw new SwitchyardError('SY_ERR_CONFIG', `sink: archive must be a boolean, got ${String(archive)}`);
+  return { topicPrefix, lanes, groupId, producer, batchRows, batchDelayMs, dedupeWindow, retryBudgetMs, retryBackoffMs, retryBackoffMaxMs, migrate, ensureTopics, archive };
 }
 
 export interface RunningSink {
@@ -116,6 +134,10 @@ export interface RunningSink {
 export async function startSink(options: SinkOptions): Promise<RunningSink> {
   const config = sinkConfig(options);
   const { log, store, codec } = options;
+  const writerSchema = codec.writerSchema?.bind(codec);
+  if (config.archive && writerSchema === undefined) {
+    throw new SwitchyardError('SY_ERR_CONFIG', 'sink: the log archive needs a codec that tells writer schemas (EventCodec); pass archive: false to run without it');
+  }
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const layout = topicLayout({ prefix: config.topicPrefix, lanes: config.lanes });
@@ -129,6 +151,9 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
 
   const metrics = new SinkMetrics(now);
   const written = new RecentIds(config.dedupeWindow);
+  /** Schema ids whose `log_schemas` row ClickHouse acknowledged (this process), and those being written. */
+  const schemasWritten = new Set<number>();
+  const schemasWriting = new Map<number, Promise<void>>();
   /** Events in a flush not yet acknowledged, with that flush's promise. */
   const inFlight = new Map<string, Promise<void>>();
   let closing = false;
@@ -163,7 +188,24 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     parallel: true,
     closing: () => closing,
     now,
-    deadLetter: (rejected) => appendDeadLetters(rejected.map(({ entry, error }) => ({ record: entry.record, event: entry.event, error })), 'rejected'),
+    deadLetter: (rejected) => {
+      // A record's typed row and its archive row may both be refused: one dead letter.
+      const seen = new Set<string>();
+      const letters: { record: LogRecord; event?: SwitchyardEvent; error: unknown }[] = [];
+      for (const { entry, error } of rejected) {
+        const { record, event } = entry;
+        const at = `${record.topic}\u0000${record.partition}\u0000${record.offset}`;
+        if (seen.has(at)) continue;
+        seen.add(at);
+        if (event === undefined) {
+          // A record that did not decode is on the dead-letter topic already, with its bytes.
+          logger.error({ topic: record.topic, partition: record.partition, offset: record.offset, table: entry.table, err: errorMessage(error) }, 'sink: ClickHouse refused the archive row of an undecodable record (already dead-lettered)');
+          continue;
+        }
+        letters.push({ record, event, error });
+      }
+      return appendDeadLetters(letters, 'rejected');
+    },
     onInserted: (table, rows, seconds) => metrics.written(table, rows, seconds),
     onRetry: (table, err, attempt, delayMs) => {
       metrics.insertRetries.inc({ table });
@@ -186,18 +228,51 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
         throw err;
       }
       metrics.flushed(entries.length);
-      for (const e of entries) written.add(e.event.eventId);
+      for (const e of entries) if (e.event !== undefined && e.table !== ARCHIVE_TABLES.records) written.add(e.event.eventId);
     },
   });
   metrics.bufferedRows(() => buffer.buffered);
 
+  /** Writes the `log_schemas` rows of these ids (each asked of the registry once), outside the buffer. */
+  const writeSchemas = (ids: number[]): Promise<void> => {
+    const writing = (async () => {
+      const rows = await Promise.all(
+        ids.map(async (id) => {
+          const { subject, schema } = await writerSchema!(id);
+          return archiveSchemaRow(id, subject, schema);
+        }),
+      );
+      await write(rows.map((row) => ({ table: ARCHIVE_TABLES.schemas, row })));
+    })();
+    for (const id of ids) schemasWriting.set(id, writing);
+    const settle = (ok: boolean) => {
+      for (const id of ids) {
+        if (schemasWriting.get(id) === writing) schemasWriting.delete(id);
+        if (ok) schemasWritten.add(id);
+      }
+    };
+    writing.then(
+      () => settle(true),
+      () => settle(false),
+    );
+    return writing;
+  };
+
   const onEvents = async (batch: EventBatch) => {
     const entries: SinkEntry[] = [];
+    const typed: string[] = [];
     const waits: Promise<void>[] = [];
     const unmappable: { record: LogRecord; event: SwitchyardEvent; error: unknown }[] = [];
     const here = new Set<string>();
+    const unseenSchemas = new Set<number>();
     let duplicates = 0;
     for (const { event, record } of batch.events) {
+      // Archived before the dedup by event id: a duplicate is another record of the log.
+      if (config.archive) {
+        entries.push({ table: ARCHIVE_TABLES.records, row: archiveRow(record, archivedEnvelope(event)), record, event });
+        const schemaId = framedSchemaId(record.value);
+        if (!schemasWritten.has(schemaId)) unseenSchemas.add(schemaId);
+      }
       const id = event.eventId;
       if (written.has(id) || here.has(id)) {
         duplicates++;
@@ -213,18 +288,34 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
       try {
         const { table, row } = rowFor(event, record);
         entries.push({ table, row, event, record });
+        typed.push(id);
       } catch (error) {
         unmappable.push({ record, event, error });
       }
     }
+    if (config.archive) {
+      for (const record of batch.undecodable ?? []) entries.push({ table: ARCHIVE_TABLES.records, row: archiveRow(record, UNDECODED), record });
+    }
     metrics.duplicate(duplicates);
+    if (unseenSchemas.size > 0) {
+      // A schema's row is acknowledged before any archived record naming it is buffered.
+      const fresh: number[] = [];
+      const schemaWaits: Promise<void>[] = [];
+      for (const id of unseenSchemas) {
+        const writing = schemasWriting.get(id);
+        if (writing) schemaWaits.push(writing);
+        else fresh.push(id);
+      }
+      if (fresh.length > 0) schemaWaits.push(writeSchemas(fresh));
+      await Promise.all(schemaWaits);
+    }
     if (unmappable.length > 0) await appendDeadLetters(unmappable, 'unmappable');
     const done = buffer.add(entries);
-    for (const e of entries) inFlight.set(e.event.eventId, done);
+    for (const id of typed) inFlight.set(id, done);
     try {
       await Promise.all([done, ...waits]);
     } finally {
-      for (const e of entries) if (inFlight.get(e.event.eventId) === done) inFlight.delete(e.event.eventId);
+      for (const id of typed) if (inFlight.get(id) === done) inFlight.delete(id);
     }
   };
 
@@ -250,6 +341,16 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
       }),
   };
 
+  if (config.archive) {
+    const rows = [];
+    for (const { name } of Object.values(layout)) {
+      const partitions = await log.partitionCount(name);
+      if (partitions === undefined) logger.warn({ topic: name }, 'sink: topic does not exist; not in log_topics');
+      else rows.push(archiveTopicRow(name, partitions));
+    }
+    await write(rows.map((row) => ({ table: ARCHIVE_TABLES.topics, row })));
+  }
+
   const subscription = await subscribeEvents(observed, {
     groupId: config.groupId,
     topics: Object.values(layout).map((t) => t.name),
@@ -260,13 +361,14 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     producer: config.producer,
     now,
     onEvents,
+    deliverUndecodable: config.archive,
     onDeadLetter: (d) => {
       metrics.deadLetter('undecodable');
       logger.warn({ topic: d.originalTopic, partition: d.originalPartition, offset: d.originalOffset, code: d.errorCode }, 'sink: undecodable record dead-lettered');
     },
   });
   consumer.subscription = subscription;
-  logger.info({ group: config.groupId, prefix: config.topicPrefix, log: log.kind, analytics: store.kind, batchRows: config.batchRows, batchDelayMs: config.batchDelayMs }, 'sink started');
+  logger.info({ group: config.groupId, prefix: config.topicPrefix, log: log.kind, analytics: store.kind, batchRows: config.batchRows, batchDelayMs: config.batchDelayMs, archive: config.archive }, 'sink started');
 
   let closed: Promise<void> | undefined;
   return {

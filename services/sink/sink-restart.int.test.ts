@@ -2,7 +2,8 @@
  * THE sink durability test, on real Kafka and the real ClickHouse server: the sink runs as a
  * child process, is SIGKILLed mid-stream (after some but not all of its batches were
  * committed), restarted, and every event is then present exactly once in query results,
- * with the bad records in `deadletters` carrying their original bytes.
+ * with the bad records in `deadletters` carrying their original bytes, and the log archive
+ * holds exactly one row per position of the log, byte for byte.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { topicLayout } from '../../lib/log/topics.js';
 import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
 import { EventCodec } from '../../schemas/codec.js';
 import type { SwitchyardEventInit } from '../../schemas/generated/events.js';
+import { framedSchemaId } from '../../lib/analytics/archive.js';
+import { archivedRecords, readTopics, recordText } from '../../test/contract/sink.contract.js';
 import { recordFor } from '../../test/support/event-topics.js';
 import { eventStream } from '../../test/support/event-stream.js';
 import { clickhouseUrl, kafkaBrokers, requireClickHouse, requireKafka, uniqueDatabase, uniqueName, waitFor } from '../../test/support/services.js';
@@ -189,6 +192,21 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
       `[sink restart] SIGKILL after ${writtenAtKill} rows written and ${committedAtKill} records committed (of ${totalFirst}); ` +
         `afterwards ${raw} rows stored for ${distinct} distinct events (${raw - distinct} copies collapsed by dedup)\n`,
     );
+
+    // The log archive: after the kill, the redelivery and dedup, one row per position, each
+    // exactly the record the log holds (duplicates and bad records included).
+    const fromLog = await readTopics(log, topics);
+    const [positions] = await store.query<{ raw: number; positions: number }>('SELECT count() AS raw, uniqExact(log_topic, log_partition, log_offset) AS positions FROM log_records');
+    const schemaIds = await store.query<{ schema_id: number }>('SELECT DISTINCT schema_id FROM log_schemas ORDER BY schema_id');
+    const partitions = await store.query<{ log_topic: string; partitions: number }>('SELECT DISTINCT log_topic, partitions FROM log_topics ORDER BY log_topic');
+    const archived = await archivedRecords(store);
+    expect({ final: archived.length, positions: positions!.positions }).toEqual({ final: fromLog.length, positions: fromLog.length });
+    expect(archived.map(recordText)).toEqual(fromLog.map(recordText));
+    const decodable = new Set<number>();
+    for (const r of fromLog) if (await codec.decode(r.value!).then(() => true, () => false)) decodable.add(framedSchemaId(r.value));
+    expect(schemaIds.map((r) => r.schema_id)).toEqual([...decodable].sort((a, b) => a - b));
+    expect(partitions).toEqual([...topics].sort().map((t) => ({ log_topic: t, partitions: Object.values(layout).find((l) => l.name === t)!.partitions })));
+    process.stderr.write(`[sink restart] log archive: ${positions!.raw} rows stored for ${fromLog.length} positions (${positions!.raw - fromLog.length} copies collapsed)\n`);
 
     // The bad records, with their original bytes.
     const dead = await store.query<Row>("SELECT original_topic, error_code, original_value_base64 FROM deadletters FINAL WHERE consumer_group = 'sink' ORDER BY original_topic, error_code");

@@ -5,7 +5,7 @@ import { openKafkaLog } from '../../lib/log/kafka/index.js';
 import { topicLayout } from '../../lib/log/topics.js';
 import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { EventCodec } from '../../schemas/codec.js';
-import { testSink } from '../../test/contract/sink.contract.js';
+import { archivedRecords, readTopics, testSink } from '../../test/contract/sink.contract.js';
 import { recordFor } from '../../test/support/event-topics.js';
 import { eventStream } from '../../test/support/event-stream.js';
 import { clickhouseUrl, kafkaBrokers, requireClickHouse, requireKafka, uniqueDatabase, uniqueName, waitFor } from '../../test/support/services.js';
@@ -81,7 +81,7 @@ async function clickhouseProxy(target: string): Promise<{ url: string; down(): P
 }
 
 describe('sink while ClickHouse is down [kafka → clickhouse server]', () => {
-  it('retries with backoff, commits nothing it has not written, and loses nothing once ClickHouse is back', async () => {
+  it('retries with backoff, commits nothing it has not written, and loses nothing (archive included) once ClickHouse is back', async () => {
     const proxy = await clickhouseProxy(url);
     const database = uniqueDatabase('switchyard_outage');
     const direct = await serverStore(database);
@@ -131,6 +131,8 @@ describe('sink while ClickHouse is down [kafka → clickhouse server]', () => {
         expect({ table, rows: (await direct.query<{ n: number }>(`SELECT count() AS n FROM ${table} FINAL`))[0]!.n }).toEqual({ table, rows: expected });
       }
       expect(sink.stats().deadLettered).toBe(0);
+      // The archive went through the outage with the rest: every record once per position.
+      expect(await archivedRecords(direct)).toEqual(await readTopics(log, Object.values(layout).map((t) => t.name)));
     } finally {
       await sink.close();
       await viaProxy.close();

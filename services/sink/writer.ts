@@ -1,9 +1,11 @@
 /**
- * Writing one flush of the sink's buffer into ClickHouse: an insert per table, retried with
- * backoff while ClickHouse is unavailable, and — when ClickHouse refuses the data itself —
- * split in halves until the refused rows are alone, so they can be dead-lettered and every
- * other row still goes in.
+ * Writing one flush of the sink's buffer into ClickHouse: an insert per table (the event
+ * tables and the log archive's), retried with backoff while ClickHouse is unavailable, and —
+ * when ClickHouse refuses the data itself — split in halves until the refused rows are alone,
+ * so they can be dead-lettered and every other row still goes in. A refused row made from no
+ * one record (a `log_schemas` or `log_topics` row) cannot be dead-lettered: it fails the write.
  */
+import type { ArchiveTable } from '../../lib/analytics/archive.js';
 import { isRejectedData } from '../../lib/analytics/errors.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import { isRetriable } from '../../lib/errors.js';
@@ -11,16 +13,22 @@ import type { LogRecord } from '../../lib/log/port.js';
 import type { SwitchyardEvent } from '../../schemas/generated/events.js';
 import type { Row, SinkTable } from './rows.js';
 
-/** One event on its way into ClickHouse. */
+/** The tables the sink writes: one per event family, and the log archive's. */
+export type SinkTableName = SinkTable | ArchiveTable;
+
+/** One row on its way into ClickHouse. */
 export interface SinkEntry {
-  table: SinkTable;
+  table: SinkTableName;
   row: Row;
-  event: SwitchyardEvent;
-  record: LogRecord;
+  /** The record the row was made from (dead-lettered with its bytes if ClickHouse refuses the row); absent for rows of no one record. */
+  record?: LogRecord;
+  /** The record's event; absent for a record that did not decode. */
+  event?: SwitchyardEvent;
 }
 
+/** A row ClickHouse refused, with the record it came from. */
 export interface Rejected {
-  entry: SinkEntry;
+  entry: SinkEntry & { record: LogRecord };
   error: unknown;
 }
 
@@ -39,8 +47,8 @@ export interface WriterOptions {
   deadLetter: (rejected: Rejected[]) => Promise<void>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
-  onInserted?: (table: SinkTable, rows: number, seconds: number) => void;
-  onRetry?: (table: SinkTable, error: unknown, attempt: number, delayMs: number) => void;
+  onInserted?: (table: SinkTableName, rows: number, seconds: number) => void;
+  onRetry?: (table: SinkTableName, error: unknown, attempt: number, delayMs: number) => void;
 }
 
 /** A function writing one flush; resolves once every row is in ClickHouse or dead-lettered. */
@@ -48,7 +56,7 @@ export function createWriter(opts: WriterOptions): (entries: SinkEntry[]) => Pro
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
-  const insert = async (table: SinkTable, entries: SinkEntry[], deadline: number): Promise<Rejected[]> => {
+  const insert = async (table: SinkTableName, entries: SinkEntry[], deadline: number): Promise<Rejected[]> => {
     for (let attempt = 1; ; attempt++) {
       const started = now();
       try {
@@ -64,7 +72,11 @@ export function createWriter(opts: WriterOptions): (entries: SinkEntry[]) => Pro
           continue;
         }
         if (!isRejectedData(err)) throw err;
-        if (entries.length === 1) return [{ entry: entries[0]!, error: err }];
+        if (entries.length === 1) {
+          const entry = entries[0]!;
+          if (entry.record === undefined) throw err;
+          return [{ entry: { ...entry, record: entry.record }, error: err }];
+        }
         const mid = entries.length >>> 1;
         return [...(await insert(table, entries.slice(0, mid), deadline)), ...(await insert(table, entries.slice(mid), deadline))];
       }
@@ -73,7 +85,7 @@ export function createWriter(opts: WriterOptions): (entries: SinkEntry[]) => Pro
 
   return async (entries) => {
     const deadline = now() + opts.retryBudgetMs;
-    const byTable = new Map<SinkTable, SinkEntry[]>();
+    const byTable = new Map<SinkTableName, SinkEntry[]>();
     for (const e of entries) {
       const list = byTable.get(e.table);
       if (list) list.push(e);

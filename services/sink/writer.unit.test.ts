@@ -3,11 +3,10 @@ import { analyticsError, unavailableError } from '../../lib/analytics/errors.js'
 import type { AnalyticsStore, Row } from '../../lib/analytics/port.js';
 import type { SwitchyardError } from '../../lib/errors.js';
 import { SAMPLE_EVENTS } from '../../schemas/samples.js';
-import type { SinkTable } from './rows.js';
-import { createWriter, type Rejected, type SinkEntry } from './writer.js';
+import { createWriter, type Rejected, type SinkEntry, type SinkTableName } from './writer.js';
 
 const record = (offset: number) => ({ topic: 't', partition: 0, offset, key: null, value: Buffer.from([offset]), headers: {}, timestamp: 0 });
-const entry = (table: SinkTable, id: number): SinkEntry => ({ table, row: { id }, event: SAMPLE_EVENTS.WorkerHeartbeat, record: record(id) });
+const entry = (table: SinkTableName, id: number): SinkEntry => ({ table, row: { id }, event: SAMPLE_EVENTS.WorkerHeartbeat, record: record(id) });
 
 /** A store whose insert is scripted per call. */
 function fakeStore(behave: (table: string, rows: readonly Row[]) => void | Promise<void>) {
@@ -112,5 +111,27 @@ describe('sink writer', () => {
     await expect(write([entry('results', 1), entry('results', 2), entry('requests', 3)])).rejects.toMatchObject({ retriable: true });
     expect(dead.map((d) => d.entry.record.offset)).toEqual([2]);
     expect(inserted).toEqual([{ table: 'results', ids: [1] }]);
+  });
+
+  it('archive rows go to log_records beside the event tables; a refused one is dead-lettered with its record', async () => {
+    const { store, inserted } = fakeStore((table, rows) => {
+      if (table === 'log_records' && rows.some((r) => r.id === 2)) throw refused();
+    });
+    const { write, dead } = writer(store);
+    await write([entry('results', 1), entry('log_records', 1), entry('log_records', 2), entry('results', 2)]);
+    expect(inserted).toEqual([
+      { table: 'results', ids: [1, 2] },
+      { table: 'log_records', ids: [1] },
+    ]);
+    expect(dead.map((d) => [d.entry.table, d.entry.record.offset])).toEqual([['log_records', 2]]);
+  });
+
+  it('a refused row of no one record (a schema row) fails the write instead of being dead-lettered', async () => {
+    const { store } = fakeStore(() => {
+      throw refused();
+    });
+    const { write, dead } = writer(store);
+    await expect(write([{ table: 'log_schemas', row: { id: 1 } }])).rejects.toMatchObject({ code: 'SY_ERR_ANALYTICS' });
+    expect(dead).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { subscribeEvents, deadLetterEventId, type LoggedEvent } from '../../lib/events/subscribe.js';
-import type { EventLog } from '../../lib/log/port.js';
+import type { EventLog, LogRecord } from '../../lib/log/port.js';
 import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { EventCodec } from '../../schemas/codec.js';
 import type { DeadLettered } from '../../schemas/generated/events.js';
@@ -73,6 +73,50 @@ export function testEventConsumer(name: string, factory: () => Promise<{ log: Ev
       expect(Buffer.from(second!.originalValue!)).toEqual(unknownSchema);
       expect(third).toMatchObject({ originalOffset: 4, errorCode: 'SY_ERR_CODEC_DECODE' });
       expect(fourth).toMatchObject({ originalOffset: 5, errorCode: 'SY_ERR_CODEC_DECODE', originalValue: null });
+    });
+
+    it('with deliverUndecodable, hands over the records that did not decode too, after their dead letters', async () => {
+      const topic = uniqueName('events');
+      const deadLetterTopic = uniqueName('deadletter');
+      await log.ensureTopics([{ name: topic, partitions: 1 }, { name: deadLetterTopic, partitions: 1 }]);
+      const notAvro = Buffer.from('not the wire format');
+      await log.append([
+        { topic, partition: 0, value: heartbeat(1) },
+        { topic, partition: 0, key: 'bad-1', value: notAvro },
+        { topic, partition: 0, value: null },
+      ]);
+      const groupId = uniqueName('consumer');
+      const events: number[] = [];
+      const undecodable: LogRecord[] = [];
+      let deadLettersFirst = true;
+      const sub = await subscribeEvents(log, {
+        groupId,
+        topics: [topic],
+        codec,
+        deadLetterTopic,
+        producer: 'test',
+        now: () => 0,
+        deliverUndecodable: true,
+        onEvents: async (batch) => {
+          events.push(...batch.events.map((e) => e.record.offset));
+          for (const r of batch.undecodable ?? []) {
+            deadLettersFirst &&= (await log.endOffsets(deadLetterTopic))[0]! > 0;
+            undecodable.push(r);
+          }
+        },
+      });
+      await waitFor(() => undecodable.length === 2, { what: 'the two undecodable records' });
+      // A batch of nothing but bad records is handed over as well.
+      await log.append([{ topic, partition: 0, value: Buffer.from('also bad') }]);
+      await waitFor(async () => (await log.committedOffsets(groupId, topic))[0] === 4, { what: 'the commit past the last bad record' });
+      await sub.close();
+      expect(events).toEqual([0]);
+      expect(undecodable.map((r) => [r.offset, r.key?.toString() ?? null, r.value])).toEqual([
+        [1, 'bad-1', notAvro],
+        [2, null, null],
+        [3, null, Buffer.from('also bad')],
+      ]);
+      expect(deadLettersFirst).toBe(true);
     });
 
     it('redelivers (does not dead-letter) when the handler fails, then commits once it succeeds', async () => {

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ARCHIVED_RECORD_COLUMNS, framedSchemaId, recordFromArchive, type ArchivedRecordRow } from '../../lib/analytics/archive.js';
 import { features } from '../../lib/analytics/migrations.js';
 import { packQuery, resolveParams, runPackQuery } from '../../lib/analytics/pack.js';
 import type { AnalyticsStore, Row } from '../../lib/analytics/port.js';
-import type { EventLog } from '../../lib/log/port.js';
+import type { EventLog, LogRecord } from '../../lib/log/port.js';
 import { topicLayout } from '../../lib/log/topics.js';
 import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { EventCodec } from '../../schemas/codec.js';
@@ -22,22 +23,53 @@ export interface SinkTarget {
 
 const LANES = 8;
 
+/** Every record of the topics, in (topic, partition, offset) order, as `log.read` returns them. */
+export async function readTopics(log: EventLog, topics: readonly string[]): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  for (const topic of [...topics].sort()) {
+    const ends = await log.endOffsets(topic);
+    for (const [partition, end] of ends.entries()) {
+      for (let from = (await log.startOffsets(topic))[partition] ?? 0; from < end; ) {
+        const batch = await log.read({ topic, partition, from, to: end });
+        if (batch.length === 0) break;
+        out.push(...batch);
+        from = batch[batch.length - 1]!.offset + 1;
+      }
+    }
+  }
+  return out;
+}
+
+/** A record as one line of text (every field, bytes as base64): cheap to compare by the ten thousand. */
+export const recordText = (r: LogRecord): string =>
+  JSON.stringify([r.topic, r.partition, r.offset, r.timestamp, r.key?.toString('base64') ?? null, r.value?.toString('base64') ?? null, Object.entries(r.headers).map(([k, v]) => [k, v.toString('base64')])]);
+
+/** The log archive's records, one per position (`FINAL`), in (topic, partition, offset) order. */
+export async function archivedRecords(store: AnalyticsStore): Promise<LogRecord[]> {
+  const rows = await store.query<ArchivedRecordRow>(`SELECT ${ARCHIVED_RECORD_COLUMNS} FROM log_records FINAL ORDER BY log_topic, log_partition, log_offset`);
+  return rows.map(recordFromArchive);
+}
+
 /**
  * The sink over a log and an analytics store: every event of the fixture lands exactly once in
  * query results although a part of it is produced twice; undecodable records, an event
  * ClickHouse refuses and an event no table can hold end up in `deadletters` with their
- * original bytes; and a second sink resumes from the first one's committed offsets. Run on
- * the embedded log with chDB (`services/sink/sink.contract.test.ts`) and on Kafka with the
- * ClickHouse server (`services/sink/sink.int.test.ts`).
+ * original bytes; every record read — duplicates and bad records too — is in the log archive
+ * byte for byte, with its schemas and the topics' partition counts; and a second sink resumes
+ * from the first one's committed offsets. Run on the embedded log with chDB
+ * (`services/sink/sink.contract.test.ts`) and on Kafka with the ClickHouse server
+ * (`services/sink/sink.int.test.ts`).
  */
 export function testSink(name: string, factory: () => Promise<SinkTarget>): void {
   describe(`sink [${name}]`, () => {
     let target: SinkTarget;
+    let registry: InMemoryRegistry;
     let codec: EventCodec;
     let sink: RunningSink | undefined;
     beforeEach(async () => {
       target = await factory();
-      codec = await EventCodec.create({ registry: new InMemoryRegistry() });
+      registry = new InMemoryRegistry();
+      codec = await EventCodec.create({ registry });
     });
     afterEach(async () => {
       await sink?.close();
@@ -54,13 +86,19 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       return true;
     };
 
-    it('writes every event once, dead-letters bad records with their bytes, and answers the pack exactly', async () => {
+    it('writes every event once, dead-letters bad records with their bytes, archives every record, and answers the pack exactly', async () => {
       const prefix = `${uniqueName('sy')}.`;
       const layout = topicLayout({ prefix, lanes: LANES });
       const topics = Object.values(layout).map((t) => t.name);
       await target.log.ensureTopics(Object.values(layout));
       const inits = fixtureEventInits();
-      const records = inits.map((e) => recordFor(layout, e, codec.encode(e)));
+      // Some records carry headers (binary values too) and a producer timestamp of their own.
+      const records = inits.map((e, i) => {
+        const r = recordFor(layout, e, codec.encode(e));
+        if (i % 7 === 0) r.headers = { 'sy-trace': Buffer.from([i, 0xff, 0x00]), origin: 'fixture' };
+        if (i % 3 === 0) r.timestamp = e.occurredAt;
+        return r;
+      });
       // The producer sends the first 30 events twice (a retry after a lost acknowledgement).
       await target.log.append([...records, ...records.slice(0, 30)]);
 
@@ -118,13 +156,56 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       ]);
       expect(bytes(dead.find((d) => d.error_code === 'SY_ERR_CODEC_MAGIC')!.original_key_base64)!.toString()).toBe('bad-1');
 
+      // The log archive: every record of every topic, exactly as the log holds it — the 30
+      // duplicates (other positions), the bad records and the sink's own dead letters included.
+      const fromLog = await readTopics(target.log, topics);
+      const archived = await archivedRecords(target.store);
+      expect(archived.length).toBe(fromLog.length);
+      expect(archived).toEqual(fromLog);
+      expect(fromLog.length).toBe(inits.length + 30 + 4 + 4); // + the duplicates, the bad records and their dead letters
+      const copies = await target.store.query<{ id: string; n: number }>(
+        `SELECT event_id AS id, count() AS n FROM log_records FINAL WHERE event_id IN (${inits.slice(0, 30).map((e) => `'${e.eventId}'`).join(', ')}) GROUP BY event_id`,
+      );
+      expect(copies).toHaveLength(30);
+      expect(copies.every((c) => c.n === 2)).toBe(true);
+      expect(await count("SELECT count() AS n FROM log_records FINAL WHERE type = '' AND event_id = ''")).toBe(2); // the two that did not decode
+
+      // log_ids: a request id finds every record of the request (by request id or by key).
+      const requestId = inits.find((e) => e.type === 'InferenceCompleted')!.requestId!;
+      const positions = await target.store.query<{ log_topic: string; log_partition: number; log_offset: number }>(
+        'SELECT DISTINCT log_topic, log_partition, log_offset FROM log_ids WHERE id = {id:String} ORDER BY log_topic, log_partition, log_offset',
+        { id: requestId },
+      );
+      const expectedPositions: { log_topic: string; log_partition: number; log_offset: number }[] = [];
+      for (const r of fromLog) {
+        const event = await codec.decode(r.value!).catch(() => undefined);
+        if (event?.requestId === requestId || r.key?.toString() === requestId) expectedPositions.push({ log_topic: r.topic, log_partition: r.partition, log_offset: r.offset });
+      }
+      expect(expectedPositions.length).toBeGreaterThanOrEqual(3);
+      expect(positions).toEqual(expectedPositions);
+
+      // log_schemas: the writer schema of every schema id among the records that decoded.
+      const seenIds = new Set<number>();
+      for (const r of fromLog) if (await codec.decode(r.value!).then(() => true, () => false)) seenIds.add(framedSchemaId(r.value));
+      const schemas = await target.store.query<{ schema_id: number; subject: string; schema: string }>('SELECT schema_id, subject, schema FROM log_schemas FINAL ORDER BY schema_id');
+      expect(schemas.map((r) => r.schema_id)).toEqual([...seenIds].sort((a, b) => a - b));
+      for (const r of schemas) expect(r).toEqual({ schema_id: r.schema_id, subject: (await codec.writerSchema(r.schema_id)).subject, schema: await registry.getById(r.schema_id) });
+      expect(schemas.find((r) => r.schema_id === codec.schemaId('RequestRouted'))?.subject).toBe('switchyard.events.RequestRouted');
+
+      // log_topics: every topic the sink consumes, with its partition count.
+      const partitionCounts = await target.store.query<{ log_topic: string; partitions: number }>('SELECT log_topic, partitions FROM log_topics FINAL ORDER BY log_topic');
+      expect(partitionCounts).toEqual(await Promise.all([...topics].sort().map(async (t) => ({ log_topic: t, partitions: (await target.log.partitionCount(t))! }))));
+      expect(partitionCounts.find((t) => t.log_topic === layout.decisions.name)?.partitions).toBe(LANES);
+
       const stats = sink.stats();
       expect(stats).toMatchObject({ deadLettered: 4, duplicates: 30, flushFailures: 0, lag: 0 });
+      expect(stats.archived).toBeGreaterThanOrEqual(fromLog.length);
       const text = await sink.metrics.registry.metrics();
       expect(text).toMatch(/switchyard_sink_dead_lettered_total\{reason="undecodable"\} 2/);
       expect(text).toMatch(/switchyard_sink_dead_lettered_total\{reason="rejected"\} 1/);
       expect(text).toMatch(/switchyard_sink_dead_lettered_total\{reason="unmappable"\} 1/);
       expect(text).toMatch(/switchyard_sink_batches_total \d+/);
+      expect(text).toMatch(new RegExp(`switchyard_sink_events_total\\{table="log_records"\\} ${stats.archived}\\b`));
 
       // A second sink resumes where the first committed: only new events are written.
       await sink.close();
@@ -145,7 +226,24 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
         intervalMs: 200,
         what: 'the second sink to write the new events',
       });
-      expect(sink.stats()).toMatchObject({ events: 3, deadLettered: 0, duplicates: 0 });
+      expect(sink.stats()).toMatchObject({ events: 3, archived: 3, deadLettered: 0, duplicates: 0 });
+      expect(await archivedRecords(target.store)).toEqual(await readTopics(target.log, topics));
+    });
+
+    it('with archive off, writes the event tables and nothing into the log archive', async () => {
+      const prefix = `${uniqueName('sy')}.`;
+      const layout = topicLayout({ prefix, lanes: LANES });
+      await target.log.ensureTopics(Object.values(layout));
+      const inits = fixtureEventInits().slice(0, 40);
+      await target.log.append(inits.map((e) => recordFor(layout, e, codec.encode(e))));
+      sink = await startSink({ log: target.log, store: target.store, codec, topicPrefix: prefix, lanes: LANES, batchRows: 64, batchDelayMs: 20, archive: false });
+      await waitFor(async () => (await caughtUp('sink', [layout.requests.name, layout.decisions.name, layout.results.name])) && sink!.stats().events > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        what: 'the sink to write the events',
+      });
+      expect(sink.stats()).toMatchObject({ events: inits.length, archived: 0 });
+      for (const table of ['log_records', 'log_ids', 'log_schemas', 'log_topics']) expect({ table, rows: await count(`SELECT count() AS n FROM ${table}`) }).toEqual({ table, rows: 0 });
     });
   });
 }
