@@ -18,13 +18,16 @@ import type { BenchContext, BenchResult } from './main.js';
 import { median, msSince, round } from './stats.js';
 
 /**
- * `npm run bench -- sink [--quick] [--brokers host:port]`: sink throughput from the log into
- * ClickHouse — the embedded chDB engine and the ClickHouse server (SWITCHYARD_BENCH_CLICKHOUSE_URL,
- * default http://127.0.0.1:8123) — with the default batch bounds. The log is filled first; the
- * clock runs from starting the sink until ClickHouse has acknowledged the last event, so it
- * covers decoding, row mapping, batching, inserting (with the materialized rollups) and
- * committing. Events: per request InferenceRequested, RequestRouted (2 candidates, a 2-entry
- * clock), InferenceStarted and InferenceCompleted/Failed, plus heartbeats.
+ * `npm run bench -- sink [--quick] [--brokers host:port] [--only <path>]`: sink throughput from
+ * the log into ClickHouse — the embedded chDB engine and the ClickHouse server
+ * (SWITCHYARD_BENCH_CLICKHOUSE_URL, default http://127.0.0.1:8123) — with the default batch
+ * bounds, with the log archive off (the baseline) and on (the default), side by side: the runs
+ * alternate which goes first. The log is filled first; the clock runs from starting the sink
+ * until ClickHouse has acknowledged the last event (and, with the archive, the last record's
+ * `log_records` row), so it covers decoding, row mapping, batching, inserting (with the
+ * materialized rollups and `log_ids` views) and committing. Events: per request
+ * InferenceRequested, RequestRouted (2 candidates, a 2-entry clock), InferenceStarted and
+ * InferenceCompleted/Failed, plus heartbeats.
  */
 const BATCH_ROWS = 10_000;
 const BATCH_DELAY_MS = 200;
@@ -45,7 +48,7 @@ async function reachable(url: string): Promise<boolean> {
   }
 }
 
-async function run(target: Target, codec: EventCodec, seed: number): Promise<{ events: number; seconds: number; cpuSeconds: number; batches: number }> {
+async function run(target: Target, codec: EventCodec, seed: number, archive: boolean): Promise<{ events: number; seconds: number; cpuSeconds: number; batches: number }> {
   const { log, cleanup: closeLog } = await target.log();
   const { store, cleanup: closeStore } = await target.store();
   try {
@@ -59,8 +62,12 @@ async function run(target: Target, codec: EventCodec, seed: number): Promise<{ e
 
     const start = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();
-    const sink = await startSink({ log, store, codec, topicPrefix: prefix, lanes: LANES, batchRows: BATCH_ROWS, batchDelayMs: BATCH_DELAY_MS, migrate: false, ensureTopics: false });
-    while (sink.stats().events < events.length) await new Promise((r) => setTimeout(r, 5));
+    const sink = await startSink({ log, store, codec, topicPrefix: prefix, lanes: LANES, batchRows: BATCH_ROWS, batchDelayMs: BATCH_DELAY_MS, migrate: false, ensureTopics: false, archive });
+    const done = () => {
+      const s = sink.stats();
+      return s.events >= events.length && (!archive || s.archived >= events.length);
+    };
+    while (!done()) await new Promise((r) => setTimeout(r, 5));
     const seconds = msSince(start) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const { batches } = sink.stats();
@@ -93,7 +100,7 @@ export async function benchSink(ctx: BenchContext): Promise<BenchResult[]> {
   };
 
   const requests = ctx.quick ? 10_000 : 50_000;
-  const targets: Target[] = [{ name: 'embedded log → chDB (embedded)', requests, log: embeddedLog, store: chdb }];
+  let targets: Target[] = [{ name: 'embedded log → chDB (embedded)', requests, log: embeddedLog, store: chdb }];
   if (await reachable(url)) {
     const version = (await (await fetch(new URL('/?query=SELECT%20version()', url))).text()).trim();
     targets.push({ name: `embedded log → ClickHouse ${version} server`, requests, log: embeddedLog, store: server });
@@ -112,33 +119,49 @@ export async function benchSink(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.progress(`no ClickHouse server at ${url} (SWITCHYARD_BENCH_CLICKHOUSE_URL): server skipped`);
   }
 
+  if (ctx.only !== undefined) targets = targets.filter((t) => t.name.toLowerCase().includes(ctx.only!.toLowerCase()));
+
   const rows: (string | number)[][] = [];
   let seed = 1;
   for (const target of targets) {
-    const rates: number[] = [];
-    const perCpu: number[] = [];
-    let events = 0;
-    let batches = 0;
+    const modes = [false, true].map((archive) => ({ archive, rates: [] as number[], perCpu: [] as number[], events: 0, rowsPerFlush: 0 }));
     for (let i = 0; i < runs; i++) {
-      ctx.progress(`${target.name}: run ${i + 1}/${runs}`);
-      const r = await run(target, codec, seed++);
-      rates.push(r.events / r.seconds);
-      perCpu.push(r.events / r.cpuSeconds);
-      events = r.events;
-      batches = r.batches;
-      ctx.progress(`${target.name}: ${Math.round(r.events / r.seconds)} events/s (${r.events} events in ${round(r.seconds, 2)} s, ${round(r.cpuSeconds, 2)} CPU-s, ${r.batches} flushes)`);
+      // Alternate which mode goes first, so neither always runs on a warmer (or more tired) machine.
+      for (const mode of i % 2 === 0 ? modes : [...modes].reverse()) {
+        const label = `${target.name}, archive ${mode.archive ? 'on' : 'off'}`;
+        ctx.progress(`${label}: run ${i + 1}/${runs}`);
+        const r = await run(target, codec, seed++, mode.archive);
+        mode.rates.push(r.events / r.seconds);
+        mode.perCpu.push(r.events / r.cpuSeconds);
+        mode.events = r.events;
+        mode.rowsPerFlush = Math.round((r.events * (mode.archive ? 2 : 1)) / Math.max(1, r.batches));
+        ctx.progress(`${label}: ${Math.round(r.events / r.seconds)} events/s (${r.events} events in ${round(r.seconds, 2)} s, ${round(r.cpuSeconds, 2)} CPU-s, ${r.batches} flushes)`);
+      }
     }
-    rows.push([target.name, events, Math.round(median(rates)), `${Math.round(Math.min(...rates))}–${Math.round(Math.max(...rates))}`, Math.round(median(perCpu)), Math.round(events / Math.max(1, batches))]);
+    const baseline = median(modes[0]!.rates);
+    for (const mode of modes) {
+      const rate = median(mode.rates);
+      rows.push([
+        target.name,
+        mode.archive ? 'on' : 'off',
+        mode.events,
+        Math.round(rate),
+        `${Math.round(Math.min(...mode.rates))}–${Math.round(Math.max(...mode.rates))}`,
+        round(rate / baseline, 2),
+        Math.round(median(mode.perCpu)),
+        mode.rowsPerFlush,
+      ]);
+    }
   }
   return [
     {
-      title: `Sink: log → ClickHouse throughput (batch bounds ${BATCH_ROWS} rows / ${BATCH_DELAY_MS} ms, median of ${runs} runs)`,
-      columns: ['path', 'events per run', 'events/s', 'events/s range', 'events per CPU-s', 'rows per flush'],
+      title: `Sink: log → ClickHouse throughput, log archive off and on (batch bounds ${BATCH_ROWS} rows / ${BATCH_DELAY_MS} ms, median of ${runs} runs)`,
+      columns: ['path', 'archive', 'events per run', 'events/s', 'events/s range', 'vs archive off', 'events per CPU-s', 'rows per flush'],
       rows,
       notes: [
         `Batch size bound ${BATCH_ROWS} rows, time bound ${BATCH_DELAY_MS} ms (the sink's defaults); ${LANES} lanes; the log is filled before the sink starts.`,
-        'Time from startSink until ClickHouse acknowledged the last event: decode (Avro), row mapping, batching, inserts into 4 tables with their materialized rollups, offset commits.',
-        'events per CPU-s: events over this process\'s user+system CPU time — chDB\'s insert threads included, a ClickHouse server\'s own CPU not.',
+        'Time from startSink until ClickHouse acknowledged the last event: decode (Avro), row mapping, batching, inserts into 4 tables with their materialized rollups, offset commits; with the archive also a log_records row per record (value base64, ZSTD where the server has codecs), its two log_ids views, and the log_schemas/log_topics rows.',
+        'events per CPU-s: events over this process\'s user+system CPU time — chDB\'s insert threads included, a ClickHouse server\'s own CPU not. rows per flush counts archive rows too (about two rows per event with the archive on).',
         'Targets (issue 5): ≥ 50k events/s into the embedded engine, ≥ 20k events/s into the server.',
       ],
     },
