@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { ARCHIVE_TABLES, ARCHIVED_RECORD_COLUMNS, recordFromArchive, type ArchivedRecordRow } from '../lib/analytics/archive.js';
 import type { AnalyticsStore } from '../lib/analytics/port.js';
 import { errorMessage } from '../lib/errors.js';
@@ -61,8 +62,36 @@ function limitOf(n: number): number {
   return n;
 }
 
+/** Records read ahead per query by scans (a ClickHouse query costs milliseconds; a block of this many, a few). */
+const READ_AHEAD = 5_000;
+
+const positionKey = (topic: string, partition: number, offset: number): string => `${topic}\u0000${partition}\u0000${offset}`;
+
+/** Index of the first record with offset ≥ `offset`. */
+function lowerBound(records: readonly LogRecord[], offset: number): number {
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (records[mid]!.offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface Block {
+  from: number;
+  /** One past the last offset the block covers. */
+  end: number;
+  records: LogRecord[];
+}
+
 export class ArchiveLog implements EventLog {
   readonly kind = 'clickhouse' as const;
+  /** Read-ahead blocks by partition, bounded by records held. */
+  private readonly blocks = new LRUCache<string, Block>({ maxSize: 400_000, sizeCalculation: (b) => Math.max(1, b.records.length) });
+  /** Records fetched by index lookups, by position. */
+  private readonly primed = new LRUCache<string, LogRecord>({ max: 10_000 });
 
   constructor(private readonly store: AnalyticsStore) {}
 
@@ -114,13 +143,52 @@ export class ArchiveLog implements EventLog {
     return (await this.bounds(topic)).ends;
   }
 
+  /**
+   * Records of one partition in [from, to). Scans (more than one record asked) read ahead in
+   * blocks of at least READ_AHEAD records, kept per partition, so the many small sequential reads
+   * of verify's per-partition streams cost one query per block rather than one each. A single
+   * record (a lookup's `readAt`) comes from what the index's lookup fetched, else one query.
+   */
   async read({ topic, partition, from, to, maxRecords = 10_000 }: ReadRange): Promise<LogRecord[]> {
+    limitOf(maxRecords);
+    if (to !== undefined && to <= from) return [];
+    if (maxRecords === 1) {
+      const primed = this.primed.get(positionKey(topic, partition, from));
+      if (primed !== undefined) return [primed];
+      return this.query(topic, partition, from, to, 1);
+    }
+    const key = `${topic}\u0000${partition}`;
+    let block = this.blocks.get(key);
+    if (block === undefined || from < block.from || from >= block.end) {
+      const limit = Math.max(maxRecords, READ_AHEAD);
+      const records = await this.query(topic, partition, from, undefined, limit);
+      const last = records[records.length - 1];
+      block = { from, end: last === undefined ? from : last.offset + 1, records };
+      if (records.length > 0) this.blocks.set(key, block, { size: records.length });
+    }
+    const out: LogRecord[] = [];
+    const records = block.records;
+    let i = lowerBound(records, from);
+    for (; i < records.length && out.length < maxRecords; i++) {
+      const r = records[i]!;
+      if (to !== undefined && r.offset >= to) break;
+      out.push(r);
+    }
+    return out;
+  }
+
+  /** Keep the records a lookup fetched, for the `readAt` that follows. */
+  prime(records: readonly LogRecord[]): void {
+    for (const r of records) this.primed.set(positionKey(r.topic, r.partition, r.offset), r);
+  }
+
+  private async query(topic: string, partition: number, from: number, to: number | undefined, limit: number): Promise<LogRecord[]> {
     const upper = to === undefined ? '' : ' AND log_offset < {to:Int64}';
     const rows = await archiveQuery<ArchivedRecordRow>(
       this.store,
       `SELECT ${ARCHIVED_RECORD_COLUMNS} FROM ${ARCHIVE_TABLES.records}
 WHERE log_topic = {topic:String} AND log_partition = {partition:Int32} AND log_offset >= {from:Int64}${upper}
-ORDER BY log_offset LIMIT ${limitOf(maxRecords)}`,
+ORDER BY log_offset LIMIT ${limitOf(limit)}`,
       { topic, partition, from, ...(to === undefined ? {} : { to }) },
     );
     return distinctByOffset(rows).map(recordFromArchive);
@@ -145,9 +213,16 @@ WHERE log_topic = {topic:String} AND log_partition = {partition:Int32} AND log_o
   async close(): Promise<void> {}
 }
 
-/** Lookups by id through `log_ids`; nothing to keep up to date (ClickHouse's views fill it as the sink inserts). */
+/**
+ * Lookups by id through `log_ids`; nothing to keep up to date (ClickHouse's views fill it as the
+ * sink inserts). One query answers a lookup: the positions and their records (kept in the
+ * `ArchiveLog` for the reads that follow).
+ */
 export class ArchiveIndex {
-  constructor(private readonly store: AnalyticsStore) {}
+  constructor(
+    private readonly store: AnalyticsStore,
+    private readonly log: ArchiveLog,
+  ) {}
 
   async update(): Promise<IndexUpdate> {
     return { scanned: 0, added: 0, rebuilt: false, ms: 0 };
@@ -158,12 +233,23 @@ export class ArchiveIndex {
    * the embedded index, a candidate list — callers decode and keep what really belongs.
    */
   async lookup(_kind: IndexKind, id: string): Promise<RecordPosition[]> {
-    const rows = await archiveQuery<{ log_topic: string; log_partition: number; log_offset: number }>(
+    const rows = await archiveQuery<ArchivedRecordRow>(
       this.store,
-      `SELECT DISTINCT log_topic, log_partition, log_offset FROM ${ARCHIVE_TABLES.ids} WHERE id = {id:String} ORDER BY log_topic, log_partition, log_offset`,
+      `SELECT ${ARCHIVED_RECORD_COLUMNS} FROM ${ARCHIVE_TABLES.records}
+WHERE (log_topic, log_partition, log_offset) IN (SELECT log_topic, log_partition, log_offset FROM ${ARCHIVE_TABLES.ids} WHERE id = {id:String})
+ORDER BY log_topic, log_partition, log_offset`,
       { id },
     );
-    return rows.map((r) => ({ topic: r.log_topic, partition: r.log_partition, offset: r.log_offset }));
+    const records: LogRecord[] = [];
+    let last = '';
+    for (const row of rows) {
+      const key = positionKey(row.log_topic, row.log_partition, row.log_offset);
+      if (key === last) continue;
+      last = key;
+      records.push(recordFromArchive(row));
+    }
+    this.log.prime(records);
+    return records.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset }));
   }
 
   async close(): Promise<void> {}

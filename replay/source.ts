@@ -187,7 +187,7 @@ export async function openArchiveSource(store: AnalyticsStore, { topicPrefix = '
       codec,
       topicPrefix,
       description: description ?? `ClickHouse archive (${store.kind})`,
-      openIndex: async () => new ArchiveIndex(store),
+      openIndex: async () => new ArchiveIndex(store, log),
       offsetForTime: (topic, partition, t, lo, hi) => log.offsetForTime(topic, partition, t, lo, hi),
       onClose: closeStore,
     });
