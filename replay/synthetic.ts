@@ -136,7 +136,12 @@ export async function writeSyntheticLog(ctx: ServiceContext, o: SyntheticOptions
   const zones = ['zone-a', 'zone-b', 'zone-c', 'zone-d'];
   let now = o.t0 ?? 1_735_689_600_000;
   let eventSeq = 0;
-  const id = () => `syn-${(eventSeq++).toString(36).padStart(8, '0')}`;
+  // UUIDv7-shaped, as the envelope's eventId is (the sink stores it as a UUID): the simulated
+  // time in the first 48 bits, the sequence number in the last 48.
+  const id = () => {
+    const t = Math.max(0, Math.floor(now)).toString(16).padStart(12, '0');
+    return `${t.slice(0, 8)}-${t.slice(8, 12)}-7000-8000-${(eventSeq++).toString(16).padStart(12, '0')}`;
+  };
   const policy = resolveRouterPolicy({ affinityEpsilon: 0.5 });
   const routers: SimRouter[] = Array.from({ length: o.routers ?? 2 }, (_, i) => ({
     id: `router-sim-${i}`,
