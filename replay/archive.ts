@@ -15,9 +15,9 @@ import type { IndexKind, IndexUpdate } from './request-index.js';
  *
  * - `ArchiveLog`: a read-only `EventLog`. Offsets are the log's own (the archive keeps
  *   positions), so decisions' clocks mean what they meant on the log. A position archived
- *   twice (redelivery before ClickHouse merged the copies) is read once. Records the sink never
- *   archived (undecodable ones: their DeadLettered copy is archived) are gaps, as compaction
- *   leaves gaps; the router skipped them too.
+ *   twice (redelivery before ClickHouse merged the copies) is read once. The sink archives every
+ *   record it reads, undecodable ones included; a position it never wrote (`--no-archive` for a
+ *   while) is a gap, as compaction leaves gaps.
  * - `ArchiveIndex`: lookups by request or session id through `log_ids` (ClickHouse's inverted
  *   index of request ids and record keys), the archive's equivalent of the embedded log's
  *   request index.
