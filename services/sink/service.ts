@@ -297,20 +297,18 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
       for (const record of batch.undecodable ?? []) entries.push({ table: ARCHIVE_TABLES.records, row: archiveRow(record, UNDECODED), record });
     }
     metrics.duplicate(duplicates);
-    if (unseenSchemas.size > 0) {
-      // A schema's row is acknowledged before any archived record naming it is buffered.
-      const fresh: number[] = [];
-      const schemaWaits: Promise<void>[] = [];
-      for (const id of unseenSchemas) {
-        const writing = schemasWriting.get(id);
-        if (writing) schemaWaits.push(writing);
-        else fresh.push(id);
-      }
-      if (fresh.length > 0) schemaWaits.push(writeSchemas(fresh));
-      await Promise.all(schemaWaits);
+    const before: Promise<void>[] = [];
+    // A schema's row is acknowledged before any archived record naming it is buffered.
+    const fresh: number[] = [];
+    for (const id of unseenSchemas) {
+      const writing = schemasWriting.get(id);
+      if (writing) before.push(writing);
+      else fresh.push(id);
     }
-    if (unmappable.length > 0) await appendDeadLetters(unmappable, 'unmappable');
-    const done = buffer.add(entries);
+    if (fresh.length > 0) before.push(writeSchemas(fresh));
+    if (unmappable.length > 0) before.push(appendDeadLetters(unmappable, 'unmappable'));
+    // In flight from here on, so that a copy in a concurrent batch waits for this one.
+    const done = before.length === 0 ? buffer.add(entries) : Promise.all(before).then(() => buffer.add(entries));
     for (const id of typed) inFlight.set(id, done);
     try {
       await Promise.all([done, ...waits]);
