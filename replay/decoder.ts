@@ -4,6 +4,7 @@ import { eventType } from '../schemas/codec.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type EventType, type SwitchyardEvent } from '../schemas/generated/events.js';
 import { WIRE_HEADER_BYTES } from '../schemas/wire.js';
 import { EnvelopePeeker } from './envelope.js';
+import { RecordBytes } from './match.js';
 
 /**
  * The router-state fold's decoder: events as `evolve` reads them, decoded without the fields the
@@ -26,10 +27,19 @@ export const FOLD_IGNORES: ReadonlySet<EventType> = new Set<EventType>(['Request
 
 /** Fields the router state never reads, by event type. */
 export const PROJECTED_AWAY: Readonly<Partial<Record<EventType, readonly string[]>>> = {
-  RequestRouted: ['clock', 'candidates', 'pendingDecisions', 'input', 'parameters', 'contentType', 'request', 'traceId', 'causationId'],
-  InferenceCompleted: ['clock', 'output', 'metrics', 'outputSha256', 'traceId', 'causationId', 'contentType'],
-  InferenceFailed: ['clock', 'errorMessage', 'traceId', 'causationId'],
-  WorkerHeartbeat: ['clock', 'accelerator', 'traceId', 'causationId'],
+  // onRouted reads requestId, workerId and attempt.
+  RequestRouted: [
+    'eventId', 'occurredAt', 'traceId', 'producer', 'causationId', 'clock', 'lane', 'zone', 'model', 'requestedModel', 'modelVersion', 'modelDigest', 'reason', 'degraded',
+    'fallback', 'sessionId', 'priority', 'deadlineAt', 'candidates', 'pendingDecisions', 'policyVersion', 'previousWorkerId', 'input', 'contentType', 'parameters', 'cacheable', 'request',
+  ],
+  // onResult reads occurredAt, requestId, workerId, attempt, and queueMs + computeMs (errorCode when failed).
+  InferenceCompleted: [
+    'eventId', 'traceId', 'producer', 'causationId', 'clock', 'lane', 'model', 'modelVersion', 'modelDigest', 'output', 'contentType', 'outputSha256', 'cacheHit', 'batchSize',
+    'inputTokens', 'outputTokens', 'metrics',
+  ],
+  InferenceFailed: ['eventId', 'traceId', 'producer', 'causationId', 'clock', 'lane', 'model', 'modelVersion', 'modelDigest', 'errorMessage', 'retriable', 'batchSize', 'queueMs', 'computeMs'],
+  // onHeartbeat reads everything else.
+  WorkerHeartbeat: ['eventId', 'requestId', 'traceId', 'producer', 'causationId', 'clock', 'cacheHitRatio', 'accelerator'],
 };
 
 /** What a decoder leaves out: the router-state fold's projection, or only some fields (verify's decisions: the clock, read by envelope.ts). */
@@ -51,12 +61,24 @@ interface Prepared {
   /** Null: the fold ignores this event type. */
   reader: avro.Type | null;
   resolver: avro.Resolver | undefined;
+  /** A projection of the local schema, read in place (match.ts): faster than avsc's resolver, which builds a reader that skips. */
+  fields: RecordBytes | undefined;
 }
 
 function projectedSchema(type: EventType, projection: Projection): object {
   const schema = JSON.parse(EVENT_SCHEMAS[type].schema) as { fields: { name: string }[] };
   const away = new Set(projection.away[type] ?? []);
   return { ...schema, fields: schema.fields.filter((f) => !away.has(f.name)) };
+}
+
+/** An in-place reader of a local event's fields minus `away` (null when match.ts cannot read the schema). */
+function keptFields(type: EventType, writer: avro.Type, away: readonly string[]): RecordBytes | undefined {
+  const fields = (writer as unknown as { fields: { name: string }[] }).fields.map((f) => f.name).filter((f) => !away.includes(f));
+  try {
+    return new RecordBytes(writer, type, fields);
+  } catch {
+    return undefined;
+  }
 }
 
 export class FoldDecoder {
@@ -87,13 +109,16 @@ export class FoldDecoder {
     const type = await this.peeker.resolve(id);
     let prepared: Prepared | null = null;
     if (type !== null) {
-      if (this.projection.ignore.has(type)) prepared = { type, reader: null, resolver: undefined };
+      if (this.projection.ignore.has(type)) prepared = { type, reader: null, resolver: undefined, fields: undefined };
       else {
         const reader = this.projectedType(type);
         try {
-          const local = this.localIds.get(id) === type && this.projection.away[type] === undefined;
-          const writerText = this.localIds.get(id) === type ? EVENT_SCHEMAS[type].schema : await this.registry.getById(id);
-          prepared = { type, reader, resolver: local ? undefined : reader.createResolver(eventType(writerText)) };
+          const away = this.projection.away[type];
+          const local = this.localIds.get(id) === type;
+          const writerText = local ? EVENT_SCHEMAS[type].schema : await this.registry.getById(id);
+          const writer = eventType(writerText);
+          const fields = local && away !== undefined ? keptFields(type, writer, away) : undefined;
+          prepared = { type, reader, resolver: local && away === undefined ? undefined : reader.createResolver(writer), fields };
         } catch {
           prepared = null;
         }
@@ -124,6 +149,7 @@ export class FoldDecoder {
     const p = id < 0 ? null : this.prepared.get(id);
     if (p === null || p === undefined || p.reader === null) return null;
     try {
+      if (p.fields !== undefined) return p.fields.read(value!, WIRE_HEADER_BYTES) as unknown as SwitchyardEvent;
       const event = p.reader.fromBuffer(value!.subarray(WIRE_HEADER_BYTES), p.resolver) as Record<string, unknown>;
       event['type'] = p.type;
       return event as unknown as SwitchyardEvent;

@@ -57,6 +57,27 @@ export function beginsWithEnvelope(schema: unknown): boolean {
 
 const BY_FULL_NAME = new Map<string, EventType>(EVENT_TYPES.map((t) => [EVENT_SCHEMAS[t].fullName, t]));
 
+/**
+ * A clock read without an object per entry (verify reads one per decision): entry i names the
+ * interned topic `topic[i]` (EnvelopePeeker.topicName), `partition[i]` and `offset[i]`. Reused.
+ */
+export class CompactClock {
+  n = 0;
+  /** Σ offsets. */
+  sum = 0;
+  topic: number[] = [];
+  partition: number[] = [];
+  offset: number[] = [];
+
+  push(topic: number, partition: number, offset: number): void {
+    const i = this.n++;
+    this.topic[i] = topic;
+    this.partition[i] = partition;
+    this.offset[i] = offset;
+    this.sum += offset;
+  }
+}
+
 /** A cursor over Avro binary (zig-zag varints, length-prefixed strings). Throws RangeError past the end. */
 class Reader {
   pos = 0;
@@ -203,8 +224,41 @@ export class EnvelopePeeker {
    * names interned: a clock names the same few topics over and over). Null when not readable.
    */
   clock(value: Buffer | null): ClockEntry[] | null {
+    const c = new CompactClock();
+    return this.readClock(value, c) ? this.entries(c) : null;
+  }
+
+  /** A compact clock as ClockEntry objects. */
+  entries(c: CompactClock): ClockEntry[] {
+    const out: ClockEntry[] = new Array<ClockEntry>(c.n);
+    for (let i = 0; i < c.n; i++) out[i] = { topic: this.topicNames[c.topic[i]!]!, partition: c.partition[i]!, offset: c.offset[i]! };
+    return out;
+  }
+
+  /** The id of a topic name (interned on first sight). */
+  topicId(name: string): number {
+    let id = this.topicNames.indexOf(name);
+    if (id < 0) {
+      id = this.topicNames.length;
+      this.topicNames.push(name);
+    }
+    return id;
+  }
+
+  /** The name of an interned topic id (`CompactClock.topic`). */
+  topicName(id: number): string {
+    return this.topicNames[id]!;
+  }
+
+  /**
+   * The clock of a wire-format event whose schema id is known, into `into` (reused: no object per
+   * entry). False when not readable.
+   */
+  readClock(value: Buffer | null, into: CompactClock): boolean {
+    into.n = 0;
+    into.sum = 0;
     const type = this.typeOf(value);
-    if (type === null || type === undefined) return null;
+    if (type === null || type === undefined) return false;
     const r = new Reader(value!);
     r.pos = WIRE_HEADER_BYTES;
     try {
@@ -214,7 +268,7 @@ export class EnvelopePeeker {
         if (i === 2) r.skipString(); // producer (between traceId and causationId)
         if (r.long() === 1) r.skipString();
       }
-      const clock: ClockEntry[] = [];
+      const view = new DataView(value!.buffer, value!.byteOffset, value!.byteLength);
       for (;;) {
         let count = r.long();
         if (count === 0) break;
@@ -223,22 +277,25 @@ export class EnvelopePeeker {
           r.long();
         }
         for (let i = 0; i < count; i++) {
-          const topic = this.topicAt(r);
+          const topic = this.topicAt(r, view);
           const partition = r.long();
-          clock.push({ topic, partition, offset: r.long() });
+          const offset = r.long();
+          into.push(topic, partition, offset);
         }
       }
-      return clock;
+      return true;
     } catch {
-      return null;
+      into.n = 0;
+      return false;
     }
   }
 
-  /** Interned topic names by byte length. */
-  private readonly topics: { bytes: Buffer; text: string }[][] = [];
+  /** Interned topic names by byte length; their ids index `topicNames`. */
+  private readonly topics: { bytes: Buffer; words: Int32Array; id: number }[][] = [];
+  private readonly topicNames: string[] = [];
 
-  /** A string at the reader, interned by its bytes (no allocation for a name seen before). */
-  private topicAt(r: Reader): string {
+  /** A topic name at the reader, interned by its bytes (no allocation for a name seen before): its id. */
+  private topicAt(r: Reader, view: DataView): number {
     const len = r.long();
     const start = r.pos;
     const end = start + len;
@@ -248,16 +305,25 @@ export class EnvelopePeeker {
     let bucket = this.topics[len];
     if (bucket !== undefined) {
       for (const t of bucket) {
+        // Four bytes at a time, then the rest.
+        const words = t.words;
+        let w = 0;
+        while (w < words.length && view.getInt32(start + 4 * w, true) === words[w]) w++;
+        if (w < words.length) continue;
         const b = t.bytes;
-        let i = len - 1;
-        // Topic names share their prefix: compare from the end.
-        while (i >= 0 && b[i] === buf[start + i]) i--;
-        if (i < 0) return t.text;
+        let i = 4 * w;
+        while (i < len && b[i] === buf[start + i]) i++;
+        if (i === len) return t.id;
       }
     } else if (len < 256) this.topics[len] = bucket = [];
-    const text = buf.toString('utf8', start, end);
-    if (bucket !== undefined && bucket.length < 8) bucket.push({ bytes: Buffer.from(buf.subarray(start, end)), text });
-    return text;
+    const id = this.topicId(buf.toString('utf8', start, end));
+    if (bucket !== undefined && bucket.length < 8) {
+      const bytes = Buffer.from(buf.subarray(start, end));
+      const words = new Int32Array(len >> 2);
+      for (let w = 0; w < words.length; w++) words[w] = bytes.readInt32LE(4 * w);
+      bucket.push({ bytes, words, id });
+    }
+    return id;
   }
 
   /** The requestId alone (the index reads nothing else): cheaper than `peek`. Undefined when the value is not readable. */

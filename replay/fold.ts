@@ -1,6 +1,7 @@
 import type { ClockEntry, SwitchyardEvent } from '../schemas/generated/events.js';
 import { evolve, initialRouterState, type RouterState } from '../services/router/state.js';
 import type { FoldDecoder } from './decoder.js';
+import type { CompactClock, EnvelopePeeker } from './envelope.js';
 import { RecordStreams, type Consumer, type SharedPartition } from './streams.js';
 import type { LogSource } from './source.js';
 
@@ -31,6 +32,9 @@ export class ClockFold {
   readonly state: RouterState;
   /** topic → partition → this fold's place in it. */
   private readonly parts = new Map<string, (Part | undefined)[]>();
+  /** The same places by the peeker's topic ids (compact clocks). */
+  private readonly byId: (Part | undefined)[][] = [];
+  private readonly peeker: EnvelopePeeker;
   /** Partitions with something folded. */
   private touchedCount = 0;
   private readonly decode: (value: Buffer | null) => SwitchyardEvent | null;
@@ -53,6 +57,7 @@ export class ClockFold {
     lanes: number = Math.max(1, source.topics.decisions.partitions),
   ) {
     this.state = initialRouterState({ lanes });
+    this.peeker = source.peeker;
     this.decode = (value) => decoder.decode(value);
   }
 
@@ -89,38 +94,69 @@ export class ClockFold {
     if (list === undefined) this.parts.set(topic, (list = []));
     const part: Part = { stream, consumer: stream.consumer(), next: stream.start, touched: false };
     list[partition] = part;
+    (this.byId[this.peeker.topicId(topic)] ??= [])[partition] = part;
     return part;
   }
 
   /** Fold every record below each entry's offset. Entries behind what was folded are ignored (see `canReach`). */
   async advanceTo(clock: readonly ClockEntry[]): Promise<void> {
     for (const entry of clock) {
-      const target = entry.offset;
       const part = this.parts.get(entry.topic)?.[entry.partition] ?? (await this.part(entry.topic, entry.partition));
-      if (part.next >= target) continue;
-      const { stream, consumer } = part;
-      for (;;) {
-        let r = stream.at(consumer.index);
-        if (r === undefined) r = await stream.get(consumer.index);
-        if (r === null || r.offset >= target) break;
-        if (!part.touched) {
-          part.touched = true;
-          this.touchedCount++;
-          if (stream.start > 0) this.truncated.add(`${entry.topic}/${entry.partition}`);
-        }
-        const index = consumer.index++;
-        part.next = r.offset + 1;
-        this.records++;
-        const value = r.value;
-        if (value === null) continue;
-        if (this.decoder.needsPrepare(value) && !(await this.decoder.prepare(value))) {
-          this.undecodable++;
-          continue;
-        }
-        const event = stream.event(index, this.decode);
-        if (event !== null) evolve(this.state, event);
-        else if (!this.decoder.ignores(value)) this.undecodable++;
+      for (let wait = this.foldPart(part, entry.offset); wait !== undefined; wait = this.foldPart(part, entry.offset)) await wait;
+    }
+  }
+
+  /** `canReach` for a compact clock (its topic ids are `source.peeker`'s). */
+  canReachCompact(clock: CompactClock): boolean {
+    let named = 0;
+    for (let k = 0; k < clock.n; k++) {
+      const part = this.byId[clock.topic[k]!]?.[clock.partition[k]!];
+      if (part === undefined || !part.touched) continue;
+      named++;
+      if (part.next > clock.offset[k]!) return false;
+    }
+    return named === this.touchedCount;
+  }
+
+  /**
+   * `advanceTo` for a compact clock, as far as it can go without waiting: undefined once the fold
+   * is at the clock, else something to await (a partition to read, a schema id to learn) before
+   * calling again. Verify's common case (records already read) so costs no promise.
+   */
+  advanceLoaded(clock: CompactClock): Promise<unknown> | undefined {
+    for (let k = 0; k < clock.n; k++) {
+      const topic = clock.topic[k]!;
+      const partition = clock.partition[k]!;
+      const part = this.byId[topic]?.[partition];
+      if (part === undefined) return this.part(this.peeker.topicName(topic), partition);
+      const wait = this.foldPart(part, clock.offset[k]!);
+      if (wait !== undefined) return wait;
+    }
+    return undefined;
+  }
+
+  /** Fold a partition's records below `target` that are loaded: undefined when done, else what to await first. */
+  private foldPart(part: Part, target: number): Promise<unknown> | undefined {
+    if (part.next >= target) return undefined;
+    const { stream, consumer } = part;
+    for (;;) {
+      const r = stream.at(consumer.index);
+      if (r === undefined) return stream.load();
+      if (r === null || r.offset >= target) return undefined;
+      const value = r.value;
+      if (value !== null && this.decoder.needsPrepare(value)) return this.decoder.prepare(value);
+      if (!part.touched) {
+        part.touched = true;
+        this.touchedCount++;
+        if (stream.start > 0) this.truncated.add(`${stream.topic}/${stream.partition}`);
       }
+      const index = consumer.index++;
+      part.next = r.offset + 1;
+      this.records++;
+      if (value === null) continue;
+      const event = stream.event(index, this.decode);
+      if (event !== null) evolve(this.state, event);
+      else if (!this.decoder.ignores(value)) this.undecodable++;
     }
   }
 
@@ -128,5 +164,6 @@ export class ClockFold {
   release(): void {
     for (const list of this.parts.values()) for (const part of list) if (part !== undefined) part.stream.release(part.consumer);
     this.parts.clear();
+    this.byId.length = 0;
   }
 }

@@ -207,6 +207,7 @@ export function mergeReports(reports: VerifyReport[], maxDivergences: number): O
   const out = {
     decisions: 0,
     verified: 0,
+    verifiedInPlace: 0,
     diverged: 0,
     inconclusive: 0,
     skipped: { 'policy-version': 0, 'request-not-found': 0, 'decision-unreadable': 0 },
@@ -222,6 +223,7 @@ export function mergeReports(reports: VerifyReport[], maxDivergences: number): O
   for (const r of reports) {
     out.decisions += r.decisions;
     out.verified += r.verified;
+    out.verifiedInPlace += r.verifiedInPlace;
     out.diverged += r.diverged;
     out.inconclusive += r.inconclusive;
     for (const k of Object.keys(out.skipped) as (keyof typeof out.skipped)[]) out.skipped[k] += r.skipped[k];

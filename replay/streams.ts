@@ -101,6 +101,23 @@ export class SharedPartition {
     return this.records[lo]?.offset === offset ? this.base + lo : undefined;
   }
 
+  /** `find` without loading or waiting: the index of the record at `offset` when it is loaded, else undefined. */
+  findLoaded(offset: number): number | undefined {
+    const records = this.records;
+    let lo = 0;
+    let hi = records.length;
+    if (hi === 0 || offset < records[0]!.offset || offset > records[hi - 1]!.offset) return undefined;
+    // Offsets are dense but for compaction: try the direct index first.
+    const guess = offset - records[0]!.offset;
+    if (guess < hi && records[guess]!.offset === offset) return this.base + guess;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (records[mid]!.offset < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return records[lo]?.offset === offset ? this.base + lo : undefined;
+  }
+
   /** The shared decoded event of a loaded record (decoded on first request). */
   event(index: number, decode: (value: Buffer | null) => SwitchyardEvent | null): SwitchyardEvent | null {
     const i = index - this.base;

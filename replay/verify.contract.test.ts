@@ -9,7 +9,11 @@ import { tempDir } from '../test/support/log-dir.js';
 import { logSourceFrom, type LogSource } from './source.js';
 import { writeSyntheticLog } from './synthetic.js';
 import { verifyDecisionsParallel } from './parallel.js';
-import { verifyDecisions } from './verify.js';
+import { copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
+import { verifyDecisions, type VerifyReport } from './verify.js';
+
+/** A report without its timings and the fast path's count: what must not depend on how decisions were compared. */
+const verdicts = ({ listMs: _l, verifyMs: _v, ms: _m, decisionsPerSec: _d, verifiedInPlace: _i, ...rest }: VerifyReport) => rest;
 
 /** verify beyond the golden recording: a synthetic log at scale (the benchmark's generator). */
 describe('replay verify (embedded)', () => {
@@ -41,6 +45,9 @@ describe('replay verify (embedded)', () => {
     const report = await verifyDecisions(source);
     expect(report.divergences).toEqual([]);
     expect(report).toMatchObject({ decisions: written.decisions, verified: written.decisions, ok: true });
+    // Every decision was checked against its bytes, and decoding them all in full says the same.
+    expect(report.verifiedInPlace).toBe(written.decisions);
+    expect(verdicts(await verifyDecisions(source, { inPlace: false }))).toEqual(verdicts(report));
     expect(report.producers.map((p) => p.rebuilds)).toEqual([0, 0]);
     const window = await verifyDecisions(source, { offsets: [{ topic: 'decisions', partition: 0, from: 50, to: 150 }, { topic: 'results', partition: 0, from: 0, to: 0 }] });
     expect(window.decisions).toBe(100);
@@ -71,4 +78,46 @@ describe('replay verify on worker threads (embedded)', () => {
       await dir.remove();
     }
   }, 120_000);
+});
+
+/**
+ * The fast path (decisions checked against their recorded bytes, match.ts) reaches the same
+ * report as decoding and comparing every decision in full, on the golden recording and on copies
+ * tampered in ways that must diverge: the same verdicts, the same field-by-field diffs.
+ */
+describe('replay verify in place vs in full', () => {
+  it('the same report on the golden recording and on tampered copies', async () => {
+    const golden = await copyToHome(GOLDEN);
+    const source = await openEmbeddedSource(golden.logDir);
+    try {
+      const report = await verifyDecisions(source);
+      expect(report.verifiedInPlace).toBe(report.decisions);
+      expect(verdicts(await verifyDecisions(source, { inPlace: false }))).toEqual(verdicts(report));
+      let n = 0;
+      const copies: [string, Parameters<typeof tamperedCopy>[2]][] = [
+        // A candidate's score, a routed worker and a rejection's detail changed (one each).
+        ['score', (e) => (e.type === 'RequestRouted' && n++ === 40 ? { ...e, candidates: e.candidates.map((c, i) => (i === 1 ? { ...c, score: c.score + 0.25 } : c)) } : undefined)],
+        ['worker', (e) => (e.type === 'RequestRouted' && n++ === 90 ? { ...e, workerId: `${e.workerId}-not` } : undefined)],
+        ['reject', (e) => (e.type === 'RequestRejected' && n++ === 0 ? { ...e, detail: `${e.detail ?? ''}!` } : undefined)],
+        // A request changed after the fact: its decision no longer re-derives.
+        ['request', (e) => (e.type === 'InferenceRequested' && e.requestId === 'req-00150' ? { ...e, priority: e.priority === 'LOW' ? 'HIGH' : 'LOW' } : undefined)],
+      ];
+      for (const [name, tamper] of copies) {
+        n = 0;
+        const dir = join(golden.home, name, 'log');
+        expect(await tamperedCopy(source, dir, tamper)).toBe(1);
+        const copy = await openEmbeddedSource(dir);
+        try {
+          const fast = await verifyDecisions(copy);
+          expect(fast.ok, name).toBe(false);
+          expect(verdicts(await verifyDecisions(copy, { inPlace: false })), name).toEqual(verdicts(fast));
+        } finally {
+          await copy.close();
+        }
+      }
+    } finally {
+      await source.close();
+      await golden.remove();
+    }
+  }, 60_000);
 });

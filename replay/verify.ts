@@ -1,10 +1,14 @@
 import type { RecordPosition } from '../lib/log/port.js';
 import { partitionForKey } from '../lib/log/partitioner.js';
-import type { InferenceRequested, SwitchyardEvent } from '../schemas/generated/events.js';
-import { decide, routeCommandFromDecision, type RouteCommand, type RouterDecision } from '../services/router/decide.js';
+import { eventType } from '../schemas/codec.js';
+import { EVENT_SCHEMAS, type ClockEntry, type InferenceRequested, type SwitchyardEvent } from '../schemas/generated/events.js';
+import { WIRE_HEADER_BYTES } from '../schemas/wire.js';
+import { decide, routeCommandFromDecision, type DecisionCommandFields, type RouteCommand, type RouterDecision } from '../services/router/decide.js';
 import { ALL_BUT_CLOCK, FULL, type FoldDecoder } from './decoder.js';
 import { deepEqual, diffValues, type FieldDiff } from './diff.js';
+import { CompactClock, EnvelopePeeker } from './envelope.js';
 import { ClockFold } from './fold.js';
+import { RecordBytes } from './match.js';
 import { RequestIndex } from './request-index.js';
 import { planScan, scanRecords, type OffsetBound, type ProgressFn, type TimeWindow } from './scan.js';
 import { RecordStreams } from './streams.js';
@@ -31,6 +35,14 @@ import { decodeRecord, readAt, type LogSource } from './source.js';
  * the router state never reads (decoder.ts). A clock that does not dominate the fold (a router id
  * reused by a restarted router) restarts that router's fold from the beginning (`rebuilds`).
  *
+ * In place: a decision written with the local schema is not decoded in full. Only the fields the
+ * command needs are read, and the re-derived event is checked against the recorded bytes
+ * (match.ts: true only when decoding them would give an equal event). Anything else — another
+ * writer version, a difference, a request not at its position — takes the full path (decode,
+ * compare field by field, diff), which alone decides divergences; `inPlace: false` takes it for
+ * every decision. The common case also waits for nothing: records already read are used
+ * synchronously, and only a partition to read or a schema to learn costs a promise.
+ *
  * Outcomes: verified (identical), diverged (a field differs — a bug in the router core or
  * shell: zero is the expected result), inconclusive (differs, but retention removed the start
  * of a partition the clock names, so the fold may miss what the router saw), skipped (the
@@ -51,6 +63,13 @@ export interface VerifyOptions extends TimeWindow {
   requestLookbackMs?: number | undefined;
   /** Use the request index (embedded) to find requests of rejections. @default true when the source has one */
   index?: RequestIndex | boolean | undefined;
+  /**
+   * Check decisions against their recorded bytes, decoding only what the command needs
+   * (match.ts); any decision that does not match exactly is then decoded and compared in full.
+   * False decodes and compares every decision in full (the reference path; same report).
+   * @default true
+   */
+  inPlace?: boolean | undefined;
 }
 
 export interface Divergence {
@@ -74,6 +93,8 @@ export interface VerifyReport {
   /** Decisions in the window. */
   decisions: number;
   verified: number;
+  /** Of the verified, those checked against their recorded bytes without decoding them in full (match.ts). */
+  verifiedInPlace: number;
   diverged: number;
   inconclusive: number;
   skipped: Record<SkipReason, number>;
@@ -226,6 +247,7 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
     window: { from: o.from, to: o.to },
     decisions: listing.n,
     verified: 0,
+    verifiedInPlace: 0,
     diverged: 0,
     inconclusive: 0,
     skipped: { 'policy-version': 0, 'request-not-found': 0, 'decision-unreadable': listing.unreadable },
@@ -298,6 +320,100 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
     event.clock = clock;
     return event;
   };
+  /** A router's fold, advanced to a clock (started over when the clock is behind it: a router id reused by a restarted router). */
+  const foldAt = async (p: number, clock: readonly ClockEntry[]): Promise<ClockFold> => {
+    let fold = folds[p]!;
+    if (!fold.canReach(clock)) {
+      // On streams of its own: the shared ones have moved on.
+      retire(p, fold);
+      fold = folds[p] = new ClockFold(source, decoder);
+      stats[p]!.rebuilds++;
+    }
+    await fold.advanceTo(clock);
+    return fold;
+  };
+
+  /**
+   * The common case, cheaply: read only what the command needs from the recorded bytes (and the
+   * clock, compactly), decide, and check the re-derived event against the bytes (match.ts). True
+   * when it is identical; false whenever anything is out of the ordinary (another writer schema, no
+   * request at its position, another policy version, a clock behind the fold, a difference), and
+   * the full path below then decides what it is.
+   */
+  const fast = o.inPlace === false ? new Map<number, RecordBytes>() : await commandReaders(source);
+  const clock = new CompactClock();
+  /** The decision's lean fields and clock (into `clock`), when it has a fast path. */
+  const leanOf = (value: Buffer | null): { lean: LeanDecision; bytes: RecordBytes } | undefined => {
+    const bytes = fast.get(EnvelopePeeker.schemaId(value));
+    if (bytes === undefined || !peeker.readClock(value, clock)) return undefined;
+    try {
+      return { lean: bytes.read(value!, WIRE_HEADER_BYTES) as unknown as LeanDecision, bytes };
+    } catch {
+      return undefined;
+    }
+  };
+  const decideAndMatch = (fold: ClockFold, lean: LeanDecision, request: InferenceRequested, bytes: RecordBytes, value: Buffer): boolean => {
+    lean.clock = peeker.entries(clock);
+    let command: RouteCommand;
+    try {
+      command = routeCommandFromDecision(lean, request);
+    } catch {
+      return false;
+    }
+    // `lean` was decoded from these bytes: fields the decision took over unchanged are not compared again.
+    return bytes.matches(decide(command, fold.state), value, WIRE_HEADER_BYTES, lean);
+  };
+  /** The fast path without waiting: undefined when a record must be read or a schema learnt first (then `verifiedFast`). */
+  const verifiedNow = (p: number, pos: RecordPosition): boolean | undefined => {
+    const stream = streams.peek(pos.topic, pos.partition);
+    const index = stream?.findLoaded(pos.offset);
+    if (index === undefined) return undefined;
+    const value = stream!.at(index)!.value;
+    const found = leanOf(value);
+    if (found === undefined) return false;
+    const { lean, bytes } = found;
+    let request: InferenceRequested | null | undefined;
+    if (lean.type === 'RequestRouted' && lean.request !== null) {
+      request = requestNow(lean.request, lean.causationId);
+      if (request === undefined) return undefined;
+    }
+    if (request == null && lean.requestId !== null) request = requestsByCause.get(lean.causationId ?? lean.requestId);
+    if (request == null) return false;
+    const fold = folds[p]!;
+    if (!fold.canReachCompact(clock) || fold.advanceLoaded(clock) !== undefined) return undefined;
+    return decideAndMatch(fold, lean, request, bytes, value!);
+  };
+  /** The request at a position without waiting: null when it is not the one the decision names, undefined when it must be read first. */
+  const requestNow = (pos: RecordPosition, eventId: string | null): InferenceRequested | null | undefined => {
+    const stream = streams.peek(pos.topic, pos.partition);
+    const index = stream?.findLoaded(pos.offset);
+    if (index === undefined) return undefined;
+    const value = stream!.at(index)!.value;
+    if (requestDecoder.needsPrepare(value)) return undefined;
+    const event = requestDecoder.decode(value);
+    return event?.type === 'InferenceRequested' && event.eventId === eventId ? event : null;
+  };
+  /** The fast path, reading what it needs. */
+  const verifiedFast = async (p: number, pos: RecordPosition): Promise<boolean> => {
+    const record = await recordAt(pos);
+    const found = record === undefined ? undefined : leanOf(record.value);
+    if (found === undefined) return false;
+    const { lean, bytes } = found;
+    let request: InferenceRequested | undefined;
+    if (lean.type === 'RequestRouted' && lean.request !== null) request = await readRequest(lean.request, lean.causationId);
+    if (request === undefined && lean.requestId !== null) request = requestsByCause.get(lean.causationId ?? lean.requestId);
+    if (request === undefined) return false;
+    let fold = folds[p]!;
+    if (!fold.canReachCompact(clock)) {
+      // A clock behind this router's fold (a router id reused by a restarted router): start over, on streams of its own.
+      retire(p, fold);
+      fold = folds[p] = new ClockFold(source, decoder);
+      stats[p]!.rebuilds++;
+    }
+    for (let wait = fold.advanceLoaded(clock); wait !== undefined; wait = fold.advanceLoaded(clock)) await wait;
+    return decideAndMatch(fold, lean, request, bytes, record!.value!);
+  };
+
   /** The request at a position, when it is the one the decision names. */
   const readRequest = async (pos: RecordPosition, eventId: string | null): Promise<InferenceRequested | undefined> => {
     const record = await recordAt(pos);
@@ -312,6 +428,12 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
     done++;
     if ((done & 1023) === 0) o.onProgress?.({ phase: 'verify', done, total: listing.n });
     remaining[p]!--;
+    if (fast.size > 0 && (verifiedNow(p, position) ?? (await verifiedFast(p, position)))) {
+      report.verified++;
+      report.verifiedInPlace++;
+      if (remaining[p] === 0) retire(p, folds[p]!);
+      continue;
+    }
     const recorded = await readDecision(position);
     if (recorded === undefined) {
       skip('decision-unreadable', where);
@@ -340,15 +462,7 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
       }
     }
     if (command !== undefined) {
-      // The state at the decision's clock.
-      let fold = folds[p]!;
-      if (!fold.canReach(recorded.clock)) {
-        // A clock behind this router's fold (a router id reused by a restarted router): start over, on streams of its own.
-        retire(p, fold);
-        fold = folds[p] = new ClockFold(source, decoder);
-        stats[p]!.rebuilds++;
-      }
-      await fold.advanceTo(recorded.clock);
+      const fold = await foldAt(p, recorded.clock);
 
       const rederived = decide(command, fold.state);
       const diffs = deepEqual(recorded, rederived) ? [] : diffValues(recorded, rederived);
@@ -385,6 +499,33 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
   report.decisionsPerSec = report.ms > 0 ? (listing.n / report.ms) * 1000 : 0;
   report.ok = report.diverged === 0;
   return report;
+}
+
+/** What the fast path reads of a recorded decision: the command's fields and where its request is. */
+type LeanDecision = DecisionCommandFields & Pick<RouterDecision, 'requestId' | 'causationId' | 'sessionId'>;
+
+const LEAN_FIELDS: Record<RouterDecision['type'], readonly string[]> = {
+  RequestRouted: ['eventId', 'occurredAt', 'requestId', 'producer', 'causationId', 'sessionId', 'pendingDecisions', 'policyVersion', 'attempt', 'previousWorkerId', 'request'],
+  RequestRejected: ['eventId', 'occurredAt', 'requestId', 'producer', 'causationId', 'sessionId', 'candidates', 'pendingDecisions', 'policyVersion', 'attempt'],
+};
+
+/**
+ * Readers of the decisions this codec writes, by schema id — only where the registered schema is
+ * the local one, whose shape `decide`'s events have (another writer version takes the full path).
+ */
+async function commandReaders(source: LogSource): Promise<Map<number, RecordBytes>> {
+  const out = new Map<number, RecordBytes>();
+  for (const type of ['RequestRouted', 'RequestRejected'] as const) {
+    try {
+      const id = source.codec.schemaId(type);
+      const registered = JSON.stringify(JSON.parse(await source.registry.getById(id)));
+      if (registered !== JSON.stringify(JSON.parse(EVENT_SCHEMAS[type].schema))) continue;
+      out.set(id, new RecordBytes(eventType(registered), type, LEAN_FIELDS[type]));
+    } catch {
+      // No fast path for this type: every decision of it takes the full path.
+    }
+  }
+  return out;
 }
 
 /** decide's output shares arrays with its command; keep a copy that later decisions cannot touch. */

@@ -466,6 +466,11 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
   };
 }
 
+/** What `routeCommandFromDecision` reads of a decision (replay decodes no more of it to re-derive it). */
+export type DecisionCommandFields =
+  | Pick<RequestRouted, 'type' | 'eventId' | 'occurredAt' | 'producer' | 'clock' | 'pendingDecisions' | 'policyVersion' | 'attempt' | 'previousWorkerId' | 'request'>
+  | Pick<RequestRejected, 'type' | 'eventId' | 'occurredAt' | 'producer' | 'clock' | 'pendingDecisions' | 'policyVersion' | 'attempt' | 'candidates'>;
+
 /**
  * The command a recorded decision was made from, given the request it names (causationId):
  * what `replay verify` feeds back into `decide` with the state rebuilt at `decision.clock`.
@@ -473,7 +478,7 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
  * from its PREVIOUS_ATTEMPT candidate (when it was excluded for another reason first, it did not
  * matter to the decision).
  */
-export function routeCommandFromDecision(decision: RouterDecision, request: InferenceRequested): RouteCommand {
+export function routeCommandFromDecision(decision: DecisionCommandFields, request: InferenceRequested): RouteCommand {
   const previousWorkerId =
     decision.type === 'RequestRouted'
       ? decision.previousWorkerId
