@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage } from '../../lib/errors.js';
@@ -13,7 +15,8 @@ import { RequestIndex } from '../../replay/request-index.js';
 import { rerunRequest } from '../../replay/rerun.js';
 import type { OffsetBound, ProgressFn } from '../../replay/scan.js';
 import { buildSessionTrace } from '../../replay/session.js';
-import { openAnalytics } from '../../lib/analytics/open.js';
+import { createChdbAnalyticsStore } from '../../lib/analytics/chdb.js';
+import { createServerAnalyticsStore } from '../../lib/analytics/server.js';
 import { openArchiveSource, openLogSource, type LogSource } from '../../replay/source.js';
 import { parseDuration, parseTime } from '../../replay/time.js';
 import { buildTrace, jsonSafe } from '../../replay/trace.js';
@@ -100,8 +103,15 @@ async function openClickHouseSource(flags: SourceFlags, config: ReturnType<typeo
   const url = flags.clickhouse ?? config.clickhouseUrl;
   let store;
   try {
-    store = await openAnalytics({ clickhouseUrl: url, database: flags.database, home: config.home });
+    // Replay reads: it creates neither the server's database nor an empty chDB directory.
+    if (url) store = await createServerAnalyticsStore({ url, ...(flags.database ? { database: flags.database } : {}), createDatabase: false });
+    else {
+      const path = join(config.home, 'analytics');
+      if (!existsSync(path)) throw new ReplayError('SY_ERR_REPLAY_SOURCE', `no analytics under ${config.home} (${path} does not exist): run the sink there first, or give --clickhouse <url>`);
+      store = await createChdbAnalyticsStore({ path });
+    }
   } catch (err) {
+    if (err instanceof ReplayError) throw err;
     throw new ReplayError('SY_ERR_REPLAY_SOURCE', `cannot open ClickHouse ${url ?? `(chDB under ${config.home}/analytics)`}: ${errorMessage(err)}`, { cause: err });
   }
   return openArchiveSource(store, { topicPrefix: config.topicPrefix, ownsStore: true, description: url ? `ClickHouse archive at ${url}` : `ClickHouse archive (chDB ${config.home}/analytics)` });
