@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -121,9 +122,16 @@ describe('switchyard replay --archive (CLI, the ClickHouse archive in chDB)', ()
     expect(v.stdout).toMatch(/\d+ decisions: \d+ verified, 0 diverged/);
   }, 120_000);
 
-  it('an analytics store without the archive: exit 1 with what to run', async () => {
+  it('no analytics, or analytics without the archive: exit 1 with what to run, nothing created', async () => {
     const empty = await copyToHome(GOLDEN);
     try {
+      const none = await cli(empty.home, 'request', 'req-00013', '--archive');
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain('[SY_ERR_REPLAY_SOURCE]');
+      expect(none.stderr).toContain('no analytics under');
+      expect(existsSync(join(empty.home, 'analytics'))).toBe(false);
+      const store = await createChdbAnalyticsStore({ path: join(empty.home, 'analytics') });
+      await store.close();
       const r = await cli(empty.home, 'request', 'req-00013', '--archive');
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('[SY_ERR_REPLAY_SOURCE]');
