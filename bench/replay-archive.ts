@@ -5,7 +5,6 @@ import { createChdbAnalyticsStore } from '../lib/analytics/chdb.js';
 import type { AnalyticsStore } from '../lib/analytics/port.js';
 import { createServerAnalyticsStore } from '../lib/analytics/server.js';
 import { openEmbeddedLog } from '../lib/log/embedded/index.js';
-import { topicLayout } from '../lib/log/topics.js';
 import { LogBackedRegistry } from '../lib/registry/log-backed.js';
 import { createServiceContext } from '../lib/runtime.js';
 import { findRequests } from '../replay/lookup.js';
@@ -13,11 +12,11 @@ import { RequestIndex } from '../replay/request-index.js';
 import { planScan, scanRecords } from '../replay/scan.js';
 import { logSourceFrom, openArchiveSource, type LogSource } from '../replay/source.js';
 import { writeSyntheticLog } from '../replay/synthetic.js';
+import { archiveWithSink } from '../replay/test-support.js';
 import { verifyDecisions } from '../replay/verify.js';
 import { EventCodec } from '../schemas/codec.js';
-import { startSink } from '../services/sink/service.js';
 import type { BenchContext, BenchResult } from './main.js';
-import { round, summarize } from './stats.js';
+import { round, summarize, timed } from './stats.js';
 
 /**
  * `npm run bench -- replay-archive [--quick]` (issue 4, item 6): replay from the log archive in
@@ -27,18 +26,6 @@ import { round, summarize } from './stats.js';
  * both). On chDB, and on the ClickHouse server at SWITCHYARD_BENCH_CLICKHOUSE_URL (default
  * http://127.0.0.1:8123) when it answers.
  */
-
-const cpuMs = (since: NodeJS.CpuUsage): number => {
-  const u = process.cpuUsage(since);
-  return (u.user + u.system) / 1000;
-};
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpu: number }> {
-  const c = process.cpuUsage();
-  const t = performance.now();
-  const value = await fn();
-  return { value, ms: performance.now() - t, cpu: cpuMs(c) };
-}
 
 interface SourceFigures {
   source: string;
@@ -126,26 +113,10 @@ export async function benchReplayArchive(ctx: BenchContext): Promise<BenchResult
     rows.push(['embedded log (request index)', round(onLog.lookup.p50), round(onLog.lookup.p99), Math.round(onLog.scanPerSec), Math.round(onLog.verifyPerSec), Math.round(onLog.verifyPerCpuSec), `${onLog.verified}/${onLog.decisions}, ${onLog.diverged} diverged`, '—']);
     await index.close();
 
-    const topics = Object.values(topicLayout({ lanes: 16 })).map((t) => t.name);
     for (const { name, store } of stores) {
       ctx.progress(`${name}: the sink archives the log`);
-      const group = `bench-archive-${stores.indexOf(stores.find((s) => s.store === store)!)}`;
-      const archived = await timed(async () => {
-        const sink = await startSink({ log, store, codec, lanes: 16, groupId: group });
-        try {
-          for (;;) {
-            let done = true;
-            for (const t of topics) {
-              const [ends, committed] = await Promise.all([log.endOffsets(t), log.committedOffsets(group, t)]);
-              if (ends.some((end, p) => end > 0 && committed[p] !== end)) done = false;
-            }
-            if (done) break;
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        } finally {
-          await sink.close();
-        }
-      });
+      const group = `bench-archive-${rows.length}`;
+      const archived = await timed(() => archiveWithSink(source, store, { groupId: group, timeoutMs: 3_600_000 }));
       const archive = await openArchiveSource(store, { description: `${name} archive` });
       try {
         const f = await measure(archive, ids, undefined, ctx);

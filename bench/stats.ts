@@ -16,3 +16,17 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 
 /** Milliseconds since an hrtime origin, as a float. */
 export const msSince = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
+
+/** CPU time (user + system) of this process since `since`, ms. */
+export const cpuMsSince = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+};
+
+/** Run `fn`, with its wall time and this process's CPU time, ms. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpu: number }> {
+  const c = process.cpuUsage();
+  const t = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - t, cpu: cpuMsSince(c) };
+}

@@ -89,18 +89,18 @@ export async function tamperedCopy(source: LogSource, dstDir: string, tamper: Ta
   return changed;
 }
 
-/** Archive a log into ClickHouse with the real sink (group `sink`), returning once every record is committed. */
-export async function archiveWithSink(source: LogSource, store: AnalyticsStore, { timeoutMs = 60_000 } = {}): Promise<void> {
+/** Archive a log into ClickHouse with the real sink, returning once every record is committed. */
+export async function archiveWithSink(source: LogSource, store: AnalyticsStore, { timeoutMs = 60_000, groupId = 'sink' } = {}): Promise<void> {
   const codec = await EventCodec.create({ registry: source.registry });
   const lanes = source.topics.decisions.partitions;
-  const sink = await startSink({ log: source.log, store, codec, lanes, batchDelayMs: 20 });
+  const sink = await startSink({ log: source.log, store, codec, lanes, groupId, batchDelayMs: 20 });
   const topics = Object.values(topicLayout({ prefix: source.topicPrefix, lanes })).map((t) => t.name);
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
       let done = true;
       for (const t of topics) {
-        const [ends, committed] = await Promise.all([source.log.endOffsets(t), source.log.committedOffsets('sink', t)]);
+        const [ends, committed] = await Promise.all([source.log.endOffsets(t), source.log.committedOffsets(groupId, t)]);
         if (ends.some((end, p) => end > 0 && committed[p] !== end)) done = false;
       }
       if (done) return;
