@@ -440,29 +440,34 @@ export interface WindowStats {
   readonly latencyMs: number | null;
 }
 
+/** Scratch for windowStats: the cell offsets of the buckets in the window (synchronous, never re-entered). */
+const windowSlots = new Int32Array(RESULT_RING_SIZE);
+
 export function windowStats(w: ResultWindow, windowMs: number, percentile: number): WindowStats {
   const newest = Math.floor(w.lastResultAt / RESULT_BUCKET_MS);
   const span = Math.min(RESULT_RING_SIZE, Math.ceil(windowMs / RESULT_BUCKET_MS));
+  const cells = w.cells;
   let results = 0;
   let errors = 0;
-  const bins = new Uint32Array(LATENCY_BINS);
+  let slots = 0;
   for (let bucket = newest - span + 1; bucket <= newest; bucket++) {
     const slot = ((bucket % RESULT_RING_SIZE) + RESULT_RING_SIZE) % RESULT_RING_SIZE;
     if (w.bucketIds[slot] !== bucket) continue;
     const base = slot * SLOT_WIDTH;
-    const n = w.cells[base]!;
+    const n = cells[base]!;
     if (n === 0) continue;
     results += n;
-    errors += w.cells[base + 1]!;
-    for (let b = 0; b < LATENCY_BINS; b++) bins[b]! += w.cells[base + 2 + b]!;
+    errors += cells[base + 1]!;
+    windowSlots[slots++] = base + 2;
   }
   const ok = results - errors;
   let latencyMs: number | null = null;
   if (ok > 0) {
+    // The bin where the cumulative count over the window's buckets reaches the rank.
     const rank = Math.max(1, Math.ceil(percentile * ok));
     let seen = 0;
     for (let b = 0; b < LATENCY_BINS; b++) {
-      seen += bins[b]!;
+      for (let k = 0; k < slots; k++) seen += cells[windowSlots[k]! + b]!;
       if (seen >= rank) {
         latencyMs = latencyBinUpperMs(b);
         break;

@@ -30,14 +30,6 @@ export interface EjectionMark {
   readonly severity: number;
 }
 
-interface Judged {
-  readonly workerId: string;
-  readonly errorRate: number;
-  readonly latencyMs: number | null;
-  readonly lastResultAt: number;
-  readonly active: boolean;
-}
-
 interface Memo {
   resultsVersion: number;
   controlVersion: number;
@@ -75,29 +67,59 @@ export function outliers(state: RouterState, policy: EjectionPolicy): ReadonlyMa
   return marks;
 }
 
-/** Lower median of a sorted array with one instance of `self` left out (when `self` is in it). */
-function medianWithout(sorted: readonly number[], self: number | null): number | null {
+/** Lower median of sorted[0..n) with one instance of `self` left out (when `self` is in it). */
+function medianWithout(sorted: Float64Array, n: number, self: number | null): number | null {
   let pos = -1;
   if (self !== null) {
     // Any instance of an equal value leaves the same multiset.
     let lo = 0;
-    let hi = sorted.length;
+    let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (sorted[mid]! < self) lo = mid + 1;
       else hi = mid;
     }
-    if (lo < sorted.length && sorted[lo] === self) pos = lo;
+    if (lo < n && sorted[lo] === self) pos = lo;
   }
-  const n = pos >= 0 ? sorted.length - 1 : sorted.length;
-  if (n === 0) return null;
-  const k = (n - 1) >> 1;
+  const m = pos >= 0 ? n - 1 : n;
+  if (m === 0) return null;
+  const k = (m - 1) >> 1;
   return sorted[pos >= 0 && k >= pos ? k + 1 : k]!;
+}
+
+/**
+ * The judged workers of a `compute` call, as columns. Module-level scratch reused by every call
+ * (compute is synchronous and never re-entered): the judgement runs after every result a router
+ * folds, and allocating per worker showed in verify's profile. Nothing here outlives a call.
+ */
+const judged = {
+  n: 0,
+  workerId: [] as string[],
+  errorRate: new Float64Array(64),
+  /** NaN: no successful result in the window. */
+  latencyMs: new Float64Array(64),
+  lastResultAt: new Float64Array(64),
+  active: new Uint8Array(64),
+  peerErr: new Float64Array(64),
+  peerLat: new Float64Array(64),
+};
+
+function ensureJudged(n: number): void {
+  if (judged.errorRate.length >= n) return;
+  const size = Math.max(n, judged.errorRate.length * 2);
+  judged.errorRate = new Float64Array(size);
+  judged.latencyMs = new Float64Array(size);
+  judged.lastResultAt = new Float64Array(size);
+  judged.active = new Uint8Array(size);
+  judged.peerErr = new Float64Array(size);
+  judged.peerLat = new Float64Array(size);
 }
 
 function compute(state: RouterState, policy: EjectionPolicy, logBucket: number): ReadonlyMap<string, EjectionMark> {
   const spanBuckets = Math.ceil(policy.windowMs / RESULT_BUCKET_MS);
-  const judged: Judged[] = [];
+  ensureJudged(state.workers.size);
+  const j = judged;
+  let n = 0;
   let live = 0;
   for (const rec of state.workers.values()) {
     if (rec.evicted) continue;
@@ -106,42 +128,46 @@ function compute(state: RouterState, policy: EjectionPolicy, logBucket: number):
     if (w === null) continue;
     const s = cachedStats(w, policy);
     if (s.results < policy.minRequests) continue;
-    judged.push({
-      workerId: rec.workerId,
-      errorRate: s.errors / s.results,
-      latencyMs: s.latencyMs,
-      lastResultAt: w.lastResultAt,
-      active: Math.floor(w.lastResultAt / RESULT_BUCKET_MS) > logBucket - spanBuckets,
-    });
+    j.workerId[n] = rec.workerId;
+    j.errorRate[n] = s.errors / s.results;
+    j.latencyMs[n] = s.latencyMs ?? Number.NaN;
+    j.lastResultAt[n] = w.lastResultAt;
+    j.active[n] = Math.floor(w.lastResultAt / RESULT_BUCKET_MS) > logBucket - spanBuckets ? 1 : 0;
+    n++;
   }
-  if (judged.length === 0) return NONE;
-  const peerErr: number[] = [];
-  const peerLat: number[] = [];
-  for (const j of judged) {
-    if (!j.active) continue;
-    peerErr.push(j.errorRate);
-    if (j.latencyMs !== null) peerLat.push(j.latencyMs);
+  if (n === 0) return NONE;
+  // Peers: the active judged workers, sorted (numbers in [0, 1] and positive latencies: the
+  // typed arrays' numeric sort orders them as `(a, b) => a - b` does).
+  let nErr = 0;
+  let nLat = 0;
+  for (let i = 0; i < n; i++) {
+    if (j.active[i] === 0) continue;
+    j.peerErr[nErr++] = j.errorRate[i]!;
+    if (!Number.isNaN(j.latencyMs[i]!)) j.peerLat[nLat++] = j.latencyMs[i]!;
   }
-  peerErr.sort((a, b) => a - b);
-  peerLat.sort((a, b) => a - b);
+  const peerErr = j.peerErr.subarray(0, nErr).sort();
+  const peerLat = j.peerLat.subarray(0, nLat).sort();
 
-  const found: { workerId: string; mark: EjectionMark }[] = [];
-  for (const j of judged) {
-    const medErr = medianWithout(peerErr, j.active ? j.errorRate : null) ?? 0;
-    const errSeverity = (j.errorRate - medErr) / Math.max(policy.errorRateMargin, 1e-9);
+  let found: { workerId: string; mark: EjectionMark }[] | undefined;
+  for (let i = 0; i < n; i++) {
+    const active = j.active[i] === 1;
+    const errorRate = j.errorRate[i]!;
+    const latencyMs = j.latencyMs[i]!;
+    const medErr = medianWithout(peerErr, nErr, active ? errorRate : null) ?? 0;
+    const errSeverity = (errorRate - medErr) / Math.max(policy.errorRateMargin, 1e-9);
     let latSeverity = 0;
-    if (j.latencyMs !== null && j.latencyMs >= policy.minLatencyMs) {
-      const medLat = medianWithout(peerLat, j.active ? j.latencyMs : null);
-      if (medLat !== null) latSeverity = j.latencyMs / (policy.latencyFactor * Math.max(medLat, 1e-9));
+    if (!Number.isNaN(latencyMs) && latencyMs >= policy.minLatencyMs) {
+      const medLat = medianWithout(peerLat, nLat, active ? latencyMs : null);
+      if (medLat !== null) latSeverity = latencyMs / (policy.latencyFactor * Math.max(medLat, 1e-9));
     }
     if (errSeverity < 1 && latSeverity < 1) continue;
-    found.push({
-      workerId: j.workerId,
-      mark: { tripAt: j.lastResultAt, cause: errSeverity >= latSeverity ? 'ERROR_RATE' : 'LATENCY', severity: Math.max(errSeverity, latSeverity) },
+    (found ??= []).push({
+      workerId: j.workerId[i]!,
+      mark: { tripAt: j.lastResultAt[i]!, cause: errSeverity >= latSeverity ? 'ERROR_RATE' : 'LATENCY', severity: Math.max(errSeverity, latSeverity) },
     });
   }
   const cap = Math.floor(policy.maxEjectedFraction * live);
-  if (found.length === 0 || cap === 0) return NONE;
+  if (found === undefined || cap === 0) return NONE;
   found.sort((a, b) => b.mark.severity - a.mark.severity || (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
   const marks = new Map<string, EjectionMark>();
   for (const f of found.slice(0, cap)) marks.set(f.workerId, f.mark);
