@@ -57,6 +57,69 @@ export function beginsWithEnvelope(schema: unknown): boolean {
 
 const BY_FULL_NAME = new Map<string, EventType>(EVENT_TYPES.map((t) => [EVENT_SCHEMAS[t].fullName, t]));
 
+/** verify's listing of a decision (EnvelopePeeker.listed). */
+export interface ListedEnvelope {
+  occurredAt: number;
+  /** Interned: EnvelopePeeker.producerName. */
+  producer: number;
+  clockSum: number;
+}
+
+/**
+ * Strings interned by their UTF-8 bytes, each with a small id: a string at a reader that was seen
+ * before costs a comparison of its bytes (four at a time), no allocation.
+ */
+class Interner {
+  /** By byte length: the bytes (and as little-endian words) and id of each string interned. */
+  private readonly buckets: { bytes: Buffer; words: Int32Array; id: number }[][] = [];
+  private readonly names: string[] = [];
+
+  /** The id of a string (interned on first sight). */
+  id(name: string): number {
+    let id = this.names.indexOf(name);
+    if (id < 0) {
+      id = this.names.length;
+      this.names.push(name);
+    }
+    return id;
+  }
+
+  name(id: number): string {
+    return this.names[id]!;
+  }
+
+  /** The id of the string at the reader; `view` is a DataView of the reader's buffer. */
+  at(r: Reader, view: DataView): number {
+    const len = r.long();
+    const start = r.pos;
+    const end = start + len;
+    if (len < 0 || end > r.buf.length) throw new RangeError('truncated string');
+    r.pos = end;
+    const buf = r.buf;
+    let bucket = this.buckets[len];
+    if (bucket !== undefined) {
+      for (const t of bucket) {
+        const words = t.words;
+        let w = 0;
+        while (w < words.length && view.getInt32(start + 4 * w, true) === words[w]) w++;
+        if (w < words.length) continue;
+        const b = t.bytes;
+        let i = 4 * w;
+        while (i < len && b[i] === buf[start + i]) i++;
+        if (i === len) return t.id;
+      }
+    } else if (len < 256) this.buckets[len] = bucket = [];
+    const id = this.id(buf.toString('utf8', start, end));
+    if (bucket !== undefined && bucket.length < 8) {
+      const bytes = Buffer.from(buf.subarray(start, end));
+      const words = new Int32Array(len >> 2);
+      for (let w = 0; w < words.length; w++) words[w] = bytes.readInt32LE(4 * w);
+      bucket.push({ bytes, words, id });
+    }
+    return id;
+  }
+}
+
 /**
  * A clock read without an object per entry (verify reads one per decision): entry i names the
  * interned topic `topic[i]` (EnvelopePeeker.topicName), `partition[i]` and `offset[i]`. Reused.
@@ -120,6 +183,12 @@ class Reader {
     const len = this.long();
     if (len < 0 || this.pos + len > this.buf.length) throw new RangeError('truncated string');
     this.pos += len;
+  }
+
+  skipNullableString(): void {
+    const branch = this.long();
+    if (branch === 1) this.skipString();
+    else if (branch !== 0) throw new RangeError(`bad union branch ${branch}`);
   }
 
   nullableString(): string | null {
@@ -231,23 +300,66 @@ export class EnvelopePeeker {
   /** A compact clock as ClockEntry objects. */
   entries(c: CompactClock): ClockEntry[] {
     const out: ClockEntry[] = new Array<ClockEntry>(c.n);
-    for (let i = 0; i < c.n; i++) out[i] = { topic: this.topicNames[c.topic[i]!]!, partition: c.partition[i]!, offset: c.offset[i]! };
+    const topics = this.topics;
+    for (let i = 0; i < c.n; i++) out[i] = { topic: topics.name(c.topic[i]!), partition: c.partition[i]!, offset: c.offset[i]! };
     return out;
   }
 
+  /** Topic names of clocks, interned: a clock names the same few topics over and over. */
+  private readonly topics = new Interner();
+  /** Producers of listed decisions, interned. */
+  private readonly producers = new Interner();
+
   /** The id of a topic name (interned on first sight). */
   topicId(name: string): number {
-    let id = this.topicNames.indexOf(name);
-    if (id < 0) {
-      id = this.topicNames.length;
-      this.topicNames.push(name);
-    }
-    return id;
+    return this.topics.id(name);
   }
 
   /** The name of an interned topic id (`CompactClock.topic`). */
   topicName(id: number): string {
-    return this.topicNames[id]!;
+    return this.topics.name(id);
+  }
+
+  /** The name of an interned producer id (`ListedEnvelope.producer`). */
+  producerName(id: number): string {
+    return this.producers.name(id);
+  }
+
+  /**
+   * What verify's listing needs of a decision, into `into`, without making a string: occurredAt,
+   * the producer (an interned id), Σ clock offsets. False when the value is not readable.
+   */
+  listed(value: Buffer | null, into: ListedEnvelope): boolean {
+    const type = this.typeOf(value);
+    if (type === null || type === undefined) return false;
+    const r = new Reader(value!);
+    r.pos = WIRE_HEADER_BYTES;
+    try {
+      r.skipString(); // eventId
+      into.occurredAt = r.long();
+      r.skipNullableString(); // requestId
+      r.skipNullableString(); // traceId
+      into.producer = this.producers.at(r, new DataView(value!.buffer, value!.byteOffset, value!.byteLength));
+      r.skipNullableString(); // causationId
+      let clockSum = 0;
+      for (;;) {
+        let count = r.long();
+        if (count === 0) break;
+        if (count < 0) {
+          count = -count;
+          r.long();
+        }
+        for (let i = 0; i < count; i++) {
+          r.skipString(); // topic
+          r.long(); // partition
+          clockSum += r.long();
+        }
+      }
+      into.clockSum = clockSum;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -277,7 +389,7 @@ export class EnvelopePeeker {
           r.long();
         }
         for (let i = 0; i < count; i++) {
-          const topic = this.topicAt(r, view);
+          const topic = this.topics.at(r, view);
           const partition = r.long();
           const offset = r.long();
           into.push(topic, partition, offset);
@@ -288,42 +400,6 @@ export class EnvelopePeeker {
       into.n = 0;
       return false;
     }
-  }
-
-  /** Interned topic names by byte length; their ids index `topicNames`. */
-  private readonly topics: { bytes: Buffer; words: Int32Array; id: number }[][] = [];
-  private readonly topicNames: string[] = [];
-
-  /** A topic name at the reader, interned by its bytes (no allocation for a name seen before): its id. */
-  private topicAt(r: Reader, view: DataView): number {
-    const len = r.long();
-    const start = r.pos;
-    const end = start + len;
-    if (len < 0 || end > r.buf.length) throw new RangeError('truncated string');
-    r.pos = end;
-    const buf = r.buf;
-    let bucket = this.topics[len];
-    if (bucket !== undefined) {
-      for (const t of bucket) {
-        // Four bytes at a time, then the rest.
-        const words = t.words;
-        let w = 0;
-        while (w < words.length && view.getInt32(start + 4 * w, true) === words[w]) w++;
-        if (w < words.length) continue;
-        const b = t.bytes;
-        let i = 4 * w;
-        while (i < len && b[i] === buf[start + i]) i++;
-        if (i === len) return t.id;
-      }
-    } else if (len < 256) this.topics[len] = bucket = [];
-    const id = this.topicId(buf.toString('utf8', start, end));
-    if (bucket !== undefined && bucket.length < 8) {
-      const bytes = Buffer.from(buf.subarray(start, end));
-      const words = new Int32Array(len >> 2);
-      for (let w = 0; w < words.length; w++) words[w] = bytes.readInt32LE(4 * w);
-      bucket.push({ bytes, words, id });
-    }
-    return id;
   }
 
   /** The requestId alone (the index reads nothing else): cheaper than `peek`. Undefined when the value is not readable. */

@@ -6,7 +6,7 @@ import { EventCodec, eventType } from '../schemas/codec.js';
 import { EVENT_SCHEMAS } from '../schemas/generated/events.js';
 import { frame } from '../schemas/wire.js';
 import { fixturePaths } from '../scripts/gen-fixtures.js';
-import { beginsWithEnvelope, EnvelopePeeker } from './envelope.js';
+import { beginsWithEnvelope, CompactClock, EnvelopePeeker } from './envelope.js';
 
 /**
  * The envelope reader agrees with the codec on every golden schema fixture (every event, every
@@ -41,6 +41,15 @@ describe('EnvelopePeeker', () => {
       clockSum: event.clock.reduce((a, c) => a + c.offset, 0),
     });
     expect(peeker.requestId(wire)).toEqual({ type: event.type, requestId: event.requestId, occurredAt: event.occurredAt });
+    // verify's listing and compact clocks read the same.
+    const listed = { occurredAt: 0, producer: -1, clockSum: 0 };
+    expect(peeker.listed(wire, listed)).toBe(true);
+    expect({ occurredAt: listed.occurredAt, producer: peeker.producerName(listed.producer), clockSum: listed.clockSum }).toEqual({ occurredAt: env.occurredAt, producer: env.producer, clockSum: env.clockSum });
+    const compact = new CompactClock();
+    expect(peeker.readClock(wire, compact)).toBe(true);
+    expect(peeker.entries(compact)).toEqual(event.clock);
+    expect(peeker.clock(wire)).toEqual(event.clock);
+    expect(compact.sum).toBe(env.clockSum);
   });
 
   it('reads longs at the edges (negative, past 2^31, up to 2^53) and clocks in several blocks', async () => {
@@ -73,6 +82,10 @@ describe('EnvelopePeeker', () => {
     const blocks = Buffer.concat([Buffer.from([3, (2 * entry.length) * 2]), entry, entry, Buffer.from([2]), entry, Buffer.from([0])]);
     const wire = frame(codec.schemaId('WorkerDraining'), Buffer.concat([prefix, blocks, one.subarray(9)]));
     expect(peeker.peek(wire)).toMatchObject({ clockEntries: 3, clockSum: 30 });
+    const listed = { occurredAt: 0, producer: -1, clockSum: 0 };
+    expect(peeker.listed(wire, listed) && listed.clockSum).toBe(30);
+    const compact = new CompactClock();
+    expect(peeker.readClock(wire, compact) && peeker.entries(compact)).toEqual([1, 2, 3].map(() => ({ topic: 't', partition: 2, offset: 10 })));
     expect(await codec.decode(wire)).toMatchObject({ clock: [{ partition: 2, offset: 10 }, { partition: 2, offset: 10 }, { partition: 2, offset: 10 }] });
   });
 
@@ -84,6 +97,18 @@ describe('EnvelopePeeker', () => {
     expect(peeker.peek(null)).toBeNull();
     expect(peeker.peek(Buffer.from('not avro'))).toBeNull();
     expect(peeker.peek(good.subarray(0, 8))).toBeNull(); // truncated
+    const listed = { occurredAt: 0, producer: -1, clockSum: 0 };
+    const compact = new CompactClock();
+    for (const bad of [null, Buffer.from('not avro'), good.subarray(0, 8), frame(9999, Buffer.from([0]))]) {
+      expect(peeker.listed(bad, listed)).toBe(false);
+      expect(peeker.readClock(bad, compact)).toBe(false);
+      expect(peeker.clock(bad)).toBeNull();
+    }
+    // A union branch that is neither null nor a string (requestId) is not an envelope.
+    const badBranch = Buffer.from(good);
+    badBranch[5 + 2 + 1] = 4;
+    expect(peeker.peek(badBranch)).toBeNull();
+    expect(peeker.listed(badBranch, listed)).toBe(false);
     expect(peeker.typeOf(frame(9999, Buffer.from([0])))).toBeUndefined(); // unknown id: resolve first
     expect(await peeker.resolve(9999)).toBeNull();
     expect(peeker.peek(frame(9999, Buffer.from([0])))).toBeNull();

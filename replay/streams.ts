@@ -47,19 +47,34 @@ export class SharedPartition {
     this.consumers.delete(c);
   }
 
-  /** The record at an index when already loaded; null past the end; undefined when it must be loaded (`load`). */
+  /**
+   * The record at an index when already loaded; null past the end; undefined when it must be
+   * loaded (`load`). A reader half-way through the last chunk loaded starts the next read, so it is
+   * usually there by the time it is needed (the log reads while this thread works).
+   */
   at(index: number): LogRecord | null | undefined {
     const i = index - this.base;
     if (i < 0) throw new RangeError(`${this.topic}/${this.partition}: record ${index} was already dropped`);
-    if (i < this.records.length) return this.records[i]!;
+    if (i < this.records.length) {
+      const record = this.records[i]!;
+      if (i >= this.readAheadAt && this.loading === undefined && this.fetchFrom < this.end) {
+        // (`load` may drop records every reader has passed, so the record is taken first.) A
+        // failed read ahead is forgotten: the next `load` tries again and reports it.
+        this.load(index).catch(() => {});
+      }
+      return record;
+    }
     return this.fetchFrom >= this.end ? null : undefined;
   }
 
-  /** Load the next chunk (concurrent callers share one read). */
-  load(): Promise<void> {
+  /** Index into `records` from which `at` starts the next read. */
+  private readAheadAt = Infinity;
+
+  /** Load the next chunk (concurrent callers share one read), keeping the records from index `keep` on. */
+  load(keep = Infinity): Promise<void> {
     this.loading ??= (async () => {
       try {
-        this.trim();
+        this.trim(keep);
         if (this.fetchFrom >= this.end) return;
         const batch = await this.source.log.read({ topic: this.topic, partition: this.partition, from: this.fetchFrom, to: this.end, maxRecords: this.chunk });
         const last = batch[batch.length - 1];
@@ -68,6 +83,7 @@ export class SharedPartition {
           this.records.push(r);
           this.events.push(undefined);
         }
+        this.readAheadAt = this.records.length - (this.chunk >> 1);
       } finally {
         this.loading = undefined;
       }
@@ -129,9 +145,9 @@ export class SharedPartition {
     return e;
   }
 
-  /** Drop the records every consumer has passed. */
-  private trim(): void {
-    let min = Infinity;
+  /** Drop the records every consumer has passed (and below `keep`). */
+  private trim(keep: number): void {
+    let min = keep;
     for (const c of this.consumers) if (c.index < min) min = c.index;
     if (min === Infinity) min = this.base + this.records.length;
     const drop = min - this.base;
@@ -139,6 +155,7 @@ export class SharedPartition {
     this.records = this.records.slice(drop);
     this.events = this.events.slice(drop);
     this.base = min;
+    this.readAheadAt -= drop;
   }
 }
 

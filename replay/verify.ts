@@ -1,4 +1,4 @@
-import type { RecordPosition } from '../lib/log/port.js';
+import type { LogRecord, ReadRange, RecordPosition } from '../lib/log/port.js';
 import { partitionForKey } from '../lib/log/partitioner.js';
 import { eventType } from '../schemas/codec.js';
 import { EVENT_SCHEMAS, type ClockEntry, type InferenceRequested, type SwitchyardEvent } from '../schemas/generated/events.js';
@@ -6,11 +6,11 @@ import { WIRE_HEADER_BYTES } from '../schemas/wire.js';
 import { decide, routeCommandFromDecision, type DecisionCommandFields, type RouteCommand, type RouterDecision } from '../services/router/decide.js';
 import { ALL_BUT_CLOCK, FULL, type FoldDecoder } from './decoder.js';
 import { deepEqual, diffValues, type FieldDiff } from './diff.js';
-import { CompactClock, EnvelopePeeker } from './envelope.js';
+import { CompactClock, EnvelopePeeker, type ListedEnvelope } from './envelope.js';
 import { ClockFold } from './fold.js';
 import { RecordBytes } from './match.js';
 import { RequestIndex } from './request-index.js';
-import { planScan, scanRecords, type OffsetBound, type ProgressFn, type TimeWindow } from './scan.js';
+import { planScan, scanRecords, type OffsetBound, type PartitionRange, type ProgressFn, type TimeWindow } from './scan.js';
 import { RecordStreams } from './streams.js';
 import { decodeRecord, readAt, type LogSource } from './source.js';
 
@@ -180,45 +180,78 @@ export async function listDecisions(source: LogSource, o: VerifyOptions = {}): P
   const topicNames = DECISION_TOPICS.map((t) => source.topics[t].name);
   const producersWanted = o.producers === undefined ? undefined : new Set(o.producers);
   const list = emptyList();
-  const producerIds = new Map<string, number>();
+  /** Peeker's producer id → index in list.producers (-1: not wanted). */
+  const producerIds: number[] = [];
   const wanted = new Map<string, WantedRequest>(); // by causationId (or requestId when none)
-  const { ranges } = await planScan(source, topicNames, { from: o.from, to: o.to, offsets: o.offsets, slackMs: o.slackMs });
+  const { ranges, total } = await planScan(source, topicNames, { from: o.from, to: o.to, offsets: o.offsets, slackMs: o.slackMs });
   const { peeker } = source;
-  for await (const batch of scanRecords(source, ranges, { onProgress: o.onProgress, phase: 'list decisions' })) {
+  const env: ListedEnvelope = { occurredAt: 0, producer: 0, clockSum: 0 };
+  let done = 0;
+  o.onProgress?.({ phase: 'list decisions', done, total });
+  for await (const batch of readAhead(source, ranges)) {
+    const topic = topicNames.indexOf(batch[0]!.topic);
     for (const record of batch) {
       let type = peeker.typeOf(record.value);
       if (type === undefined) type = await peeker.resolve(record.value!.readInt32BE(1));
       if (type !== 'RequestRouted' && type !== 'RequestRejected') continue;
-      const env = peeker.peek(record.value);
-      if (env === null) {
+      if (!peeker.listed(record.value, env)) {
         list.unreadable++;
         continue;
       }
       if ((o.from !== undefined && env.occurredAt < o.from) || (o.to !== undefined && env.occurredAt > o.to)) continue;
-      if (producersWanted !== undefined && !producersWanted.has(env.producer)) continue;
-      let p = producerIds.get(env.producer);
+      let p = producerIds[env.producer];
       if (p === undefined) {
-        p = list.producers.length;
-        list.producers.push(env.producer);
-        producerIds.set(env.producer, p);
+        const name = peeker.producerName(env.producer);
+        p = producersWanted !== undefined && !producersWanted.has(name) ? -1 : list.producers.push(name) - 1;
+        producerIds[env.producer] = p;
       }
+      if (p < 0) continue;
       list.producer.push(p);
       list.clockSum.push(env.clockSum);
       list.occurredAt.push(env.occurredAt);
-      list.topic.push(topicNames.indexOf(record.topic));
+      list.topic.push(topic);
       list.partition.push(record.partition);
       list.offset.push(record.offset);
       list.n++;
-      if (type === 'RequestRejected' && env.requestId !== null) {
+      const full = type === 'RequestRejected' ? peeker.peek(record.value) : null;
+      if (full !== null && full.requestId !== null) {
         // The session decides the request's partition; only a full decode has it (rejections are few).
         const d = await decodeRecord(source, record);
         const sessionId = d.ok && d.event.type === 'RequestRejected' ? d.event.sessionId : null;
-        wanted.set(env.causationId ?? env.requestId, { requestId: env.requestId, sessionId, causationId: env.causationId, at: env.occurredAt });
+        wanted.set(full.causationId ?? full.requestId, { requestId: full.requestId, sessionId, causationId: full.causationId, at: full.occurredAt });
       }
     }
+    done += batch.length;
+    o.onProgress?.({ phase: 'list decisions', done, total });
   }
   const requests = await findWantedRequests(source, [...wanted.values()], o);
   return { list, requests, listMs: performance.now() - t0 };
+}
+
+/**
+ * The records of `ranges` in order, in batches of at most `chunk` offsets, with up to `ahead`
+ * reads under way while a batch is handled: each read is a window of offsets of its own, so they
+ * need not wait for each other (a window with gaps — compaction — just returns fewer records).
+ */
+async function* readAhead(source: LogSource, ranges: readonly PartitionRange[], chunk = 4_000, ahead = 2): AsyncGenerator<LogRecord[]> {
+  const windows: ReadRange[] = [];
+  for (const r of ranges) for (let from = r.from; from < r.to; from += chunk) windows.push({ topic: r.topic, partition: r.partition, from, to: Math.min(r.to, from + chunk), maxRecords: chunk });
+  const reads: Promise<LogRecord[]>[] = [];
+  let issued = 0;
+  const issue = () => {
+    while (issued < windows.length && reads.length < ahead) {
+      const read = source.log.read(windows[issued++]!);
+      // Awaited in turn; until then a failure must not count as unhandled.
+      read.catch(() => {});
+      reads.push(read);
+    }
+  };
+  issue();
+  while (reads.length > 0) {
+    const batch = await reads.shift()!;
+    issue();
+    if (batch.length > 0) yield batch;
+  }
 }
 
 /** `replay verify` in this thread: list the decisions, then verify them all. */
