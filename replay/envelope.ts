@@ -298,10 +298,21 @@ export class EnvelopePeeker {
   }
 
   /** A compact clock as ClockEntry objects. */
-  entries(c: CompactClock): ClockEntry[] {
+  /**
+   * A compact clock as ClockEntry objects. Entries equal to the same entry of `previous` are that
+   * very object (clocks are never modified; one router's consecutive clocks differ in a few
+   * partitions only, and verify makes one per decision).
+   */
+  entries(c: CompactClock, previous?: readonly ClockEntry[]): ClockEntry[] {
     const out: ClockEntry[] = new Array<ClockEntry>(c.n);
     const topics = this.topics;
-    for (let i = 0; i < c.n; i++) out[i] = { topic: topics.name(c.topic[i]!), partition: c.partition[i]!, offset: c.offset[i]! };
+    for (let i = 0; i < c.n; i++) {
+      const topic = topics.name(c.topic[i]!);
+      const partition = c.partition[i]!;
+      const offset = c.offset[i]!;
+      const last = previous?.[i];
+      out[i] = last !== undefined && last.offset === offset && last.partition === partition && last.topic === topic ? last : { topic, partition, offset };
+    }
     return out;
   }
 

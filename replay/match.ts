@@ -67,13 +67,11 @@ function isRecordLike(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
-/** No key of `v` besides `names` holds a value (deepEqual treats a missing key as undefined). */
-function onlyKeys(v: Record<string, unknown>, names: ReadonlySet<string>): boolean {
-  for (const k in v) if (v[k] !== undefined && !names.has(k)) return false;
-  return true;
-}
-
-/** Keys of `v` that hold a value. */
+/**
+ * Keys of `v` that hold a value (own or inherited, as `for … in` and deepEqual see them). Once
+ * every field of a record has matched — so holds a value — `v` has no other key that holds one
+ * exactly when this is the number of fields (deepEqual treats a missing key as undefined).
+ */
 function definedKeys(v: Record<string, unknown>): number {
   let n = 0;
   for (const k in v) if (v[k] !== undefined) n++;
@@ -102,6 +100,8 @@ type Mode = 'skip' | 'read' | 'match';
 class Generator {
   private vars = 0;
   private readonly constants: unknown[] = [];
+  /** Some generated code reads a float or double (through the DataView). */
+  usesView = false;
   private readonly functions: string[] = [];
   private readonly named = { skip: new Map<AvroNode, string>(), read: new Map<AvroNode, string>(), match: new Map<AvroNode, string>() };
 
@@ -194,8 +194,10 @@ class Generator {
       case 'long':
         return this.long(out, bad);
       case 'float':
+        this.usesView = true;
         return `if (pos + 4 > end) ${bad} ${out} = dv.getFloat32(pos, true); pos += 4;`;
       case 'double':
+        this.usesView = true;
         return `if (pos + 8 > end) ${bad} ${out} = dv.getFloat64(pos, true); pos += 8;`;
       case 'string':
       case 'bytes': {
@@ -247,6 +249,7 @@ class Generator {
       case 'float':
       case 'double': {
         const [size, get] = t.typeName === 'double' ? [8, 'getFloat64'] : [4, 'getFloat32'];
+        this.usesView = true;
         // As deepEqual: by value (0 equals -0), and NaN equals NaN.
         return `if (pos + ${size} > end) ${FAIL} { const ${x} = dv.${get}(pos, true); pos += ${size}; if (${x} !== ${v} && !(${x} !== ${x} && ${v} !== ${v})) ${FAIL} }`;
       }
@@ -289,12 +292,11 @@ class Generator {
       }
       case 'record': {
         const fn = this.recordFunction(t, 'match', (name) => {
-          const names = this.constant(new Set(t.fields!.map((f) => f.name)));
           const fields = t.fields!.map((f) => {
             const fv = this.fresh('f');
             return `{ const ${fv} = ${Generator.prop('v', f.name)}; ${this.match(f.type, fv)} }`;
           });
-          return `function ${name}(buf, pos, end, dv, v) {\nif (!isRecordLike(v)) ${FAIL}\n${fields.join('\n')}\nreturn onlyKeys(v, ${names}) ? pos : -1;\n}`;
+          return `function ${name}(buf, pos, end, dv, v) {\nif (!isRecordLike(v)) ${FAIL}\n${fields.join('\n')}\nreturn definedKeys(v) === ${t.fields!.length} ? pos : -1;\n}`;
         });
         return `pos = ${fn}(buf, pos, end, dv, ${v}); if (pos < 0) ${FAIL}`;
       }
@@ -307,8 +309,8 @@ class Generator {
   build<T>(main: string): T {
     const body = `${this.functions.join('\n')}\nreturn ${main};`;
     const names = this.constants.map((_, i) => `k${i}`);
-    const make = new Function('at', 'longAt', 'stringIs', 'isRecordLike', 'onlyKeys', 'definedKeys', ...names, body);
-    return make(at, longAt, stringIs, isRecordLike, onlyKeys, definedKeys, ...this.constants) as T;
+    const make = new Function('at', 'longAt', 'stringIs', 'isRecordLike', 'definedKeys', ...names, body);
+    return make(at, longAt, stringIs, isRecordLike, definedKeys, ...this.constants) as T;
   }
 }
 
@@ -317,8 +319,11 @@ class Generator {
  * against all of them. The value of an event also carries its `type`, which is not in the bytes.
  */
 export class RecordBytes {
-  private readonly readWanted: (buf: Buffer, pos: number, end: number, dv: DataView) => Record<string, unknown>;
-  private readonly matchAll: (buf: Buffer, pos: number, end: number, dv: DataView, v: Record<string, unknown>, same: Readonly<Record<string, unknown>> | undefined) => number;
+  private readonly readWanted: (buf: Buffer, pos: number, end: number, dv: DataView | undefined) => Record<string, unknown>;
+  private readonly matchAll: (buf: Buffer, pos: number, end: number, dv: DataView | undefined, v: Record<string, unknown>, same: Readonly<Record<string, unknown>> | undefined) => number;
+  /** Whether `read` and `matches` read floats (a DataView of the bytes is made only then). */
+  private readonly readView: boolean;
+  private readonly matchView: boolean;
 
   /**
    * @param type the writer schema of the bytes (a record)
@@ -341,10 +346,10 @@ export class RecordBytes {
       const x = reader.fresh('f');
       return `{ let ${x}; ${reader.read(f.type, x)} out[${JSON.stringify(f.name)}] = ${x}; }`;
     });
+    this.readView = reader.usesView;
     this.readWanted = reader.build(`function read(buf, pos, end, dv) {\nconst out = { type: ${JSON.stringify(eventType)} };\n${reads.join('\n')}\nif (pos !== end) throw new RangeError('trailing bytes');\nreturn out;\n}`);
 
     const matcher = new Generator();
-    const names = matcher.constant(new Set([...fields.map((f) => f.name), 'type']));
     const checks = fields.map((f) => {
       const fv = matcher.fresh('f');
       const name = JSON.stringify(f.name);
@@ -354,12 +359,13 @@ export class RecordBytes {
         if (same !== undefined && same[${name}] === ${fv} && ${fv} !== undefined) { ${matcher.skip(f.type, FAIL)} }
         else { ${matcher.match(f.type, fv)} } }`;
     });
-    this.matchAll = matcher.build(`function match(buf, pos, end, dv, v, same) {\n${checks.join('\n')}\nreturn pos === end && onlyKeys(v, ${names}) ? pos : -1;\n}`);
+    this.matchView = matcher.usesView;
+    this.matchAll = matcher.build(`function match(buf, pos, end, dv, v, same) {\n${checks.join('\n')}\nreturn pos === end && definedKeys(v) === ${fields.length + 1} ? pos : -1;\n}`);
   }
 
   /** The wanted fields of the record filling `buf[start..]`, and `type` (throws RangeError when it does not read). */
   read(buf: Buffer, start: number): Record<string, unknown> {
-    return this.readWanted(buf, start, buf.length, new DataView(buf.buffer, buf.byteOffset, buf.byteLength));
+    return this.readWanted(buf, start, buf.length, this.readView ? new DataView(buf.buffer, buf.byteOffset, buf.byteLength) : undefined);
   }
 
   /**
@@ -370,6 +376,6 @@ export class RecordBytes {
    */
   matches(value: unknown, buf: Buffer, start: number, same?: Readonly<Record<string, unknown>>): boolean {
     if (!isRecordLike(value) || value['type'] !== this.eventType) return false;
-    return this.matchAll(buf, start, buf.length, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), value, same) >= 0;
+    return this.matchAll(buf, start, buf.length, this.matchView ? new DataView(buf.buffer, buf.byteOffset, buf.byteLength) : undefined, value, same) >= 0;
   }
 }

@@ -145,6 +145,15 @@ export class SharedPartition {
     return e;
   }
 
+  /**
+   * Give a loaded record's event to the folds before they decode it (verify reads each decision in
+   * place and hands the folds what it read; it must hold every field the fold's decode would).
+   */
+  offer(index: number, event: SwitchyardEvent): void {
+    const i = index - this.base;
+    if (i >= 0 && i < this.events.length && this.events[i] === undefined) this.events[i] = event;
+  }
+
   /** Drop the records every consumer has passed (and below `keep`). */
   private trim(keep: number): void {
     let min = keep;

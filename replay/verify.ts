@@ -378,15 +378,17 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
   /** The decision's lean fields and clock (into `clock`), when it has a fast path. */
   const leanOf = (value: Buffer | null): { lean: LeanDecision; bytes: RecordBytes } | undefined => {
     const bytes = fast.get(EnvelopePeeker.schemaId(value));
-    if (bytes === undefined || !peeker.readClock(value, clock)) return undefined;
+    if (bytes === undefined || bytes.eventType === 'InferenceRequested' || !peeker.readClock(value, clock)) return undefined;
     try {
       return { lean: bytes.read(value!, WIRE_HEADER_BYTES) as unknown as LeanDecision, bytes };
     } catch {
       return undefined;
     }
   };
-  const decideAndMatch = (fold: ClockFold, lean: LeanDecision, request: InferenceRequested, bytes: RecordBytes, value: Buffer): boolean => {
-    lean.clock = peeker.entries(clock);
+  /** Each router's last clock, whose unchanged entries the next one shares. */
+  const lastClock: ClockEntry[][] = [];
+  const decideAndMatch = (p: number, fold: ClockFold, lean: LeanDecision, request: InferenceRequested, bytes: RecordBytes, value: Buffer): boolean => {
+    lean.clock = lastClock[p] = peeker.entries(clock, lastClock[p]);
     let command: RouteCommand;
     try {
       command = routeCommandFromDecision(lean, request);
@@ -405,6 +407,9 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
     const found = leanOf(value);
     if (found === undefined) return false;
     const { lean, bytes } = found;
+    // The folds need not decode it again (the fold's projection of a RequestRouted is a subset;
+    // RequestRejected the folds ignore).
+    if (lean.type === 'RequestRouted') stream!.offer(index, lean as unknown as SwitchyardEvent);
     let request: InferenceRequested | null | undefined;
     if (lean.type === 'RequestRouted' && lean.request !== null) {
       request = requestNow(lean.request, lean.causationId);
@@ -414,7 +419,7 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
     if (request == null) return false;
     const fold = folds[p]!;
     if (!fold.canReachCompact(clock) || fold.advanceLoaded(clock) !== undefined) return undefined;
-    return decideAndMatch(fold, lean, request, bytes, value!);
+    return decideAndMatch(p, fold, lean, request, bytes, value!);
   };
   /** The request at a position without waiting: null when it is not the one the decision names, undefined when it must be read first. */
   const requestNow = (pos: RecordPosition, eventId: string | null): InferenceRequested | null | undefined => {
@@ -422,8 +427,20 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
     const index = stream?.findLoaded(pos.offset);
     if (index === undefined) return undefined;
     const value = stream!.at(index)!.value;
-    if (requestDecoder.needsPrepare(value)) return undefined;
-    const event = requestDecoder.decode(value);
+    // Read in place when written with the local schema (a value read wrongly could only make the
+    // decision differ, and the full path then reads it with the codec's decoder).
+    let event: SwitchyardEvent | null;
+    const bytes = fast.get(EnvelopePeeker.schemaId(value));
+    if (bytes?.eventType === 'InferenceRequested') {
+      try {
+        event = bytes.read(value!, WIRE_HEADER_BYTES) as unknown as SwitchyardEvent;
+      } catch {
+        event = null;
+      }
+    } else {
+      if (requestDecoder.needsPrepare(value)) return undefined;
+      event = requestDecoder.decode(value);
+    }
     return event?.type === 'InferenceRequested' && event.eventId === eventId ? event : null;
   };
   /** The fast path, reading what it needs. */
@@ -444,7 +461,7 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
       stats[p]!.rebuilds++;
     }
     for (let wait = fold.advanceLoaded(clock); wait !== undefined; wait = fold.advanceLoaded(clock)) await wait;
-    return decideAndMatch(fold, lean, request, bytes, record!.value!);
+    return decideAndMatch(p, fold, lean, request, bytes, record!.value!);
   };
 
   /** The request at a position, when it is the one the decision names. */
@@ -538,22 +555,32 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
 type LeanDecision = DecisionCommandFields & Pick<RouterDecision, 'requestId' | 'causationId' | 'sessionId'>;
 
 const LEAN_FIELDS: Record<RouterDecision['type'], readonly string[]> = {
-  RequestRouted: ['eventId', 'occurredAt', 'requestId', 'producer', 'causationId', 'sessionId', 'pendingDecisions', 'policyVersion', 'attempt', 'previousWorkerId', 'request'],
+  // workerId too: the folds take the lean decision as their event (it holds what `evolve` reads).
+  RequestRouted: ['eventId', 'occurredAt', 'requestId', 'producer', 'causationId', 'workerId', 'sessionId', 'pendingDecisions', 'policyVersion', 'attempt', 'previousWorkerId', 'request'],
   RequestRejected: ['eventId', 'occurredAt', 'requestId', 'producer', 'causationId', 'sessionId', 'candidates', 'pendingDecisions', 'policyVersion', 'attempt'],
 };
 
 /**
- * Readers of the decisions this codec writes, by schema id — only where the registered schema is
- * the local one, whose shape `decide`'s events have (another writer version takes the full path).
+ * Fields of a request `decide` does not read, left out by the fast path (should decide start to
+ * read one, its decisions would differ there and take the full path, which decodes everything).
+ */
+const REQUEST_UNREAD: ReadonlySet<string> = new Set(['occurredAt', 'producer', 'causationId', 'clock', 'replyTopic']);
+
+/**
+ * Readers of the decisions (and requests) this codec writes, by schema id — only where the
+ * registered schema is the local one, whose shape `decide`'s events have (another writer version
+ * takes the full path).
  */
 async function commandReaders(source: LogSource): Promise<Map<number, RecordBytes>> {
   const out = new Map<number, RecordBytes>();
-  for (const type of ['RequestRouted', 'RequestRejected'] as const) {
+  for (const type of ['RequestRouted', 'RequestRejected', 'InferenceRequested'] as const) {
     try {
       const id = source.codec.schemaId(type);
       const registered = JSON.stringify(JSON.parse(await source.registry.getById(id)));
       if (registered !== JSON.stringify(JSON.parse(EVENT_SCHEMAS[type].schema))) continue;
-      out.set(id, new RecordBytes(eventType(registered), type, LEAN_FIELDS[type]));
+      const writer = eventType(registered);
+      const fields = type === 'InferenceRequested' ? (writer as unknown as { fields: { name: string }[] }).fields.map((f) => f.name).filter((f) => !REQUEST_UNREAD.has(f)) : LEAN_FIELDS[type];
+      out.set(id, new RecordBytes(writer, type, fields));
     } catch {
       // No fast path for this type: every decision of it takes the full path.
     }
