@@ -93,7 +93,15 @@ export class ArchiveLog implements EventLog {
   /** Records fetched by index lookups, by position. */
   private readonly primed = new LRUCache<string, LogRecord>({ max: 10_000 });
 
-  constructor(private readonly store: AnalyticsStore) {}
+  private readonly readAhead: number;
+
+  /** @param o.readAhead records a scan's query fetches at least (tests make it small to cross blocks). @default 5000 */
+  constructor(
+    private readonly store: AnalyticsStore,
+    o: { readAhead?: number } = {},
+  ) {
+    this.readAhead = limitOf(o.readAhead ?? READ_AHEAD);
+  }
 
   async ensureTopics(): Promise<void> {
     throw readOnly('creating topics');
@@ -158,21 +166,25 @@ export class ArchiveLog implements EventLog {
       return this.query(topic, partition, from, to, 1);
     }
     const key = `${topic}\u0000${partition}`;
-    let block = this.blocks.get(key);
-    if (block === undefined || from < block.from || from >= block.end) {
-      const limit = Math.max(maxRecords, READ_AHEAD);
-      const records = await this.query(topic, partition, from, undefined, limit);
-      const last = records[records.length - 1];
-      block = { from, end: last === undefined ? from : last.offset + 1, records };
-      if (records.length > 0) this.blocks.set(key, block, { size: records.length });
-    }
     const out: LogRecord[] = [];
-    const records = block.records;
-    let i = lowerBound(records, from);
-    for (; i < records.length && out.length < maxRecords; i++) {
-      const r = records[i]!;
-      if (to !== undefined && r.offset >= to) break;
-      out.push(r);
+    // Every record of [from, to) up to maxRecords, like the log: a block that ends early is followed by the next.
+    let at = from;
+    while (out.length < maxRecords && (to === undefined || at < to)) {
+      let block = this.blocks.get(key);
+      if (block === undefined || at < block.from || at >= block.end) {
+        const records = await this.query(topic, partition, at, undefined, Math.max(maxRecords - out.length, this.readAhead));
+        const last = records[records.length - 1];
+        if (last === undefined) break;
+        block = { from: at, end: last.offset + 1, records };
+        this.blocks.set(key, block, { size: records.length });
+      }
+      const records = block.records;
+      for (let i = lowerBound(records, at); i < records.length && out.length < maxRecords; i++) {
+        const r = records[i]!;
+        if (to !== undefined && r.offset >= to) break;
+        out.push(r);
+      }
+      at = block.end;
     }
     return out;
   }

@@ -167,18 +167,20 @@ export interface OpenArchiveSourceOptions {
   description?: string;
   /** Close the store with the source. @default false */
   ownsStore?: boolean;
+  /** Records a scan's query reads at least (see `ArchiveLog`). @default 5000 */
+  readAhead?: number;
 }
 
 /**
  * The sink's log archive in ClickHouse as a replay source (replay/archive.ts): decoded with the
  * schemas archived beside the records, looked up through `log_ids`.
  */
-export async function openArchiveSource(store: AnalyticsStore, { topicPrefix = 'switchyard.', description, ownsStore = false }: OpenArchiveSourceOptions = {}): Promise<LogSource> {
+export async function openArchiveSource(store: AnalyticsStore, { topicPrefix = 'switchyard.', description, ownsStore = false, readAhead }: OpenArchiveSourceOptions = {}): Promise<LogSource> {
   const closeStore = async () => {
     if (ownsStore) await store.close();
   };
   try {
-    const log = new ArchiveLog(store);
+    const log = new ArchiveLog(store, { readAhead });
     const registry = await ArchiveRegistry.open(store);
     const codec = await EventCodec.create({ registry });
     return await logSourceFrom({
