@@ -6,7 +6,6 @@ import type { EventLog, LogRecord, ReadRange, TopicSpec } from '../lib/log/port.
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import type { InferenceRequested } from '../schemas/generated/events.js';
 import { ReplayError } from './errors.js';
-import type { ProgressFn } from './scan.js';
 import type { LogSource } from './source.js';
 import { listDecisions, sublist, verifyListed, type DecisionList, type VerifyOptions, type VerifyReport } from './verify.js';
 
@@ -179,7 +178,7 @@ export function remoteSource(port: MessagePort): { log: EventLog; registry: Sche
   return { log, registry };
 }
 
-/** What the main thread sends a worker. */
+/** What the main thread sends a worker once it has listed the decisions. */
 export interface WorkerTask {
   port: MessagePort;
   topicPrefix: string;
@@ -187,6 +186,7 @@ export interface WorkerTask {
   /** Requests of the list's rejections: [key, request] (Buffers arrive as Uint8Array). */
   requests: [string, InferenceRequested][];
   maxDivergences: number | undefined;
+  inPlace: boolean | undefined;
 }
 
 function workerUrl(): URL {
@@ -249,55 +249,116 @@ export function mergeReports(reports: VerifyReport[], maxDivergences: number): O
 }
 
 /**
+ * Reads shared by the workers: threads verifying different routers fold the same partitions at
+ * about the same pace and read the same chunks (a partition's chunks are the same whoever reads
+ * them), so a chunk read for one is kept until the others have taken it too. Bounded: a chunk the
+ * others do not ask for soon is dropped. Single-record reads are not kept.
+ */
+export function sharedReads(log: EventLog, readers: number, capacity = 1024): EventLog {
+  const kept = new Map<string, { records: Promise<LogRecord[]>; left: number }>();
+  const read = (range: ReadRange): Promise<LogRecord[]> => {
+    if (range.maxRecords === 1 || readers <= 1) return log.read(range);
+    const key = `${range.topic}\u0000${range.partition}\u0000${range.from}\u0000${range.to ?? ''}\u0000${range.maxRecords ?? ''}`;
+    const hit = kept.get(key);
+    if (hit !== undefined) {
+      if (--hit.left === 0) kept.delete(key);
+      return hit.records;
+    }
+    const records = log.read(range);
+    kept.set(key, { records, left: readers - 1 });
+    // A failed read is not kept (the next asks again).
+    records.catch(() => kept.delete(key));
+    if (kept.size > capacity) kept.delete(kept.keys().next().value!);
+    return records;
+  };
+  return new Proxy(log, {
+    get(target, prop) {
+      if (prop === 'read') return read;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** A worker thread, booting (its modules load while this thread lists the decisions). */
+interface Booting {
+  worker: Worker;
+  /** Give it its task: settles with its report, or rejects if it fails. */
+  run(task: WorkerTask, onProgress: (done: number) => void): Promise<VerifyReport>;
+}
+
+function startWorker(k: number): Booting {
+  const worker = new Worker(workerUrl());
+  let onProgress: (done: number) => void = () => {};
+  const done = new Promise<VerifyReport>((resolve, reject) => {
+    worker.on('message', (m: { progress?: { done: number }; report?: VerifyReport; error?: string }) => {
+      if (m.progress) onProgress(m.progress.done);
+      else if (m.report) resolve(m.report);
+      else if (m.error) reject(new ReplayError('SY_ERR_REPLAY_SOURCE', `verify worker ${k}: ${m.error}`));
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => reject(new ReplayError('SY_ERR_REPLAY_SOURCE', `verify worker ${k} exited with code ${code}`)));
+  });
+  // A worker never given a task is only terminated: its failure is not waited for.
+  done.catch(() => {});
+  return {
+    worker,
+    run: (task, progress) => {
+      onProgress = progress;
+      worker.postMessage(task, [task.port]);
+      return done;
+    },
+  };
+}
+
+/**
  * `replay verify` with worker threads (see the module comment). Same report as
- * `verifyDecisions`; falls back to this thread for small windows or one thread.
+ * `verifyDecisions`; falls back to this thread for small windows or one thread. The workers boot
+ * (load their modules) while this thread lists the decisions.
  */
 export async function verifyDecisionsParallel(source: LogSource, o: ParallelOptions = {}): Promise<VerifyReport> {
   const t0 = performance.now();
-  const { list, requests, listMs } = await listDecisions(source, o);
-  const threads = Math.max(1, Math.min(o.threads ?? Math.min(availableParallelism(), 8), list.n));
-  const groups = threads > 1 && list.n >= (o.minDecisions ?? 20_000) ? shareOut(list, threads) : [];
-  let report: VerifyReport;
-  if (groups.length <= 1) {
-    report = await verifyListed(source, list, requests, o);
-  } else {
-    const progress = new Map<number, number>();
-    const onProgress: ProgressFn | undefined = o.onProgress;
-    const partials = await Promise.all(
-      groups.map(async (indices, k) => {
-        const sub = sublist(list, indices);
-        const { port1, port2 } = new MessageChannel();
-        serve(port1, source);
-        const task: WorkerTask = { port: port2, topicPrefix: source.topicPrefix, list: sub, requests: [...requests], maxDivergences: o.maxDivergences };
-        const worker = new Worker(workerUrl(), { workerData: task, transferList: [port2] });
-        try {
-          return await new Promise<VerifyReport>((resolve, reject) => {
-            worker.on('message', (m: { progress?: { done: number }; report?: VerifyReport; error?: string }) => {
-              if (m.progress) {
-                progress.set(k, m.progress.done);
-                onProgress?.({ phase: 'verify', done: [...progress.values()].reduce((a, b) => a + b, 0), total: list.n });
-              } else if (m.report) resolve(m.report);
-              else if (m.error) reject(new ReplayError('SY_ERR_REPLAY_SOURCE', `verify worker ${k}: ${m.error}`));
+  const wanted = Math.max(1, Math.min(o.threads ?? Math.min(availableParallelism(), 8), 64));
+  const booting = wanted > 1 ? Array.from({ length: wanted }, (_, k) => startWorker(k)) : [];
+  try {
+    const { list, requests, listMs } = await listDecisions(source, o);
+    const groups = booting.length > 1 && list.n >= (o.minDecisions ?? 20_000) ? shareOut(list, Math.min(wanted, list.n)) : [];
+    let report: VerifyReport;
+    if (groups.length <= 1) {
+      report = await verifyListed(source, list, requests, o);
+    } else {
+      const progress = new Array<number>(groups.length).fill(0);
+      const ports: MessagePort[] = [];
+      const shared: LogSource = { ...source, log: sharedReads(source.log, groups.length) };
+      try {
+        const partials = await Promise.all(
+          groups.map((indices, k) => {
+            const { port1, port2 } = new MessageChannel();
+            serve(port1, shared);
+            ports.push(port1);
+            const task: WorkerTask = { port: port2, topicPrefix: source.topicPrefix, list: sublist(list, indices), requests: [...requests], maxDivergences: o.maxDivergences, inPlace: o.inPlace };
+            return booting[k]!.run(task, (done) => {
+              progress[k] = done;
+              o.onProgress?.({ phase: 'verify', done: progress.reduce((a, b) => a + b, 0), total: list.n });
             });
-            worker.on('error', reject);
-            worker.on('exit', (code) => code !== 0 && reject(new ReplayError('SY_ERR_REPLAY_SOURCE', `verify worker ${k} exited with code ${code}`)));
-          });
-        } finally {
-          port1.close();
-          await worker.terminate();
-        }
-      }),
-    );
-    const merged = mergeReports(partials, o.maxDivergences ?? 50);
-    report = { source: source.description, window: { from: o.from, to: o.to }, listMs: 0, ms: 0, decisionsPerSec: 0, ...merged, threads: groups.length };
-    // Buffers cross threads as Uint8Array: make them Buffers again for the renderers.
-    for (const d of [...report.divergences, ...report.inconclusiveExamples]) {
-      for (const e of [d.recorded, d.rederived] as { input?: unknown }[]) if (e.input instanceof Uint8Array && !Buffer.isBuffer(e.input)) e.input = Buffer.from(e.input);
+          }),
+        );
+        const merged = mergeReports(partials, o.maxDivergences ?? 50);
+        report = { source: source.description, window: { from: o.from, to: o.to }, listMs: 0, ms: 0, decisionsPerSec: 0, ...merged, threads: groups.length };
+      } finally {
+        for (const port of ports) port.close();
+      }
+      // Buffers cross threads as Uint8Array: make them Buffers again for the renderers.
+      for (const d of [...report.divergences, ...report.inconclusiveExamples]) {
+        for (const e of [d.recorded, d.rederived] as { input?: unknown }[]) if (e.input instanceof Uint8Array && !Buffer.isBuffer(e.input)) e.input = Buffer.from(e.input);
+      }
+      report.skipped['decision-unreadable'] += list.unreadable;
     }
-    report.skipped['decision-unreadable'] += list.unreadable;
+    report.listMs = listMs;
+    report.ms = performance.now() - t0;
+    report.decisionsPerSec = report.ms > 0 ? (list.n / report.ms) * 1000 : 0;
+    return report;
+  } finally {
+    await Promise.all(booting.map((b) => b.worker.terminate()));
   }
-  report.listMs = listMs;
-  report.ms = performance.now() - t0;
-  report.decisionsPerSec = report.ms > 0 ? (list.n / report.ms) * 1000 : 0;
-  return report;
 }
