@@ -130,7 +130,10 @@ export async function benchReplayArchive(ctx: BenchContext): Promise<BenchResult
           `${f.verified}/${f.decisions}, ${f.diverged} diverged`,
           `${Math.round((written.events / archived.ms) * 1000)} events/s`,
         ]);
-        if (f.scanned !== onLog.scanned) notes.push(`${name}: the archive scan read ${f.scanned} records, the log ${onLog.scanned}`);
+        // The archive must answer what the log answers: a figure over other data would mean nothing.
+        if (f.scanned !== onLog.scanned || f.decisions !== onLog.decisions || f.verified !== onLog.verified) {
+          throw new Error(`${name}: the archive read ${f.scanned} records and ${f.decisions} decisions (${f.verified} verified), the log ${onLog.scanned} and ${onLog.decisions} (${onLog.verified})`);
+        }
       } finally {
         await archive.close();
       }
