@@ -474,7 +474,6 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
   for (const i of order) {
     const p = listing.producer[i]!;
     const position = { topic: topicNames[listing.topic[i]!]!, partition: listing.partition[i]!, offset: listing.offset[i]! };
-    const where = `${position.topic}/${position.partition}@${position.offset}`;
     done++;
     if ((done & 1023) === 0) o.onProgress?.({ phase: 'verify', done, total: listing.n });
     remaining[p]!--;
@@ -484,6 +483,7 @@ export async function verifyListed(source: LogSource, listing: DecisionList, req
       if (remaining[p] === 0) retire(p, folds[p]!);
       continue;
     }
+    const where = `${position.topic}/${position.partition}@${position.offset}`;
     const recorded = await readDecision(position);
     if (recorded === undefined) {
       skip('decision-unreadable', where);
@@ -617,15 +617,29 @@ async function findWantedRequests(source: LogSource, wanted: readonly WantedRequ
     await index.update();
   }
   if (index !== undefined) {
+    const ix = index;
     try {
-      for (const w of wanted) {
-        for (const pos of await index.lookup('request', w.requestId)) {
+      const found: InferenceRequested[][] = [];
+      const lookup = async (k: number): Promise<void> => {
+        const w = wanted[k]!;
+        const events: InferenceRequested[] = [];
+        for (const pos of await ix.lookup('request', w.requestId)) {
           if (pos.topic !== source.topics.requests.name) continue;
           const r = await readAt(source, pos);
           const d = r === undefined ? undefined : await decodeRecord(source, r);
-          if (d?.ok && d.event.type === 'InferenceRequested' && matches(w, d.event)) take(d.event);
+          if (d?.ok && d.event.type === 'InferenceRequested' && matches(w, d.event)) events.push(d.event);
         }
-      }
+        found[k] = events;
+      };
+      // The first alone (it opens the index's files), then several at a time; taken in order.
+      if (wanted.length > 0) await lookup(0);
+      let next = 1;
+      await Promise.all(
+        Array.from({ length: Math.min(16, wanted.length - 1) }, async () => {
+          while (next < wanted.length) await lookup(next++);
+        }),
+      );
+      for (const events of found) for (const e of events) take(e);
     } finally {
       if (owned) await index.close();
     }

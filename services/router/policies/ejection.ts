@@ -115,6 +115,11 @@ function ensureJudged(n: number): void {
   judged.peerLat = new Float64Array(size);
 }
 
+/** Most severe first, ties by workerId. */
+function bySeverity(a: { workerId: string; mark: EjectionMark }, b: { workerId: string; mark: EjectionMark }): number {
+  return b.mark.severity - a.mark.severity || (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0);
+}
+
 function compute(state: RouterState, policy: EjectionPolicy, logBucket: number): ReadonlyMap<string, EjectionMark> {
   const spanBuckets = Math.ceil(policy.windowMs / RESULT_BUCKET_MS);
   ensureJudged(state.workers.size);
@@ -168,7 +173,7 @@ function compute(state: RouterState, policy: EjectionPolicy, logBucket: number):
   }
   const cap = Math.floor(policy.maxEjectedFraction * live);
   if (found === undefined || cap === 0) return NONE;
-  found.sort((a, b) => b.mark.severity - a.mark.severity || (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+  found.sort(bySeverity);
   const marks = new Map<string, EjectionMark>();
   for (const f of found.slice(0, cap)) marks.set(f.workerId, f.mark);
   return marks;
