@@ -12,7 +12,7 @@ import { RecordBytes } from './match.js';
 import { RequestIndex } from './request-index.js';
 import { planScan, scanRecords, type OffsetBound, type PartitionRange, type ProgressFn, type TimeWindow } from './scan.js';
 import { RecordStreams } from './streams.js';
-import { decodeRecord, readAt, type LogSource } from './source.js';
+import { decodeRecord, readAt, type LogSource, type PositionIndex } from './source.js';
 
 /**
  * `replay verify`: re-derive every routing decision in a window and compare it with the record.
@@ -61,7 +61,7 @@ export interface VerifyOptions extends TimeWindow {
   maxDivergences?: number | undefined;
   /** Keyed search for the requests of rejections: how long before the decision the request may lie. @default 3_600_000 */
   requestLookbackMs?: number | undefined;
-  /** Use the request index (embedded) to find requests of rejections. @default true when the source has one */
+  /** Use the request index (embedded; the ClickHouse archive's log_ids) to find requests of rejections. @default true when the source has one */
   index?: RequestIndex | boolean | undefined;
   /**
    * Check decisions against their recorded bytes, decoding only what the command needs
@@ -231,26 +231,35 @@ export async function listDecisions(source: LogSource, o: VerifyOptions = {}): P
 /**
  * The records of `ranges` in order, in batches of at most `chunk` offsets, with up to `ahead`
  * reads under way while a batch is handled: each read is a window of offsets of its own, so they
- * need not wait for each other (a window with gaps — compaction — just returns fewer records).
+ * need not wait for each other (a window with gaps — compaction — just returns fewer records). A
+ * read that stops short of its window (a source may return fewer records than asked) is followed
+ * from its last record before the next window is handed out.
  */
 async function* readAhead(source: LogSource, ranges: readonly PartitionRange[], chunk = 4_000, ahead = 2): AsyncGenerator<LogRecord[]> {
-  const windows: ReadRange[] = [];
+  const windows: (ReadRange & { to: number })[] = [];
   for (const r of ranges) for (let from = r.from; from < r.to; from += chunk) windows.push({ topic: r.topic, partition: r.partition, from, to: Math.min(r.to, from + chunk), maxRecords: chunk });
-  const reads: Promise<LogRecord[]>[] = [];
+  const reads: { window: ReadRange & { to: number }; records: Promise<LogRecord[]> }[] = [];
   let issued = 0;
   const issue = () => {
     while (issued < windows.length && reads.length < ahead) {
-      const read = source.log.read(windows[issued++]!);
+      const window = windows[issued++]!;
+      const records = source.log.read(window);
       // Awaited in turn; until then a failure must not count as unhandled.
-      read.catch(() => {});
-      reads.push(read);
+      records.catch(() => {});
+      reads.push({ window, records });
     }
   };
   issue();
   while (reads.length > 0) {
-    const batch = await reads.shift()!;
+    const { window, records } = reads.shift()!;
+    let batch = await records;
     issue();
-    if (batch.length > 0) yield batch;
+    while (batch.length > 0) {
+      yield batch;
+      const next = batch[batch.length - 1]!.offset + 1;
+      if (next >= window.to) break;
+      batch = await source.log.read({ ...window, from: next });
+    }
   }
 }
 
@@ -608,10 +617,14 @@ async function findWantedRequests(source: LogSource, wanted: readonly WantedRequ
     }
   };
   const matches = (w: WantedRequest, e: InferenceRequested) => e.requestId === w.requestId && (w.causationId === null || e.eventId === w.causationId);
-  let index: RequestIndex | undefined;
+  let index: PositionIndex | undefined;
   let owned = false;
   if (o.index instanceof RequestIndex) index = o.index;
-  else if (o.index !== false && source.indexDir !== undefined) {
+  else if (o.index !== false && source.openIndex !== undefined) {
+    // The ClickHouse archive's log_ids: nothing to bring up to date.
+    index = await source.openIndex();
+    owned = true;
+  } else if (o.index !== false && source.indexDir !== undefined) {
     index = await RequestIndex.open(source);
     owned = true;
     await index.update();
