@@ -4,6 +4,7 @@ import { eventType } from '../schemas/codec.js';
 import { EVENT_SCHEMAS, EVENT_TYPES } from '../schemas/generated/events.js';
 import { deepEqual } from './diff.js';
 import { RecordBytes } from './match.js';
+import { mulberry32 } from '../lib/prng.js';
 
 /**
  * The in-place check against avsc, the codec's decoder, on every event schema:
@@ -23,17 +24,6 @@ interface Node {
   valuesType?: Node;
   types?: Node[];
   symbols?: string[];
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const STRINGS = ['', 'a', 'worker-03', 'zone-b', 'switchyard.decisions', 'é', 'ünïcödé', '日本', '🚀x', 'tab\tnl\n', 'x'.repeat(130)];
@@ -130,7 +120,7 @@ describe('RecordBytes (in-place Avro) agrees with avsc', () => {
     const all = new RecordBytes(type, event, fields);
 
     it(`${event}: every encoded value matches its bytes, and read gives what avsc decodes`, () => {
-      const rnd = prng(event.length * 7919);
+      const rnd = mulberry32(event.length * 7919);
       for (let i = 0; i < 150; i++) {
         const value = generate(type as unknown as Node, rnd);
         const bytes = type.toBuffer(value);
@@ -145,7 +135,7 @@ describe('RecordBytes (in-place Avro) agrees with avsc', () => {
     });
 
     it(`${event}: matches only what deepEqual accepts (mutated values)`, () => {
-      const rnd = prng(event.length * 104729);
+      const rnd = mulberry32(event.length * 104729);
       let matched = 0;
       let rejected = 0;
       for (let i = 0; i < 300; i++) {
@@ -168,7 +158,7 @@ describe('RecordBytes (in-place Avro) agrees with avsc', () => {
 
   const routed = eventType(EVENT_SCHEMAS.RequestRouted.schema);
   const sample = () => {
-    const value = generate(routed as unknown as Node, prng(3)) as Record<string, unknown>;
+    const value = generate(routed as unknown as Node, mulberry32(3)) as Record<string, unknown>;
     value.clock = [
       { topic: 'switchyard.control', partition: 0, offset: 12 },
       { topic: 'switchyard.results', partition: 3, offset: 2 ** 40 },

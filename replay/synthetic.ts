@@ -13,6 +13,7 @@ import { decide } from '../services/router/decide.js';
 import { resolveRouterPolicy } from '../services/router/policies/options.js';
 import { evolve, initialRouterState, type RouterState } from '../services/router/state.js';
 import { digestOf } from './testing.js';
+import { mulberry32 } from '../lib/prng.js';
 
 /**
  * A large, realistic recorded log made fast (the replay benchmark, and tests of verify at
@@ -54,18 +55,6 @@ export interface SyntheticResult {
   sampleRequestIds: string[];
   sessions: number;
   ms: number;
-}
-
-/** mulberry32: a small deterministic PRNG for the simulation (not for anything that decides). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A min-heap of future events by time. */
@@ -129,7 +118,7 @@ const PRIORITIES: Priority[] = ['CRITICAL', 'HIGH', 'NORMAL', 'NORMAL', 'NORMAL'
 /** Write a synthetic recorded log of about `o.events` events into `ctx.log` (topics must exist). */
 export async function writeSyntheticLog(ctx: ServiceContext, o: SyntheticOptions): Promise<SyntheticResult> {
   const started = performance.now();
-  const rand = prng(o.seed ?? 1);
+  const rand = mulberry32(o.seed ?? 1);
   const { codec, topics, log } = ctx;
   const lanes = topics.decisions.partitions;
   const nWorkers = Math.min(o.workers ?? 16, lanes);

@@ -7,6 +7,7 @@ import type { EjectionPolicy } from './policies/options.js';
 import { resolveRouterPolicy } from './policies/options.js';
 import type { ResultWindow, RouterState, WindowStats } from './state.js';
 import { evolve, initialRouterState, LATENCY_BINS, latencyBinUpperMs, RESULT_BUCKET_MS, RESULT_RING_SIZE, windowStats } from './state.js';
+import { mulberry32 } from '../../lib/prng.js';
 
 /**
  * The ejection judgement and the window statistics were rewritten for speed (no allocation per
@@ -118,17 +119,6 @@ function referenceOutliers(state: RouterState, policy: EjectionPolicy): Readonly
   return marks;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('outlier ejection: the rewrite agrees with the reference', () => {
   const policies = [
     resolveRouterPolicy().ejection,
@@ -138,7 +128,7 @@ describe('outlier ejection: the rewrite agrees with the reference', () => {
   ];
 
   it.each([1, 2, 3, 4])('on every state of a random walk (seed %i)', (seed) => {
-    const rnd = prng(seed);
+    const rnd = mulberry32(seed);
     const state = initialRouterState({ lanes: 64 });
     const workers = 3 + Math.floor(rnd() * 30);
     const lanes = new Map<string, number>();

@@ -20,6 +20,7 @@ import {
 import { hash32 } from './hash.js';
 import type { RouterState } from './state.js';
 import { RESULT_BUCKET_MS, RESULT_RING_SIZE, evolve, initialRouterState, latencyBin, latencyBinUpperMs, windowStats } from './state.js';
+import { mulberry32 } from '../../lib/prng.js';
 
 const inFlight = (s: RouterState, w: string) => s.workers.get(w)?.inFlight;
 
@@ -116,22 +117,10 @@ describe('unhandled events', () => {
   });
 });
 
-/** mulberry32: a seeded PRNG for the test's own choices (the router never draws randomness). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('interleaving independence', () => {
   /** A log as topic-partitions, each in its own order (the only order a consumer is promised). */
   function log(seed: number): Map<string, SwitchyardEvent[]> {
-    const rnd = prng(seed);
+    const rnd = mulberry32(seed);
     const parts = new Map<string, SwitchyardEvent[]>();
     const put = (p: string, e: SwitchyardEvent) => {
       let list = parts.get(p);
@@ -223,7 +212,7 @@ describe('interleaving independence', () => {
     const excluded = new Set(expected.flatMap((d) => d.candidates.map((c) => c.excluded)));
     expect([...excluded]).toEqual(expect.arrayContaining([null, 'EJECTED', 'DRAINING', 'EVICTED']));
     expect(new Set(expected.map((d) => d.type === 'RequestRouted' && d.workerId))).not.toContain('w5');
-    const rnd = prng(seed * 7919);
+    const rnd = mulberry32(seed * 7919);
     for (let k = 0; k < 8; k++) {
       const s = given(interleave(parts, rnd));
       expect(summary(s)).toEqual(summary(reference));
@@ -233,7 +222,7 @@ describe('interleaving independence', () => {
 
   it('given the same clock (a prefix of every partition), then the same decisions whatever the interleaving', () => {
     const parts = log(42);
-    const rnd = prng(4242);
+    const rnd = mulberry32(4242);
     for (let cut = 0; cut < 4; cut++) {
       // A clock: an offset per partition. Control is cut too, but keeps the fleet joined.
       const prefix = new Map([...parts.entries()].map(([p, q]) => [p, p === 'control' ? q : q.slice(0, Math.floor(rnd() * (q.length + 1)))]));
