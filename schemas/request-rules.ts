@@ -4,6 +4,7 @@ const essence = (contentType: string): string => (contentType.split(';')[0] ?? '
 
 /** `application/json` and `application/*+json`. */
 export const isJsonMediaType = (contentType: string): boolean => {
+  if (contentType === 'application/json') return true; // most requests: no strings made
   const e = essence(contentType);
   return e === 'application/json' || (e.startsWith('application/') && e.endsWith('+json'));
 };
@@ -94,65 +95,81 @@ export interface CheckOptions {
 /**
  * Every rule `request` breaks at time `now` (ms since the epoch); empty when it is valid.
  * Checks all rules (not only the first) so a client sees every problem at once.
+ *
+ * Called for every decision the router makes and every one `replay verify` re-derives, so a
+ * valid request costs no allocation: no closures or option objects per call, the problems array
+ * made only when there is a problem (a valid request gets the one frozen empty array).
  */
 export function checkInferenceRequest(
   request: CheckedRequest,
   now: number,
   limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
-  { parseJsonInput = true }: CheckOptions = {},
-): RequestProblem[] {
-  const problems: RequestProblem[] = [];
-  const add = (field: string, rule: RequestRule, message: string) => problems.push({ field, rule, message });
+  options?: CheckOptions,
+): readonly RequestProblem[] {
+  const parseJsonInput = options?.parseJsonInput ?? true;
+  let problems: RequestProblem[] | null = null;
 
-  const id = (field: string, value: string | null, { required = false, pattern = ID, what = 'printable ASCII without spaces' } = {}) => {
-    if (value === null || value === '') {
-      if (required) add(field, 'REQUIRED', `${field} is required`);
-      return;
-    }
-    if (value.length > limits.maxIdLength) add(field, 'TOO_LONG', `${field} is longer than ${limits.maxIdLength} characters`);
-    else if (!pattern.test(value)) add(field, 'FORMAT', `${field} must be ${what}`);
-  };
-  const nameRule = { pattern: NAME, what: 'a letter or digit followed by letters, digits or . _ : / + -' };
+  problems = checkId(problems, 'requestId', request.requestId, true, ID, ID_WHAT, limits);
+  if (request.model === '') problems = add(problems, 'model', 'REQUIRED', 'model is required');
+  else if (request.model.length > limits.maxModelLength) problems = add(problems, 'model', 'TOO_LONG', `model is longer than ${limits.maxModelLength} characters`);
+  else if (!NAME.test(request.model)) problems = add(problems, 'model', 'FORMAT', `model must be ${NAME_WHAT}`);
+  problems = checkId(problems, 'modelVersion', request.modelVersion, false, NAME, NAME_WHAT, limits);
+  problems = checkId(problems, 'zone', request.zone, false, NAME, NAME_WHAT, limits);
+  problems = checkId(problems, 'tenant', request.tenant, false, NAME, NAME_WHAT, limits);
+  problems = checkId(problems, 'sessionId', request.sessionId, false, ID, ID_WHAT, limits);
+  problems = checkId(problems, 'idempotencyKey', request.idempotencyKey, false, ID, ID_WHAT, limits);
 
-  id('requestId', request.requestId, { required: true });
-  if (request.model === '') add('model', 'REQUIRED', 'model is required');
-  else if (request.model.length > limits.maxModelLength) add('model', 'TOO_LONG', `model is longer than ${limits.maxModelLength} characters`);
-  else if (!NAME.test(request.model)) add('model', 'FORMAT', `model must be ${nameRule.what}`);
-  id('modelVersion', request.modelVersion, nameRule);
-  id('zone', request.zone, nameRule);
-  id('tenant', request.tenant, nameRule);
-  id('sessionId', request.sessionId);
-  id('idempotencyKey', request.idempotencyKey);
-
-  if (!PRIORITIES.has(request.priority)) add('priority', 'UNKNOWN_PRIORITY', `priority must be one of ${PRIORITY_SYMBOLS.join(', ')}`);
+  if (!PRIORITIES.has(request.priority)) problems = add(problems, 'priority', 'UNKNOWN_PRIORITY', `priority must be one of ${PRIORITY_SYMBOLS.join(', ')}`);
 
   if (request.deadlineAt !== null) {
-    if (!Number.isSafeInteger(request.deadlineAt) || request.deadlineAt <= 0) add('deadlineAt', 'FORMAT', 'deadlineAt must be ms since the Unix epoch');
-    else if (request.deadlineAt <= now) add('deadlineAt', 'DEADLINE_PASSED', `deadline ${request.deadlineAt} had passed at ${now}`);
+    if (!Number.isSafeInteger(request.deadlineAt) || request.deadlineAt <= 0) problems = add(problems, 'deadlineAt', 'FORMAT', 'deadlineAt must be ms since the Unix epoch');
+    else if (request.deadlineAt <= now) problems = add(problems, 'deadlineAt', 'DEADLINE_PASSED', `deadline ${request.deadlineAt} had passed at ${now}`);
   }
 
-  if (!MEDIA_TYPE.test(request.contentType)) add('contentType', 'FORMAT', 'contentType must be a media type such as application/json');
+  if (!MEDIA_TYPE.test(request.contentType)) problems = add(problems, 'contentType', 'FORMAT', 'contentType must be a media type such as application/json');
   if (request.input.length > limits.maxInputBytes) {
-    add('input', 'TOO_LARGE', `input is ${request.input.length} bytes, more than ${limits.maxInputBytes}`);
+    problems = add(problems, 'input', 'TOO_LARGE', `input is ${request.input.length} bytes, more than ${limits.maxInputBytes}`);
   } else if (parseJsonInput && isJsonMediaType(request.contentType) && !isJson(request.input)) {
-    add('input', 'NOT_JSON', `input is not valid UTF-8 JSON, as contentType ${request.contentType} says it is`);
+    problems = add(problems, 'input', 'NOT_JSON', `input is not valid UTF-8 JSON, as contentType ${request.contentType} says it is`);
   }
 
-  entries('parameters', request.parameters, limits, add);
-  entries('attributes', request.attributes, limits, add);
+  problems = checkEntries(problems, 'parameters', request.parameters, limits);
+  problems = checkEntries(problems, 'attributes', request.attributes, limits);
+  return problems ?? NO_PROBLEMS;
+}
+
+const NO_PROBLEMS: readonly RequestProblem[] = Object.freeze([]);
+const ID_WHAT = 'printable ASCII without spaces';
+const NAME_WHAT = 'a letter or digit followed by letters, digits or . _ : / + -';
+
+/** `problems` with one more (made on the first). */
+function add(problems: RequestProblem[] | null, field: string, rule: RequestRule, message: string): RequestProblem[] {
+  const to = problems ?? [];
+  to.push({ field, rule, message });
+  return to;
+}
+
+function checkId(problems: RequestProblem[] | null, field: string, value: string | null, required: boolean, pattern: RegExp, what: string, limits: RequestLimits): RequestProblem[] | null {
+  if (value === null || value === '') return required ? add(problems, field, 'REQUIRED', `${field} is required`) : problems;
+  if (value.length > limits.maxIdLength) return add(problems, field, 'TOO_LONG', `${field} is longer than ${limits.maxIdLength} characters`);
+  if (!pattern.test(value)) return add(problems, field, 'FORMAT', `${field} must be ${what}`);
   return problems;
 }
 
-function entries(field: string, map: Record<string, string>, limits: RequestLimits, add: (field: string, rule: RequestRule, message: string) => void): void {
-  const keys = Object.keys(map);
-  if (keys.length > limits.maxParameters) add(field, 'TOO_MANY', `${field} has ${keys.length} entries, more than ${limits.maxParameters}`);
-  for (const key of keys) {
-    if (key === '') add(field, 'FORMAT', `${field} names must not be empty`);
-    else if (key.length > limits.maxParameterKeyLength) add(`${field}.${key.slice(0, 32)}…`, 'TOO_LONG', `${field} name is longer than ${limits.maxParameterKeyLength} characters`);
+/** The map's own keys in `Object.keys` order, without making the keys array (for…in filtered to own keys gives the same order). */
+function checkEntries(problems: RequestProblem[] | null, field: string, map: Record<string, string>, limits: RequestLimits): RequestProblem[] | null {
+  let count = 0;
+  for (const key in map) if (Object.hasOwn(map, key)) count++;
+  if (count > limits.maxParameters) problems = add(problems, field, 'TOO_MANY', `${field} has ${count} entries, more than ${limits.maxParameters}`);
+  for (const key in map) {
+    if (!Object.hasOwn(map, key)) continue;
+    if (key === '') problems = add(problems, field, 'FORMAT', `${field} names must not be empty`);
+    else if (key.length > limits.maxParameterKeyLength) problems = add(problems, `${field}.${key.slice(0, 32)}…`, 'TOO_LONG', `${field} name is longer than ${limits.maxParameterKeyLength} characters`);
     if ((map[key] ?? '').length > limits.maxParameterValueLength) {
-      add(`${field}.${key}`, 'TOO_LONG', `${field}.${key} is longer than ${limits.maxParameterValueLength} characters`);
+      problems = add(problems, `${field}.${key}`, 'TOO_LONG', `${field}.${key} is longer than ${limits.maxParameterValueLength} characters`);
     }
   }
+  return problems;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
