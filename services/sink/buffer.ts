@@ -16,6 +16,7 @@
  * Up to `maxWrites` sealed batches are written at once, the others wait their turn. A failed
  * write rejects every log batch with rows in it: the log delivers those again (at-least-once).
  */
+import { deferred } from '../../lib/deferred.js';
 export interface BufferOptions<E> {
   /** Size bound. */
   maxRows: number;
@@ -108,14 +109,8 @@ export class RowBuffer<E> {
   }
 
   private open(): Pending<E> {
-    let resolve!: () => void;
-    let reject!: (err: unknown) => void;
-    const done = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
     // A rejection is handled by every waiter; nobody waiting is not an unhandled rejection.
-    done.catch(() => {});
+    const { promise: done, resolve, reject } = deferred();
     return { entries: [], firstAt: this.now(), done, resolve, reject, timer: undefined };
   }
 

@@ -24,6 +24,7 @@ import { chooseLane, LaneTable } from './lanes.js';
 import { ModelLoader } from './loader.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { evolve, hitRatio, initialWorkerState, isIdle, loadOf, type DecisionView, type Job, type WorkerCounters, type WorkerEvent, type WorkerState } from './state.js';
+import { deferred, type Deferred } from '../../lib/deferred.js';
 
 export type { WorkerOptions } from './options.js';
 
@@ -109,24 +110,6 @@ interface CachedAnswer {
   outputSha256: string;
   inputTokens: number | null;
   outputTokens: number | null;
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // The subscription awaits it; read-ahead may not, and must not leave an unhandled rejection.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 const stoppedError = (why: string): SwitchyardError => new SwitchyardError('SY_ERR_WORKER_STOPPED', `worker stopped before answering: ${why}`, { retriable: true });
@@ -529,6 +512,12 @@ class Worker implements RunningWorker {
     return { eventId: this.ctx.newEventId(), occurredAt: this.ctx.now(), requestId: p.event.requestId, traceId: p.event.traceId, producer: this.id, causationId: p.event.eventId, clock: this.clockOf(p) };
   }
 
+  /** What every result event of a request starts with: its envelope, this worker, and the model the decision named. */
+  private resultHeader(p: Payload) {
+    const e = p.event;
+    return { ...this.envelope(p), workerId: this.id, lane: this.lane, model: e.model, modelVersion: e.modelVersion, modelDigest: e.modelDigest };
+  }
+
   private record(p: Payload, event: SwitchyardEventInit): AppendRecord {
     return { topic: this.ctx.topics.results.name, key: p.event.requestId ?? p.event.eventId, value: this.ctx.codec.encode(event) };
   }
@@ -537,12 +526,7 @@ class Worker implements RunningWorker {
     const e = p.event;
     const event: InferenceStartedInit = {
       type: 'InferenceStarted',
-      ...this.envelope(p),
-      workerId: this.id,
-      lane: this.lane,
-      model: e.model,
-      modelVersion: e.modelVersion,
-      modelDigest: e.modelDigest,
+      ...this.resultHeader(p),
       batchSize,
       batchId,
       queueMs: Math.round(this.queueMs(job, at)),
@@ -552,15 +536,9 @@ class Worker implements RunningWorker {
   }
 
   private completedRecord(job: Job, p: Payload, a: CachedAnswer, m: { cacheHit: boolean; batchSize: number; queueMs: number; computeMs: number; metrics: Record<string, number> }): AppendRecord {
-    const e = p.event;
     const event: InferenceCompletedInit = {
       type: 'InferenceCompleted',
-      ...this.envelope(p),
-      workerId: this.id,
-      lane: this.lane,
-      model: e.model,
-      modelVersion: e.modelVersion,
-      modelDigest: e.modelDigest,
+      ...this.resultHeader(p),
       output: a.output,
       contentType: a.contentType,
       outputSha256: a.outputSha256,
@@ -577,15 +555,9 @@ class Worker implements RunningWorker {
   }
 
   private failedRecord(job: Job, p: Payload, f: Failure, m: { batchSize: number; queueMs: number; computeMs: number }): AppendRecord {
-    const e = p.event;
     const event: InferenceFailedInit = {
       type: 'InferenceFailed',
-      ...this.envelope(p),
-      workerId: this.id,
-      lane: this.lane,
-      model: e.model,
-      modelVersion: e.modelVersion,
-      modelDigest: e.modelDigest,
+      ...this.resultHeader(p),
       errorCode: f.errorCode,
       errorMessage: f.errorMessage,
       retriable: f.retriable,

@@ -5,6 +5,7 @@ import type { LogRecord } from '../port.js';
 import { CleanedSegmentWriter, commitCleaning, recoverCleaning, syncDir } from './cleaner.js';
 import { declaredFrameLength, decodeFrame, frameIsTombstone, frameKey, frameOffset, frameSize, frameTimestamp, writeFrame, type FrameInput } from './frame.js';
 import { FrameCursor, REFILL, scanFrames, Segment, SegmentRetired, writeFully } from './segment.js';
+import { deferred } from '../../deferred.js';
 
 /** When appends become durable (see `EmbeddedLogOptions.fsync`). */
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -260,14 +261,8 @@ export class PartitionLog {
   }
 
   private newBatch(): PendingBatch {
-    let resolve!: () => void;
-    let reject!: (err: unknown) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // Appenders await this promise; keep an unobserved failure from becoming an unhandled rejection.
-    promise.catch(() => {});
+    // Appenders await the promise; an unobserved failure is not an unhandled rejection.
+    const { promise, resolve, reject } = deferred();
     const batch: PendingBatch = { parts: [], toSeal: [], endOffset: this.nextOffset, chunk: EMPTY, chunks: [], chunkStart: 0, chunkUsed: 0, promise, resolve, reject };
     this.pending = batch;
     return batch;
