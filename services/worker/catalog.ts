@@ -6,15 +6,8 @@ import type { ModelVersionRegistered, SwitchyardEvent, VersionWeight } from '../
  * version is immutable: its first registration fixes its digest; a later one of the same
  * (model, version) is ignored here and refused by `pushModel`.
  */
-export interface CatalogVersion {
-  model: string;
-  version: string;
-  digest: string;
-  sizeBytes: number;
-  kind: string;
-  fallbackModel: string | null;
-  metadata: Record<string, string>;
-  registeredBy: string | null;
+export interface CatalogVersion extends Pick<ModelVersionRegistered, 'model' | 'version' | 'digest' | 'sizeBytes' | 'kind' | 'fallbackModel' | 'metadata' | 'registeredBy'> {
+  /** occurredAt of its registration. */
   registeredAt: number;
   /** Offset of its registration in control. */
   offset: number;
