@@ -1,6 +1,6 @@
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import type { EventCodec } from '../schemas/codec.js';
-import { EVENT_SCHEMAS, EVENT_TYPES, type ClockEntry, type EventType } from '../schemas/generated/events.js';
+import { EVENT_SCHEMAS, EVENT_TYPES, type ClockEntry, type EventEnvelope, type EventType } from '../schemas/generated/events.js';
 import { MAGIC_BYTE, WIRE_HEADER_BYTES } from '../schemas/wire.js';
 
 /**
@@ -19,14 +19,8 @@ import { MAGIC_BYTE, WIRE_HEADER_BYTES } from '../schemas/wire.js';
  */
 
 /** The envelope fields, read in place. `clockSum` is Σ clock offsets (clocks of one producer only grow, so it orders them). */
-export interface PeekedEnvelope {
+export interface PeekedEnvelope extends Omit<EventEnvelope, 'clock'> {
   type: EventType;
-  eventId: string;
-  occurredAt: number;
-  requestId: string | null;
-  traceId: string | null;
-  producer: string;
-  causationId: string | null;
   clockEntries: number;
   clockSum: number;
 }
