@@ -92,6 +92,8 @@ export class ArchiveLog implements EventLog {
   private readonly blocks = new LRUCache<string, Block>({ maxSize: 400_000, sizeCalculation: (b) => Math.max(1, b.records.length) });
   /** Records fetched by index lookups, by position. */
   private readonly primed = new LRUCache<string, LogRecord>({ max: 10_000 });
+  /** Partition bounds by topic, for a second. */
+  private readonly boundsCache = new LRUCache<string, Promise<{ starts: number[]; ends: number[] }>>({ max: 64, ttl: 1_000 });
 
   private readonly readAhead: number;
 
@@ -117,23 +119,37 @@ export class ArchiveLog implements EventLog {
 
   /** The partition count the sink recorded, or one past the highest partition archived; undefined when neither. */
   async partitionCount(topic: string): Promise<number | undefined> {
-    const [declared] = await archiveQuery<{ n: number | null }>(this.store, `SELECT max(partitions) AS n FROM ${ARCHIVE_TABLES.topics} WHERE log_topic = {topic:String}`, { topic });
-    const [seen] = await archiveQuery<{ n: number; c: number }>(this.store, `SELECT max(log_partition) + 1 AS n, count() AS c FROM ${ARCHIVE_TABLES.records} WHERE log_topic = {topic:String}`, { topic });
-    const d = declared?.n ?? 0;
-    const s = seen !== undefined && seen.c > 0 ? seen.n : 0;
-    const n = Math.max(d, s);
-    return n > 0 ? n : undefined;
+    const { starts } = await this.bounds(topic);
+    return starts.length > 0 ? starts.length : undefined;
   }
 
-  private async bounds(topic: string): Promise<{ starts: number[]; ends: number[] }> {
-    const n = (await this.partitionCount(topic)) ?? 0;
+  /**
+   * Per partition, the first and one past the last archived offset (0 and 0 when empty); as many
+   * partitions as the sink recorded, or one past the highest archived. Asked once for a scan's
+   * start and end offsets together (kept a second: the archive may still be growing).
+   */
+  private bounds(topic: string): Promise<{ starts: number[]; ends: number[] }> {
+    let pending = this.boundsCache.get(topic);
+    if (pending === undefined) {
+      pending = this.readBounds(topic);
+      pending.catch(() => this.boundsCache.delete(topic));
+      this.boundsCache.set(topic, pending);
+    }
+    return pending;
+  }
+
+  private async readBounds(topic: string): Promise<{ starts: number[]; ends: number[] }> {
+    const [[declared], rows] = await Promise.all([
+      archiveQuery<{ n: number | null }>(this.store, `SELECT max(partitions) AS n FROM ${ARCHIVE_TABLES.topics} WHERE log_topic = {topic:String}`, { topic }),
+      archiveQuery<{ p: number; lo: number; hi: number }>(
+        this.store,
+        `SELECT log_partition AS p, min(log_offset) AS lo, max(log_offset) + 1 AS hi FROM ${ARCHIVE_TABLES.records} WHERE log_topic = {topic:String} GROUP BY log_partition`,
+        { topic },
+      ),
+    ]);
+    const n = Math.max(declared?.n ?? 0, ...rows.map((r) => r.p + 1));
     const starts = new Array<number>(n).fill(0);
     const ends = new Array<number>(n).fill(0);
-    const rows = await archiveQuery<{ p: number; lo: number; hi: number }>(
-      this.store,
-      `SELECT log_partition AS p, min(log_offset) AS lo, max(log_offset) + 1 AS hi FROM ${ARCHIVE_TABLES.records} WHERE log_topic = {topic:String} GROUP BY log_partition`,
-      { topic },
-    );
     for (const r of rows) {
       starts[r.p] = r.lo;
       ends[r.p] = r.hi;
