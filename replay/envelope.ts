@@ -1,7 +1,7 @@
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import type { EventCodec } from '../schemas/codec.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type ClockEntry, type EventEnvelope, type EventType } from '../schemas/generated/events.js';
-import { MAGIC_BYTE, WIRE_HEADER_BYTES } from '../schemas/wire.js';
+import { WIRE_HEADER_BYTES, schemaIdOf } from '../schemas/wire.js';
 
 /**
  * Reading the envelope of an event without decoding the event.
@@ -229,9 +229,7 @@ export class EnvelopePeeker {
 
   /** The schema id of a wire-format value, or -1 when it is not in the wire format. */
   static schemaId(value: Buffer | null): number {
-    if (value === null || value.length < WIRE_HEADER_BYTES || value[0] !== MAGIC_BYTE) return -1;
-    // readInt32BE(1), without its argument checks (it runs for every record a scan or fold reads).
-    return (value[1]! << 24) | (value[2]! << 16) | (value[3]! << 8) | value[4]!;
+    return schemaIdOf(value);
   }
 
   /**

@@ -46,6 +46,15 @@ export function unframe(buf: Buffer): WireMessage {
   return { schemaId: readSchemaId(buf), payload: buf.subarray(WIRE_HEADER_BYTES) };
 }
 
+/**
+ * The schema id of a framed value, or -1 when it is not one (null, too short, another magic
+ * byte). Without `readInt32BE`'s argument checks: it runs for every record a scan, fold or sink reads.
+ */
+export function schemaIdOf(value: Buffer | null): number {
+  if (value === null || value.length < WIRE_HEADER_BYTES || value[0] !== MAGIC_BYTE) return -1;
+  return (value[1]! << 24) | (value[2]! << 16) | (value[3]! << 8) | value[4]!;
+}
+
 /** The schema id of a framed buffer, checking the magic byte. */
 export function readSchemaId(buf: Buffer): number {
   if (buf.length < WIRE_HEADER_BYTES) {

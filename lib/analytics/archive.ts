@@ -5,6 +5,7 @@
  */
 import type { LogRecord } from '../log/port.js';
 import type { Row } from './port.js';
+import { schemaIdOf } from '../../schemas/wire.js';
 
 export const ARCHIVE_TABLES = { records: 'log_records', ids: 'log_ids', schemas: 'log_schemas', topics: 'log_topics' } as const;
 
@@ -33,11 +34,6 @@ export const UNDECODED: ArchivedEnvelope = Object.freeze({ type: '', eventId: ''
  */
 const MAX_LOG_TIME_MS = 4_294_967_295_000;
 
-/** The schema id of a Confluent-framed value (-1 when it is not framed). */
-export function framedSchemaId(value: Buffer | null): number {
-  return value !== null && value.length >= 5 && value[0] === 0 ? value.readInt32BE(1) : -1;
-}
-
 /** A key as text when it is valid UTF-8 (what lookups by id compare), else null. */
 function keyText(key: Buffer): string | null {
   const text = key.toString('utf8');
@@ -63,7 +59,7 @@ export function archiveRow(record: LogRecord, envelope: ArchivedEnvelope): Row {
     request_id: envelope.requestId,
     session_id: envelope.sessionId,
     occurred_at_ms: envelope.occurredAt,
-    schema_id: framedSchemaId(record.value),
+    schema_id: schemaIdOf(record.value),
     key_text: record.key === null ? null : keyText(record.key),
     key_base64: record.key === null ? null : record.key.toString('base64'),
     'headers.key': headerKeys,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LogRecord } from '../log/port.js';
-import { UNDECODED, archiveRow, framedSchemaId, recordFromArchive, type ArchivedRecordRow } from './archive.js';
+import { UNDECODED, archiveRow, recordFromArchive, type ArchivedRecordRow } from './archive.js';
+import { schemaIdOf } from '../../schemas/wire.js';
 
 const record = (over: Partial<LogRecord> = {}): LogRecord => ({
   topic: 'switchyard.requests',
@@ -35,8 +36,8 @@ describe('log archive rows', () => {
   it('keeps the key as text only when it is UTF-8, and the schema id of framed values', () => {
     expect(archiveRow(record(), UNDECODED)).toMatchObject({ key_text: 'session-1', schema_id: 7, type: '', event_id: '' });
     expect(archiveRow(record({ key: Buffer.from([0xc3, 0x28]) }), UNDECODED).key_text).toBeNull();
-    expect(framedSchemaId(Buffer.from('{"json":1}'))).toBe(-1);
-    expect(framedSchemaId(null)).toBe(-1);
+    expect(schemaIdOf(Buffer.from('{"json":1}'))).toBe(-1);
+    expect(schemaIdOf(null)).toBe(-1);
   });
 
   it('clamps log_time (a partition key) to what DateTime holds, keeping the exact timestamp beside it', () => {

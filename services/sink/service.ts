@@ -20,7 +20,7 @@
  * writes the rest — some rows again, which dedup absorbs.
  */
 import { hostname } from 'node:os';
-import { ARCHIVE_TABLES, UNDECODED, archiveRow, archiveSchemaRow, archiveTopicRow, framedSchemaId } from '../../lib/analytics/archive.js';
+import { ARCHIVE_TABLES, UNDECODED, archiveRow, archiveSchemaRow, archiveTopicRow } from '../../lib/analytics/archive.js';
 import { migrate } from '../../lib/analytics/migrations.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
@@ -269,8 +269,9 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     for (const { event, record } of batch.events) {
       // Archived before the dedup by event id: a duplicate is another record of the log.
       if (config.archive) {
-        entries.push({ table: ARCHIVE_TABLES.records, row: archiveRow(record, archivedEnvelope(event)), record, event });
-        const schemaId = framedSchemaId(record.value);
+        const row = archiveRow(record, archivedEnvelope(event));
+        entries.push({ table: ARCHIVE_TABLES.records, row, record, event });
+        const schemaId = row.schema_id as number;
         if (!schemasWritten.has(schemaId)) unseenSchemas.add(schemaId);
       }
       const id = event.eventId;

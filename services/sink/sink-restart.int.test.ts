@@ -20,11 +20,11 @@ import { topicLayout } from '../../lib/log/topics.js';
 import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
 import { EventCodec } from '../../schemas/codec.js';
 import type { SwitchyardEventInit } from '../../schemas/generated/events.js';
-import { framedSchemaId } from '../../lib/analytics/archive.js';
 import { archivedRecords, readTopics, recordText } from '../../test/contract/sink.contract.js';
 import { recordFor } from '../../test/support/event-topics.js';
 import { eventStream } from '../../test/support/event-stream.js';
 import { clickhouseUrl, kafkaBrokers, requireClickHouse, requireKafka, uniqueDatabase, uniqueName, waitFor } from '../../test/support/services.js';
+import { schemaIdOf } from '../../schemas/wire.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const url = clickhouseUrl();
@@ -203,7 +203,7 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
     expect({ final: archived.length, positions: positions!.positions }).toEqual({ final: fromLog.length, positions: fromLog.length });
     expect(archived.map(recordText)).toEqual(fromLog.map(recordText));
     const decodable = new Set<number>();
-    for (const r of fromLog) if (await codec.decode(r.value!).then(() => true, () => false)) decodable.add(framedSchemaId(r.value));
+    for (const r of fromLog) if (await codec.decode(r.value!).then(() => true, () => false)) decodable.add(schemaIdOf(r.value));
     expect(schemaIds.map((r) => r.schema_id)).toEqual([...decodable].sort((a, b) => a - b));
     expect(partitions).toEqual([...topics].sort().map((t) => ({ log_topic: t, partitions: Object.values(layout).find((l) => l.name === t)!.partitions })));
     process.stderr.write(`[sink restart] log archive: ${positions!.raw} rows stored for ${fromLog.length} positions (${positions!.raw - fromLog.length} copies collapsed)\n`);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ARCHIVED_RECORD_COLUMNS, framedSchemaId, recordFromArchive, type ArchivedRecordRow } from '../../lib/analytics/archive.js';
+import { ARCHIVED_RECORD_COLUMNS, recordFromArchive, type ArchivedRecordRow } from '../../lib/analytics/archive.js';
 import { features } from '../../lib/analytics/migrations.js';
 import { packQuery, resolveParams, runPackQuery } from '../../lib/analytics/pack.js';
 import type { AnalyticsStore, Row } from '../../lib/analytics/port.js';
@@ -13,6 +13,7 @@ import { startSink, type RunningSink } from '../../services/sink/service.js';
 import { WINDOW, at, fixtureEventInits } from '../support/analytics-fixture.js';
 import { recordFor } from '../support/event-topics.js';
 import { uniqueName, waitFor } from '../support/services.js';
+import { schemaIdOf } from '../../schemas/wire.js';
 
 export interface SinkTarget {
   log: EventLog;
@@ -186,7 +187,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
 
       // log_schemas: the writer schema of every schema id among the records that decoded.
       const seenIds = new Set<number>();
-      for (const r of fromLog) if (await codec.decode(r.value!).then(() => true, () => false)) seenIds.add(framedSchemaId(r.value));
+      for (const r of fromLog) if (await codec.decode(r.value!).then(() => true, () => false)) seenIds.add(schemaIdOf(r.value));
       const schemas = await target.store.query<{ schema_id: number; subject: string; schema: string }>('SELECT schema_id, subject, schema FROM log_schemas FINAL ORDER BY schema_id');
       expect(schemas.map((r) => r.schema_id)).toEqual([...seenIds].sort((a, b) => a - b));
       for (const r of schemas) expect(r).toEqual({ schema_id: r.schema_id, subject: (await codec.writerSchema(r.schema_id)).subject, schema: await registry.getById(r.schema_id) });
