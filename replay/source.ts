@@ -18,6 +18,7 @@ import { EnvelopePeeker } from './envelope.js';
 import { ArchiveIndex, ArchiveLog, ArchiveRegistry } from './archive.js';
 import { ReplayError } from './errors.js';
 import type { IndexKind, IndexUpdate } from './request-index.js';
+import type { ProgressFn } from './scan.js';
 
 /**
  * `LogSource`: what replay reads — a Switchyard log (embedded directory or Kafka), its codec,
@@ -57,7 +58,7 @@ export interface LogSource {
 /** What lookups need of an index: candidate positions of a request's or a session's records. */
 export interface PositionIndex {
   /** Bring the index up to date with the log (the embedded index scans what is new). */
-  update(o?: { onProgress?: ((p: { phase: string; done: number; total: number }) => void) | undefined }): Promise<IndexUpdate>;
+  update(o?: { onProgress?: ProgressFn | undefined }): Promise<IndexUpdate>;
   lookup(kind: IndexKind, id: string): Promise<RecordPosition[]>;
   close(): Promise<void>;
 }
