@@ -23,7 +23,7 @@ import { RecordBytes } from './match.js';
  */
 
 /** Events `evolve` (services/router/state.ts) leaves the state unchanged for. */
-export const FOLD_IGNORES: ReadonlySet<EventType> = new Set<EventType>(['RequestRejected', 'InferenceRequested', 'InferenceStarted', 'ScaleDecided', 'SessionState', 'DeadLettered']);
+export const FOLD_IGNORES: ReadonlySet<EventType> = new Set<EventType>(['RequestRejected', 'InferenceRequested', 'InferenceStarted', 'ScaleDecided', 'SessionState', 'DeadLettered', 'ControllerTick', 'ResultSuperseded']);
 
 /** Fields the router state never reads, by event type. */
 export const PROJECTED_AWAY: Readonly<Partial<Record<EventType, readonly string[]>>> = {
@@ -39,7 +39,7 @@ export const PROJECTED_AWAY: Readonly<Partial<Record<EventType, readonly string[
   ],
   InferenceFailed: ['eventId', 'traceId', 'producer', 'causationId', 'clock', 'lane', 'model', 'modelVersion', 'modelDigest', 'errorMessage', 'retriable', 'batchSize', 'queueMs', 'computeMs'],
   // onHeartbeat reads everything else.
-  WorkerHeartbeat: ['eventId', 'requestId', 'traceId', 'producer', 'causationId', 'clock', 'cacheHitRatio', 'accelerator'],
+  WorkerHeartbeat: ['eventId', 'requestId', 'traceId', 'producer', 'causationId', 'clock', 'cacheHitRatio', 'accelerator', 'cacheHitBuckets', 'bucketMs', 'completed'],
 };
 
 /** What a decoder leaves out: the router-state fold's projection, or only some fields (verify's decisions: the clock, read by envelope.ts). */

@@ -188,7 +188,7 @@ export async function writeSyntheticLog(ctx: ServiceContext, o: SyntheticOptions
   for (const [model, version] of [['m', 'v1'], ['m', 'v2']] as const) {
     await emit(topics.control.name, model, { type: 'ModelVersionRegistered', ...env('controller'), model, version, digest: digestOf(model, version), sizeBytes: 4096, kind: 'linear', fallbackModel: null, metadata: {}, registeredBy: null }, 0);
   }
-  await emit(topics.control.name, 'm', { type: 'RolloutChanged', ...env('controller'), model: 'm', weights: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }], stableVersion: 'v1', canaryVersion: 'v2', canary: true, budget: null, reason: 'CANARY_START', detail: null }, 0);
+  await emit(topics.control.name, 'm', { type: 'RolloutChanged', ...env('controller'), model: 'm', weights: [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }], stableVersion: 'v1', canaryVersion: 'v2', canary: true, budget: null, reason: 'CANARY_START', detail: null, epoch: null }, 0);
   for (const w of workers) {
     await emit(topics.control.name, null, { type: 'WorkerJoined', ...env(w.workerId), workerId: w.workerId, lane: w.lane, zone: w.zone, capacity: w.capacity, models: [], backend: 'cpu', accelerator: null, maxBatchSize: 1, maxBatchDelayMs: 0, startedAt: w.startedAt }, 0);
   }
@@ -210,6 +210,10 @@ export async function writeSyntheticLog(ctx: ServiceContext, o: SyntheticOptions
         loadedModels: [],
         accelerator: null,
         draining: false,
+        queueDelayMs: 0,
+        cacheHitBuckets: [],
+        bucketMs: 50,
+        completed: 0,
       });
       result.heartbeats++;
     }
@@ -256,6 +260,7 @@ export async function writeSyntheticLog(ctx: ServiceContext, o: SyntheticOptions
       source,
       replyTopic: null,
       allowFallback: true,
+      maxAttempts: null,
       cacheable: true,
       attributes: {},
     };

@@ -181,6 +181,62 @@ export interface EventEnvelope {
 export type WithDefaults<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 
 /**
+ * A controller claimed leadership for a new epoch. The first claim of epoch = current + 1 in `control` order wins; later claims of the same epoch are refused by every fold. Topic `control`.
+ * Schema: switchyard.events.ControllerElected v1.
+ */
+export interface ControllerElected extends EventEnvelope {
+  type: 'ControllerElected';
+  /** The controller instance claiming. */
+  controllerId: string;
+  /** The epoch claimed: the previous leader's plus one (1 for the first leader). */
+  epoch: number;
+  /**
+   * The leader it replaces, when there was one.
+   * @default null
+   */
+  previousControllerId: string | null;
+  /** FIRST_LEADER, LEADER_SILENT (no tick from the leader for longer than the lease), LEADER_RESIGNED. */
+  reason: string;
+  /**
+   * How long the previous leader had been silent (log time), when it was replaced for that.
+   * @default null
+   */
+  leaderSilenceMs: number | null;
+  /**
+   * The lease: a leader silent this long may be replaced.
+   * @default 0
+   */
+  leaseMs: number;
+}
+/** ControllerElected as a producer writes it: fields with defaults may be left out. */
+export type ControllerElectedInit = WithDefaults<ControllerElected, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'previousControllerId' | 'leaderSilenceMs' | 'leaseMs'>;
+
+/**
+ * The controller's periodic tick: log time for the failure detector (silence is measured between a worker's last heartbeat and a tick) and the leader's liveness for its standbys. Topic `heartbeats`, keyed by controller id.
+ * Schema: switchyard.events.ControllerTick v1.
+ */
+export interface ControllerTick extends EventEnvelope {
+  type: 'ControllerTick';
+  controllerId: string;
+  /**
+   * The epoch it leads; null for a standby.
+   * @default null
+   */
+  epoch: number | null;
+  /** Tick number since the controller started. */
+  seq: number;
+  /** The configured tick interval. */
+  intervalMs: number;
+  /**
+   * When this controller process started.
+   * Unit: ms since the Unix epoch.
+   */
+  startedAt: number;
+}
+/** ControllerTick as a producer writes it: fields with defaults may be left out. */
+export type ControllerTickInit = WithDefaults<ControllerTick, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'epoch'>;
+
+/**
  * A record a consumer could not process, kept with its original bytes. Topic `deadletter`, key = the original key.
  * Schema: switchyard.events.DeadLettered v1.
  */
@@ -354,7 +410,7 @@ export type InferenceFailedInit = WithDefaults<InferenceFailed, 'requestId' | 't
 
 /**
  * A client asks for one inference. Topic `requests`, key sessionId else requestId. The public API for Kafka producer clients: requestId must be set.
- * Schema: switchyard.events.InferenceRequested v1.
+ * Schema: switchyard.events.InferenceRequested v2.
  */
 export interface InferenceRequested extends EventEnvelope {
   type: 'InferenceRequested';
@@ -433,9 +489,14 @@ export interface InferenceRequested extends EventEnvelope {
    * @default {}
    */
   attributes: Record<string, string>;
+  /**
+   * How many attempts (first routing, retries and re-dispatches) this request may take at most; null takes the model's setting (the controller's per-model default).
+   * @default null
+   */
+  maxAttempts: number | null;
 }
 /** InferenceRequested as a producer writes it: fields with defaults may be left out. */
-export type InferenceRequestedInit = WithDefaults<InferenceRequested, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'modelVersion' | 'contentType' | 'parameters' | 'sessionId' | 'priority' | 'deadlineAt' | 'zone' | 'idempotencyKey' | 'tenant' | 'source' | 'replyTopic' | 'allowFallback' | 'cacheable' | 'attributes'>;
+export type InferenceRequestedInit = WithDefaults<InferenceRequested, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'modelVersion' | 'contentType' | 'parameters' | 'sessionId' | 'priority' | 'deadlineAt' | 'zone' | 'idempotencyKey' | 'tenant' | 'source' | 'replyTopic' | 'allowFallback' | 'cacheable' | 'attributes' | 'maxAttempts'>;
 
 /**
  * A worker started computing a request (or a batch containing it). Topic `results`, key requestId.
@@ -675,8 +736,32 @@ export interface RequestRouted extends EventEnvelope {
 export type RequestRoutedInit = WithDefaults<RequestRouted, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'zone' | 'requestedModel' | 'degraded' | 'fallback' | 'sessionId' | 'priority' | 'deadlineAt' | 'candidates' | 'pendingDecisions' | 'policyVersion' | 'attempt' | 'previousWorkerId' | 'input' | 'contentType' | 'parameters' | 'cacheable' | 'request'>;
 
 /**
+ * A terminal outcome that lost: the request already had one earlier in `results` (a presumed-dead worker answered after the re-dispatch, or two attempts both finished). The first terminal outcome per request id in results-partition order is the only client-visible one; this records the other. Topic `results`, keyed by requestId.
+ * Schema: switchyard.events.ResultSuperseded v1.
+ */
+export interface ResultSuperseded extends EventEnvelope {
+  type: 'ResultSuperseded';
+  /** The outcome that lost. */
+  supersededEventId: string;
+  /** InferenceCompleted, InferenceFailed or RequestRejected. */
+  supersededType: string;
+  /** Where it sits in `results`. */
+  supersededPosition: LogPosition;
+  /** @default null */
+  supersededWorkerId: string | null;
+  /** @default 1 */
+  supersededAttempt: number;
+  /** The client-visible outcome. */
+  winnerEventId: string;
+  winnerType: string;
+  winnerPosition: LogPosition;
+}
+/** ResultSuperseded as a producer writes it: fields with defaults may be left out. */
+export type ResultSupersededInit = WithDefaults<ResultSuperseded, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'supersededWorkerId' | 'supersededAttempt'>;
+
+/**
  * The traffic split of a model across its versions changed (canary start, promotion, rollback). Topic `control`. Sessions stay on their version.
- * Schema: switchyard.events.RolloutChanged v1.
+ * Schema: switchyard.events.RolloutChanged v2.
  */
 export interface RolloutChanged extends EventEnvelope {
   type: 'RolloutChanged';
@@ -708,13 +793,18 @@ export interface RolloutChanged extends EventEnvelope {
    * @default null
    */
   detail: string | null;
+  /**
+   * The controller epoch this event was written under (ControllerElected); null when not written by a controller (e.g. a worker releasing its own lane). Every consumer ignores a control event whose epoch is older than the latest election folded before it in `control`.
+   * @default null
+   */
+  epoch: number | null;
 }
 /** RolloutChanged as a producer writes it: fields with defaults may be left out. */
-export type RolloutChangedInit = WithDefaults<RolloutChanged, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'canaryVersion' | 'canary' | 'budget' | 'detail'>;
+export type RolloutChangedInit = WithDefaults<RolloutChanged, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'canaryVersion' | 'canary' | 'budget' | 'detail' | 'epoch'>;
 
 /**
  * The autoscaler decided a pool's size. Topic `control`; an executor carries it out.
- * Schema: switchyard.events.ScaleDecided v1.
+ * Schema: switchyard.events.ScaleDecided v2.
  */
 export interface ScaleDecided extends EventEnvelope {
   type: 'ScaleDecided';
@@ -747,9 +837,14 @@ export interface ScaleDecided extends EventEnvelope {
    * @default null
    */
   cooldownUntil: number | null;
+  /**
+   * The controller epoch this event was written under (ControllerElected); null when not written by a controller (e.g. a worker releasing its own lane). Every consumer ignores a control event whose epoch is older than the latest election folded before it in `control`.
+   * @default null
+   */
+  epoch: number | null;
 }
 /** ScaleDecided as a producer writes it: fields with defaults may be left out. */
-export type ScaleDecidedInit = WithDefaults<ScaleDecided, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'model' | 'zone' | 'signals' | 'cooldownUntil'>;
+export type ScaleDecidedInit = WithDefaults<ScaleDecided, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'model' | 'zone' | 'signals' | 'cooldownUntil' | 'epoch'>;
 
 /**
  * Where a session lives now. Topic `sessions` (compacted), key sessionId: the latest record per session is its state.
@@ -812,8 +907,8 @@ export interface WorkerDraining extends EventEnvelope {
 export type WorkerDrainingInit = WithDefaults<WorkerDraining, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'reason' | 'drainDeadlineAt'>;
 
 /**
- * The controller removed a worker and freed its lane; its unfinished work is re-dispatched. Topic `control`.
- * Schema: switchyard.events.WorkerEvicted v1.
+ * A worker was removed and its lane freed: by the controller (failure detection, with its evidence) or by the worker itself after draining (reason DRAINED). Its unfinished work is re-dispatched by the controller. Topic `control`.
+ * Schema: switchyard.events.WorkerEvicted v2.
  */
 export interface WorkerEvicted extends EventEnvelope {
   type: 'WorkerEvicted';
@@ -821,7 +916,7 @@ export interface WorkerEvicted extends EventEnvelope {
   workerId: string;
   /** The lane freed. */
   lane: number;
-  /** HEARTBEAT_TIMEOUT, DRAINED (left after draining), ADMIN, FENCED. */
+  /** Why: SUSPECTED_DEAD (no heartbeat for longer than the failure detector allows), DRAINED (the worker released its lane after draining), ADMIN. A string so new reasons need no schema change. */
   reason: string;
   /**
    * occurredAt of the worker's last heartbeat the controller saw.
@@ -839,13 +934,69 @@ export interface WorkerEvicted extends EventEnvelope {
    * @default null
    */
   detail: string | null;
+  /**
+   * The controller epoch this event was written under (ControllerElected); null when not written by a controller (e.g. a worker releasing its own lane). Every consumer ignores a control event whose epoch is older than the latest election folded before it in `control`.
+   * @default null
+   */
+  epoch: number | null;
+  /**
+   * The evicted incarnation (its WorkerJoined.startedAt); a worker that comes back is a new incarnation and must claim a lane again.
+   * Unit: ms since the Unix epoch.
+   * @default null
+   */
+  startedAt: number | null;
+  /**
+   * Where the worker's last heartbeat folded by the controller sits in `heartbeats`.
+   * @default null
+   */
+  heartbeatPosition: LogPosition | null;
+  /**
+   * The end offset of that heartbeats partition in the controller's fold when it decided (evidence that nothing newer had been written and not yet read).
+   * @default null
+   */
+  heartbeatEnd: number | null;
+  /**
+   * Log time since the last heartbeat: the deciding tick's occurredAt minus the heartbeat's occurredAt.
+   * @default null
+   */
+  silenceMs: number | null;
+  /**
+   * Phi-accrual suspicion level at the tick (-log10 of the probability that a heartbeat is still to come).
+   * @default null
+   */
+  phi: number | null;
+  /**
+   * The threshold phi had to reach.
+   * @default null
+   */
+  phiThreshold: number | null;
+  /**
+   * The silence the detector requires whatever phi says.
+   * @default null
+   */
+  minSilenceMs: number | null;
+  /**
+   * Mean heartbeat interval of the worker the detector had learnt.
+   * @default null
+   */
+  meanIntervalMs: number | null;
+  /**
+   * Its standard deviation (after the floor).
+   * @default null
+   */
+  stdIntervalMs: number | null;
+  /**
+   * eventId of the ControllerTick at which the controller decided (also the causationId).
+   * @default null
+   */
+  tickId: string | null;
 }
 /** WorkerEvicted as a producer writes it: fields with defaults may be left out. */
-export type WorkerEvictedInit = WithDefaults<WorkerEvicted, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'lastHeartbeatAt' | 'lastHeartbeatSeq' | 'detail'>;
+export type WorkerEvictedInit = WithDefaults<WorkerEvicted, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'lastHeartbeatAt' | 'lastHeartbeatSeq' | 'detail' | 'epoch' | 'startedAt' | 'heartbeatPosition' | 'heartbeatEnd' | 'silenceMs' | 'phi' | 'phiThreshold' | 'minSilenceMs' | 'meanIntervalMs' | 'stdIntervalMs' | 'tickId'>;
 
 /**
  * Periodic worker status. Topic `heartbeats`, key workerId. Routers keep the latest per worker (by seq).
- * Schema: switchyard.events.WorkerHeartbeat v1.
+ * Schema: switchyard.events.WorkerHeartbeat v2.
  */
 export interface WorkerHeartbeat extends EventEnvelope {
   type: 'WorkerHeartbeat';
@@ -894,9 +1045,29 @@ export interface WorkerHeartbeat extends EventEnvelope {
    * @default false
    */
   draining: boolean;
+  /**
+   * How long the oldest job still queued (not started) has waited, ms; 0 when nothing is queued. Admission sheds on this: real queueing, not slot counts.
+   * @default 0
+   */
+  queueDelayMs: number;
+  /**
+   * The result cache's hit ratio per 50 ms bucket since the previous heartbeat, oldest first; -1 for a bucket without cacheable lookups. For the autoscaler.
+   * @default []
+   */
+  cacheHitBuckets: number[];
+  /**
+   * Width of a cacheHitBuckets bucket, ms.
+   * @default 50
+   */
+  bucketMs: number;
+  /**
+   * Requests answered since the worker started (completed, failed or cache hits).
+   * @default 0
+   */
+  completed: number;
 }
 /** WorkerHeartbeat as a producer writes it: fields with defaults may be left out. */
-export type WorkerHeartbeatInit = WithDefaults<WorkerHeartbeat, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'startedAt' | 'capacity' | 'cacheHitRatio' | 'loadedModels' | 'accelerator' | 'draining'>;
+export type WorkerHeartbeatInit = WithDefaults<WorkerHeartbeat, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'startedAt' | 'capacity' | 'cacheHitRatio' | 'loadedModels' | 'accelerator' | 'draining' | 'queueDelayMs' | 'cacheHitBuckets' | 'bucketMs' | 'completed'>;
 
 /**
  * A worker claims a lane. Topic `control`: the first valid claim of a free lane in log order wins.
@@ -949,6 +1120,8 @@ export type WorkerJoinedInit = WithDefaults<WorkerJoined, 'requestId' | 'traceId
 
 /** Every event, tagged by `type` = the Avro record name. */
 export type SwitchyardEvent =
+  | ControllerElected
+  | ControllerTick
   | DeadLettered
   | InferenceCompleted
   | InferenceFailed
@@ -957,6 +1130,7 @@ export type SwitchyardEvent =
   | ModelVersionRegistered
   | RequestRejected
   | RequestRouted
+  | ResultSuperseded
   | RolloutChanged
   | ScaleDecided
   | SessionState
@@ -967,6 +1141,8 @@ export type SwitchyardEvent =
 
 /** Every event as a producer writes it (defaulted fields optional). */
 export type SwitchyardEventInit =
+  | ControllerElectedInit
+  | ControllerTickInit
   | DeadLetteredInit
   | InferenceCompletedInit
   | InferenceFailedInit
@@ -975,6 +1151,7 @@ export type SwitchyardEventInit =
   | ModelVersionRegisteredInit
   | RequestRejectedInit
   | RequestRoutedInit
+  | ResultSupersededInit
   | RolloutChangedInit
   | ScaleDecidedInit
   | SessionStateInit
@@ -990,6 +1167,8 @@ export type EventOf<T extends EventType> = Extract<SwitchyardEvent, { type: T }>
 export type EventInitOf<T extends EventType> = Extract<SwitchyardEventInit, { type: T }>;
 
 export const EVENT_TYPES = [
+  'ControllerElected',
+  'ControllerTick',
   'DeadLettered',
   'InferenceCompleted',
   'InferenceFailed',
@@ -998,6 +1177,7 @@ export const EVENT_TYPES = [
   'ModelVersionRegistered',
   'RequestRejected',
   'RequestRouted',
+  'ResultSuperseded',
   'RolloutChanged',
   'ScaleDecided',
   'SessionState',
@@ -1018,6 +1198,18 @@ export interface EventSchema {
 }
 
 export const EVENT_SCHEMAS: { readonly [K in EventType]: EventSchema } = {
+  ControllerElected: {
+    type: 'ControllerElected',
+    fullName: 'switchyard.events.ControllerElected',
+    version: 1,
+    schema: "{\"type\":\"record\",\"name\":\"ControllerElected\",\"namespace\":\"switchyard.events\",\"doc\":\"A controller claimed leadership for a new epoch. The first claim of epoch = current + 1 in `control` order wins; later claims of the same epoch are refused by every fold. Topic `control`.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"controllerId\",\"type\":\"string\",\"doc\":\"The controller instance claiming.\"},{\"name\":\"epoch\",\"type\":\"long\",\"doc\":\"The epoch claimed: the previous leader's plus one (1 for the first leader).\"},{\"name\":\"previousControllerId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The leader it replaces, when there was one.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"FIRST_LEADER, LEADER_SILENT (no tick from the leader for longer than the lease), LEADER_RESIGNED.\"},{\"name\":\"leaderSilenceMs\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"How long the previous leader had been silent (log time), when it was replaced for that.\"},{\"name\":\"leaseMs\",\"type\":\"long\",\"default\":0,\"doc\":\"The lease: a leader silent this long may be replaced.\"}]}",
+  },
+  ControllerTick: {
+    type: 'ControllerTick',
+    fullName: 'switchyard.events.ControllerTick',
+    version: 1,
+    schema: "{\"type\":\"record\",\"name\":\"ControllerTick\",\"namespace\":\"switchyard.events\",\"doc\":\"The controller's periodic tick: log time for the failure detector (silence is measured between a worker's last heartbeat and a tick) and the leader's liveness for its standbys. Topic `heartbeats`, keyed by controller id.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"controllerId\",\"type\":\"string\"},{\"name\":\"epoch\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The epoch it leads; null for a standby.\"},{\"name\":\"seq\",\"type\":\"long\",\"doc\":\"Tick number since the controller started.\"},{\"name\":\"intervalMs\",\"type\":\"int\",\"doc\":\"The configured tick interval.\"},{\"name\":\"startedAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When this controller process started.\"}]}",
+  },
   DeadLettered: {
     type: 'DeadLettered',
     fullName: 'switchyard.events.DeadLettered',
@@ -1039,8 +1231,8 @@ export const EVENT_SCHEMAS: { readonly [K in EventType]: EventSchema } = {
   InferenceRequested: {
     type: 'InferenceRequested',
     fullName: 'switchyard.events.InferenceRequested',
-    version: 1,
-    schema: "{\"type\":\"record\",\"name\":\"InferenceRequested\",\"namespace\":\"switchyard.events\",\"doc\":\"A client asks for one inference. Topic `requests`, key sessionId else requestId. The public API for Kafka producer clients: requestId must be set.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"model\",\"type\":\"string\",\"doc\":\"Logical model name, e.g. \\\"sentiment-small\\\" or \\\"llama-3.1-8b-instruct\\\".\"},{\"name\":\"modelVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Pin a model version; null lets the rollout (weights, canary) decide.\"},{\"name\":\"input\",\"type\":\"bytes\",\"doc\":\"The request payload, interpreted per `contentType` (UTF-8 JSON by default).\"},{\"name\":\"contentType\",\"type\":\"string\",\"default\":\"application/json\",\"doc\":\"Media type of `input`.\"},{\"name\":\"parameters\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{},\"doc\":\"Inference parameters as strings (e.g. max_tokens, temperature), passed to the backend.\"},{\"name\":\"sessionId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Conversation/session id; requests of a session stick to one worker (affinity).\"},{\"name\":\"priority\",\"type\":{\"type\":\"enum\",\"name\":\"Priority\",\"doc\":\"Priority class. Under overload the router sheds the lowest class first. Readers that do not know a symbol read it as NORMAL.\",\"symbols\":[\"CRITICAL\",\"HIGH\",\"NORMAL\",\"LOW\",\"BACKGROUND\"],\"default\":\"NORMAL\"},\"default\":\"NORMAL\",\"doc\":\"Priority class.\"},{\"name\":\"deadlineAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"Absolute deadline, ms since the Unix epoch; work not started by then is dropped.\"},{\"name\":\"zone\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Preferred zone; the router fails over to other zones when it has no healthy capacity.\"},{\"name\":\"idempotencyKey\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Client key for deduplication: requests with the same key get the same result.\"},{\"name\":\"tenant\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Tenant/account the request is billed and rate-limited under.\"},{\"name\":\"source\",\"type\":{\"type\":\"enum\",\"name\":\"RequestSource\",\"doc\":\"Where a request entered Switchyard. Readers that do not know a symbol read it as KAFKA_CLIENT.\",\"symbols\":[\"GATEWAY\",\"KAFKA_CLIENT\",\"REPLAY\",\"INTERNAL\"],\"default\":\"KAFKA_CLIENT\"},\"default\":\"KAFKA_CLIENT\",\"doc\":\"Where the request entered.\"},{\"name\":\"replyTopic\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Topic the client reads results from, when not the default results topic.\"},{\"name\":\"allowFallback\",\"type\":\"boolean\",\"default\":true,\"doc\":\"Whether the router may serve the request with the model's fallback model when the model has no healthy capacity.\"},{\"name\":\"cacheable\",\"type\":\"boolean\",\"default\":true,\"doc\":\"Whether a worker may answer from its result cache.\"},{\"name\":\"attributes\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{},\"doc\":\"Client metadata, carried through to results and analytics.\"}]}",
+    version: 2,
+    schema: "{\"type\":\"record\",\"name\":\"InferenceRequested\",\"namespace\":\"switchyard.events\",\"doc\":\"A client asks for one inference. Topic `requests`, key sessionId else requestId. The public API for Kafka producer clients: requestId must be set.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"model\",\"type\":\"string\",\"doc\":\"Logical model name, e.g. \\\"sentiment-small\\\" or \\\"llama-3.1-8b-instruct\\\".\"},{\"name\":\"modelVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Pin a model version; null lets the rollout (weights, canary) decide.\"},{\"name\":\"input\",\"type\":\"bytes\",\"doc\":\"The request payload, interpreted per `contentType` (UTF-8 JSON by default).\"},{\"name\":\"contentType\",\"type\":\"string\",\"default\":\"application/json\",\"doc\":\"Media type of `input`.\"},{\"name\":\"parameters\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{},\"doc\":\"Inference parameters as strings (e.g. max_tokens, temperature), passed to the backend.\"},{\"name\":\"sessionId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Conversation/session id; requests of a session stick to one worker (affinity).\"},{\"name\":\"priority\",\"type\":{\"type\":\"enum\",\"name\":\"Priority\",\"doc\":\"Priority class. Under overload the router sheds the lowest class first. Readers that do not know a symbol read it as NORMAL.\",\"symbols\":[\"CRITICAL\",\"HIGH\",\"NORMAL\",\"LOW\",\"BACKGROUND\"],\"default\":\"NORMAL\"},\"default\":\"NORMAL\",\"doc\":\"Priority class.\"},{\"name\":\"deadlineAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"Absolute deadline, ms since the Unix epoch; work not started by then is dropped.\"},{\"name\":\"zone\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Preferred zone; the router fails over to other zones when it has no healthy capacity.\"},{\"name\":\"idempotencyKey\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Client key for deduplication: requests with the same key get the same result.\"},{\"name\":\"tenant\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Tenant/account the request is billed and rate-limited under.\"},{\"name\":\"source\",\"type\":{\"type\":\"enum\",\"name\":\"RequestSource\",\"doc\":\"Where a request entered Switchyard. Readers that do not know a symbol read it as KAFKA_CLIENT.\",\"symbols\":[\"GATEWAY\",\"KAFKA_CLIENT\",\"REPLAY\",\"INTERNAL\"],\"default\":\"KAFKA_CLIENT\"},\"default\":\"KAFKA_CLIENT\",\"doc\":\"Where the request entered.\"},{\"name\":\"replyTopic\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Topic the client reads results from, when not the default results topic.\"},{\"name\":\"allowFallback\",\"type\":\"boolean\",\"default\":true,\"doc\":\"Whether the router may serve the request with the model's fallback model when the model has no healthy capacity.\"},{\"name\":\"cacheable\",\"type\":\"boolean\",\"default\":true,\"doc\":\"Whether a worker may answer from its result cache.\"},{\"name\":\"attributes\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{},\"doc\":\"Client metadata, carried through to results and analytics.\"},{\"name\":\"maxAttempts\",\"type\":[\"null\",\"int\"],\"default\":null,\"doc\":\"How many attempts (first routing, retries and re-dispatches) this request may take at most; null takes the model's setting (the controller's per-model default).\"}]}",
   },
   InferenceStarted: {
     type: 'InferenceStarted',
@@ -1066,17 +1258,23 @@ export const EVENT_SCHEMAS: { readonly [K in EventType]: EventSchema } = {
     version: 2,
     schema: "{\"type\":\"record\",\"name\":\"RequestRouted\",\"namespace\":\"switchyard.events\",\"doc\":\"The router assigned a request to a worker. Topic `decisions`, key requestId, partition = the worker's lane: the decision is also the dispatch. Records everything `replay verify` needs to re-derive it: the clock, the candidates, and the router's own decisions not yet read back. The router instance is the envelope's `producer`; the decision time is `occurredAt`. v2 carries the request itself (input, content type, parameters, cacheability) and where it sits in `requests`, so the worker needs no second read.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Chosen worker.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"Chosen worker's lane = partition this record was written to.\"},{\"name\":\"zone\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Chosen worker's zone.\"},{\"name\":\"model\",\"type\":\"string\",\"doc\":\"Model that will serve the request (the fallback model when `fallback`).\"},{\"name\":\"requestedModel\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The model the request asked for, when it differs from `model` (fallback).\"},{\"name\":\"modelVersion\",\"type\":\"string\",\"doc\":\"Model version chosen (pin, rollout weights, or session stickiness).\"},{\"name\":\"modelDigest\",\"type\":\"string\",\"doc\":\"sha256 (hex) of the model weights blob of `modelVersion`.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"Why this worker: AFFINITY (session, rendezvous hashing), LEAST_LOADED (power of two choices), CANARY, PINNED, ZONE_FAILOVER, FALLBACK_MODEL, REDISPATCH. A string so new reasons need no schema change.\"},{\"name\":\"degraded\",\"type\":\"boolean\",\"default\":false,\"doc\":\"The decision was made under degraded conditions (cross-zone failover, fallback model, bounded load exceeded).\"},{\"name\":\"fallback\",\"type\":\"boolean\",\"default\":false,\"doc\":\"Served by the fallback model.\"},{\"name\":\"sessionId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Session of the request, when any.\"},{\"name\":\"priority\",\"type\":{\"type\":\"enum\",\"name\":\"Priority\",\"doc\":\"Priority class. Under overload the router sheds the lowest class first. Readers that do not know a symbol read it as NORMAL.\",\"symbols\":[\"CRITICAL\",\"HIGH\",\"NORMAL\",\"LOW\",\"BACKGROUND\"],\"default\":\"NORMAL\"},\"default\":\"NORMAL\",\"doc\":\"Priority class of the request.\"},{\"name\":\"deadlineAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"Deadline of the request, copied so a worker need not read the request.\"},{\"name\":\"candidates\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"RoutingCandidate\",\"doc\":\"A worker the router considered, with what it knew about it.\",\"fields\":[{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker id.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"The worker's lane (partition of the decisions topic).\"},{\"name\":\"zone\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The worker's zone, when known.\"},{\"name\":\"modelVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The model version this candidate would serve.\"},{\"name\":\"score\",\"type\":\"double\",\"doc\":\"Policy score; the router picks the best (lowest) score among the non-excluded candidates.\"},{\"name\":\"load\",\"type\":\"double\",\"default\":0,\"doc\":\"Load (0..1) from the worker's latest heartbeat in the decision's clock.\"},{\"name\":\"inFlight\",\"type\":\"int\",\"default\":0,\"doc\":\"Requests routed to the worker and not yet finished, as the router counted them.\"},{\"name\":\"excluded\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Why the candidate could not be chosen: UNHEALTHY, EJECTED (latency outlier), DRAINING, EVICTED, OVERLOADED (bounded load), ZONE, NO_MODEL, STALE_HEARTBEAT. Null when eligible.\"}]}},\"default\":[],\"doc\":\"Every worker considered, with score and exclusion reason.\"},{\"name\":\"pendingDecisions\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"PendingDecision\",\"doc\":\"Decisions this router had made for one worker that were not yet in its clock (appended but not read back). They counted towards the worker's load when the decision was made.\",\"fields\":[{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker id.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"The worker's lane.\"},{\"name\":\"count\",\"type\":\"int\",\"doc\":\"How many such decisions.\"}]}},\"default\":[],\"doc\":\"This router's decisions not yet in its clock, per worker: state the clock cannot name.\"},{\"name\":\"policyVersion\",\"type\":\"string\",\"default\":\"\",\"doc\":\"Version of the routing policy code/configuration that made the decision.\"},{\"name\":\"attempt\",\"type\":\"int\",\"default\":1,\"doc\":\"1 for the first routing of a request; greater when re-dispatched (worker evicted or failed).\"},{\"name\":\"previousWorkerId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Worker of the previous attempt, when re-dispatched.\"},{\"name\":\"input\",\"type\":\"bytes\",\"default\":\"\",\"doc\":\"The request payload, copied from InferenceRequested.input: the decision is the dispatch, one write and one read.\"},{\"name\":\"contentType\",\"type\":\"string\",\"default\":\"application/json\",\"doc\":\"Media type of `input`.\"},{\"name\":\"parameters\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{},\"doc\":\"Inference parameters, copied from the request.\"},{\"name\":\"cacheable\",\"type\":\"boolean\",\"default\":true,\"doc\":\"Whether the worker may answer from its result cache (from the request).\"},{\"name\":\"request\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"LogPosition\",\"doc\":\"Where a record sits in the log.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\"},{\"name\":\"partition\",\"type\":\"int\"},{\"name\":\"offset\",\"type\":\"long\"}]}],\"default\":null,\"doc\":\"Position of the InferenceRequested this decision answers (null for decisions made from another source, e.g. re-dispatch).\"}]}",
   },
+  ResultSuperseded: {
+    type: 'ResultSuperseded',
+    fullName: 'switchyard.events.ResultSuperseded',
+    version: 1,
+    schema: "{\"type\":\"record\",\"name\":\"ResultSuperseded\",\"namespace\":\"switchyard.events\",\"doc\":\"A terminal outcome that lost: the request already had one earlier in `results` (a presumed-dead worker answered after the re-dispatch, or two attempts both finished). The first terminal outcome per request id in results-partition order is the only client-visible one; this records the other. Topic `results`, keyed by requestId.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"supersededEventId\",\"type\":\"string\",\"doc\":\"The outcome that lost.\"},{\"name\":\"supersededType\",\"type\":\"string\",\"doc\":\"InferenceCompleted, InferenceFailed or RequestRejected.\"},{\"name\":\"supersededPosition\",\"type\":{\"type\":\"record\",\"name\":\"LogPosition\",\"doc\":\"Where a record sits in the log.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\"},{\"name\":\"partition\",\"type\":\"int\"},{\"name\":\"offset\",\"type\":\"long\"}]},\"doc\":\"Where it sits in `results`.\"},{\"name\":\"supersededWorkerId\",\"type\":[\"null\",\"string\"],\"default\":null},{\"name\":\"supersededAttempt\",\"type\":\"int\",\"default\":1},{\"name\":\"winnerEventId\",\"type\":\"string\",\"doc\":\"The client-visible outcome.\"},{\"name\":\"winnerType\",\"type\":\"string\"},{\"name\":\"winnerPosition\",\"type\":\"switchyard.events.LogPosition\"}]}",
+  },
   RolloutChanged: {
     type: 'RolloutChanged',
     fullName: 'switchyard.events.RolloutChanged',
-    version: 1,
-    schema: "{\"type\":\"record\",\"name\":\"RolloutChanged\",\"namespace\":\"switchyard.events\",\"doc\":\"The traffic split of a model across its versions changed (canary start, promotion, rollback). Topic `control`. Sessions stay on their version.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"model\",\"type\":\"string\",\"doc\":\"Logical model name.\"},{\"name\":\"weights\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"VersionWeight\",\"doc\":\"Share of new traffic a version gets.\",\"fields\":[{\"name\":\"version\",\"type\":\"string\",\"doc\":\"Model version.\"},{\"name\":\"weight\",\"type\":\"double\",\"doc\":\"Relative weight (weights need not sum to 1).\"}]}},\"doc\":\"Traffic split; a version absent here gets no new traffic.\"},{\"name\":\"stableVersion\",\"type\":\"string\",\"doc\":\"The version rollbacks return to.\"},{\"name\":\"canaryVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The version under canary, when a canary runs.\"},{\"name\":\"canary\",\"type\":\"boolean\",\"default\":false,\"doc\":\"A canary is running.\"},{\"name\":\"budget\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"CanaryBudget\",\"doc\":\"Limits past which the controller rolls the canary back automatically.\",\"fields\":[{\"name\":\"maxP99LatencyMs\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Rollback when the canary's p99 latency exceeds this.\"},{\"name\":\"maxErrorRate\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Rollback when the canary's error rate (0..1) exceeds this.\"},{\"name\":\"minRequests\",\"type\":\"int\",\"default\":100,\"doc\":\"Requests the canary must serve before the budget is judged.\"},{\"name\":\"windowMs\",\"type\":\"long\",\"default\":300000,\"doc\":\"Sliding window the budget is judged over, ms.\"}]}],\"default\":null,\"doc\":\"Canary budget, when a canary runs.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"CANARY_START, PROMOTE, ROLLBACK (manual), AUTO_ROLLBACK (budget breached), MANUAL.\"},{\"name\":\"detail\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Human-readable explanation, e.g. which budget was breached.\"}]}",
+    version: 2,
+    schema: "{\"type\":\"record\",\"name\":\"RolloutChanged\",\"namespace\":\"switchyard.events\",\"doc\":\"The traffic split of a model across its versions changed (canary start, promotion, rollback). Topic `control`. Sessions stay on their version.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"model\",\"type\":\"string\",\"doc\":\"Logical model name.\"},{\"name\":\"weights\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"VersionWeight\",\"doc\":\"Share of new traffic a version gets.\",\"fields\":[{\"name\":\"version\",\"type\":\"string\",\"doc\":\"Model version.\"},{\"name\":\"weight\",\"type\":\"double\",\"doc\":\"Relative weight (weights need not sum to 1).\"}]}},\"doc\":\"Traffic split; a version absent here gets no new traffic.\"},{\"name\":\"stableVersion\",\"type\":\"string\",\"doc\":\"The version rollbacks return to.\"},{\"name\":\"canaryVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The version under canary, when a canary runs.\"},{\"name\":\"canary\",\"type\":\"boolean\",\"default\":false,\"doc\":\"A canary is running.\"},{\"name\":\"budget\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"CanaryBudget\",\"doc\":\"Limits past which the controller rolls the canary back automatically.\",\"fields\":[{\"name\":\"maxP99LatencyMs\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Rollback when the canary's p99 latency exceeds this.\"},{\"name\":\"maxErrorRate\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Rollback when the canary's error rate (0..1) exceeds this.\"},{\"name\":\"minRequests\",\"type\":\"int\",\"default\":100,\"doc\":\"Requests the canary must serve before the budget is judged.\"},{\"name\":\"windowMs\",\"type\":\"long\",\"default\":300000,\"doc\":\"Sliding window the budget is judged over, ms.\"}]}],\"default\":null,\"doc\":\"Canary budget, when a canary runs.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"CANARY_START, PROMOTE, ROLLBACK (manual), AUTO_ROLLBACK (budget breached), MANUAL.\"},{\"name\":\"detail\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Human-readable explanation, e.g. which budget was breached.\"},{\"name\":\"epoch\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The controller epoch this event was written under (ControllerElected); null when not written by a controller (e.g. a worker releasing its own lane). Every consumer ignores a control event whose epoch is older than the latest election folded before it in `control`.\"}]}",
   },
   ScaleDecided: {
     type: 'ScaleDecided',
     fullName: 'switchyard.events.ScaleDecided',
-    version: 1,
-    schema: "{\"type\":\"record\",\"name\":\"ScaleDecided\",\"namespace\":\"switchyard.events\",\"doc\":\"The autoscaler decided a pool's size. Topic `control`; an executor carries it out.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"pool\",\"type\":\"string\",\"doc\":\"Worker pool being scaled (e.g. a model name or a zone/backend pool).\"},{\"name\":\"model\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Model the pool serves, when it serves one.\"},{\"name\":\"zone\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Zone of the pool, when zonal.\"},{\"name\":\"from\",\"type\":\"int\",\"doc\":\"Workers before.\"},{\"name\":\"to\",\"type\":\"int\",\"doc\":\"Workers wanted.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"QUEUE_DEPTH, CONSUMER_LAG, LATENCY, CACHE_HIT_RATIO, PREDICTED_TREND, IDLE, MANUAL.\"},{\"name\":\"signals\",\"type\":{\"type\":\"map\",\"values\":\"double\"},\"default\":{},\"doc\":\"The signal values the decision was made from (e.g. queue_depth, lag, p99_ms).\"},{\"name\":\"cooldownUntil\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"No further scaling of the pool before this time.\"}]}",
+    version: 2,
+    schema: "{\"type\":\"record\",\"name\":\"ScaleDecided\",\"namespace\":\"switchyard.events\",\"doc\":\"The autoscaler decided a pool's size. Topic `control`; an executor carries it out.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"pool\",\"type\":\"string\",\"doc\":\"Worker pool being scaled (e.g. a model name or a zone/backend pool).\"},{\"name\":\"model\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Model the pool serves, when it serves one.\"},{\"name\":\"zone\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Zone of the pool, when zonal.\"},{\"name\":\"from\",\"type\":\"int\",\"doc\":\"Workers before.\"},{\"name\":\"to\",\"type\":\"int\",\"doc\":\"Workers wanted.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"QUEUE_DEPTH, CONSUMER_LAG, LATENCY, CACHE_HIT_RATIO, PREDICTED_TREND, IDLE, MANUAL.\"},{\"name\":\"signals\",\"type\":{\"type\":\"map\",\"values\":\"double\"},\"default\":{},\"doc\":\"The signal values the decision was made from (e.g. queue_depth, lag, p99_ms).\"},{\"name\":\"cooldownUntil\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"No further scaling of the pool before this time.\"},{\"name\":\"epoch\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The controller epoch this event was written under (ControllerElected); null when not written by a controller (e.g. a worker releasing its own lane). Every consumer ignores a control event whose epoch is older than the latest election folded before it in `control`.\"}]}",
   },
   SessionState: {
     type: 'SessionState',
@@ -1093,14 +1291,14 @@ export const EVENT_SCHEMAS: { readonly [K in EventType]: EventSchema } = {
   WorkerEvicted: {
     type: 'WorkerEvicted',
     fullName: 'switchyard.events.WorkerEvicted',
-    version: 1,
-    schema: "{\"type\":\"record\",\"name\":\"WorkerEvicted\",\"namespace\":\"switchyard.events\",\"doc\":\"The controller removed a worker and freed its lane; its unfinished work is re-dispatched. Topic `control`.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker id.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"The lane freed.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"HEARTBEAT_TIMEOUT, DRAINED (left after draining), ADMIN, FENCED.\"},{\"name\":\"lastHeartbeatAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"occurredAt of the worker's last heartbeat the controller saw.\"},{\"name\":\"lastHeartbeatSeq\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"seq of that heartbeat.\"},{\"name\":\"detail\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Human-readable explanation.\"}]}",
+    version: 2,
+    schema: "{\"type\":\"record\",\"name\":\"WorkerEvicted\",\"namespace\":\"switchyard.events\",\"doc\":\"A worker was removed and its lane freed: by the controller (failure detection, with its evidence) or by the worker itself after draining (reason DRAINED). Its unfinished work is re-dispatched by the controller. Topic `control`.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker id.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"The lane freed.\"},{\"name\":\"reason\",\"type\":\"string\",\"doc\":\"Why: SUSPECTED_DEAD (no heartbeat for longer than the failure detector allows), DRAINED (the worker released its lane after draining), ADMIN. A string so new reasons need no schema change.\"},{\"name\":\"lastHeartbeatAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"occurredAt of the worker's last heartbeat the controller saw.\"},{\"name\":\"lastHeartbeatSeq\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"seq of that heartbeat.\"},{\"name\":\"detail\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Human-readable explanation.\"},{\"name\":\"epoch\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The controller epoch this event was written under (ControllerElected); null when not written by a controller (e.g. a worker releasing its own lane). Every consumer ignores a control event whose epoch is older than the latest election folded before it in `control`.\"},{\"name\":\"startedAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"The evicted incarnation (its WorkerJoined.startedAt); a worker that comes back is a new incarnation and must claim a lane again.\"},{\"name\":\"heartbeatPosition\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"LogPosition\",\"doc\":\"Where a record sits in the log.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\"},{\"name\":\"partition\",\"type\":\"int\"},{\"name\":\"offset\",\"type\":\"long\"}]}],\"default\":null,\"doc\":\"Where the worker's last heartbeat folded by the controller sits in `heartbeats`.\"},{\"name\":\"heartbeatEnd\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The end offset of that heartbeats partition in the controller's fold when it decided (evidence that nothing newer had been written and not yet read).\"},{\"name\":\"silenceMs\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"Log time since the last heartbeat: the deciding tick's occurredAt minus the heartbeat's occurredAt.\"},{\"name\":\"phi\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Phi-accrual suspicion level at the tick (-log10 of the probability that a heartbeat is still to come).\"},{\"name\":\"phiThreshold\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"The threshold phi had to reach.\"},{\"name\":\"minSilenceMs\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The silence the detector requires whatever phi says.\"},{\"name\":\"meanIntervalMs\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Mean heartbeat interval of the worker the detector had learnt.\"},{\"name\":\"stdIntervalMs\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Its standard deviation (after the floor).\"},{\"name\":\"tickId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the ControllerTick at which the controller decided (also the causationId).\"}]}",
   },
   WorkerHeartbeat: {
     type: 'WorkerHeartbeat',
     fullName: 'switchyard.events.WorkerHeartbeat',
-    version: 1,
-    schema: "{\"type\":\"record\",\"name\":\"WorkerHeartbeat\",\"namespace\":\"switchyard.events\",\"doc\":\"Periodic worker status. Topic `heartbeats`, key workerId. Routers keep the latest per worker (by seq).\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker id.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"Lane the worker holds.\"},{\"name\":\"zone\",\"type\":\"string\",\"doc\":\"Zone (failure domain) the worker runs in.\"},{\"name\":\"seq\",\"type\":\"long\",\"doc\":\"Heartbeat sequence number of this worker incarnation, from 0.\"},{\"name\":\"startedAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"When this worker incarnation started; a change means a restart.\"},{\"name\":\"load\",\"type\":\"double\",\"doc\":\"Utilization 0..1: in-flight over capacity, or device utilization when higher.\"},{\"name\":\"queueDepth\",\"type\":\"int\",\"doc\":\"Requests waiting in the worker's queue.\"},{\"name\":\"inFlight\",\"type\":\"int\",\"doc\":\"Requests being computed.\"},{\"name\":\"capacity\",\"type\":\"int\",\"default\":1,\"doc\":\"Maximum concurrent requests.\"},{\"name\":\"cacheHitRatio\",\"type\":\"double\",\"default\":0,\"doc\":\"Result cache hit ratio over the last interval, 0..1.\"},{\"name\":\"loadedModels\",\"type\":{\"type\":\"array\",\"items\":\"string\"},\"default\":[],\"doc\":\"sha256 digests of the model weights loaded and verified.\"},{\"name\":\"accelerator\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Accelerator\",\"doc\":\"The compute device a worker runs on.\",\"fields\":[{\"name\":\"kind\",\"type\":\"string\",\"doc\":\"Device kind: \\\"cpu\\\", \\\"gpu\\\", \\\"tpu\\\", ... (a string so new kinds need no schema change).\"},{\"name\":\"name\",\"type\":\"string\",\"doc\":\"Device model, e.g. \\\"NVIDIA A100-SXM4-80GB\\\" or the CPU model.\"},{\"name\":\"count\",\"type\":\"int\",\"default\":1,\"doc\":\"Number of devices of this kind the worker uses.\"},{\"name\":\"memoryTotalBytes\",\"type\":\"long\",\"default\":0,\"doc\":\"Device memory in bytes (0 when unknown).\"},{\"name\":\"memoryUsedBytes\",\"type\":\"long\",\"default\":0,\"doc\":\"Device memory in use in bytes (0 when unknown).\"},{\"name\":\"utilization\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Device utilization 0..1 (e.g. from nvidia-smi), when known.\"},{\"name\":\"driverVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Driver version, when known.\"}]}],\"default\":null,\"doc\":\"Device information, when known.\"},{\"name\":\"draining\",\"type\":\"boolean\",\"default\":false,\"doc\":\"The worker is draining and accepts no new work.\"}]}",
+    version: 2,
+    schema: "{\"type\":\"record\",\"name\":\"WorkerHeartbeat\",\"namespace\":\"switchyard.events\",\"doc\":\"Periodic worker status. Topic `heartbeats`, key workerId. Routers keep the latest per worker (by seq).\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker id.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"Lane the worker holds.\"},{\"name\":\"zone\",\"type\":\"string\",\"doc\":\"Zone (failure domain) the worker runs in.\"},{\"name\":\"seq\",\"type\":\"long\",\"doc\":\"Heartbeat sequence number of this worker incarnation, from 0.\"},{\"name\":\"startedAt\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}],\"default\":null,\"doc\":\"When this worker incarnation started; a change means a restart.\"},{\"name\":\"load\",\"type\":\"double\",\"doc\":\"Utilization 0..1: in-flight over capacity, or device utilization when higher.\"},{\"name\":\"queueDepth\",\"type\":\"int\",\"doc\":\"Requests waiting in the worker's queue.\"},{\"name\":\"inFlight\",\"type\":\"int\",\"doc\":\"Requests being computed.\"},{\"name\":\"capacity\",\"type\":\"int\",\"default\":1,\"doc\":\"Maximum concurrent requests.\"},{\"name\":\"cacheHitRatio\",\"type\":\"double\",\"default\":0,\"doc\":\"Result cache hit ratio over the last interval, 0..1.\"},{\"name\":\"loadedModels\",\"type\":{\"type\":\"array\",\"items\":\"string\"},\"default\":[],\"doc\":\"sha256 digests of the model weights loaded and verified.\"},{\"name\":\"accelerator\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Accelerator\",\"doc\":\"The compute device a worker runs on.\",\"fields\":[{\"name\":\"kind\",\"type\":\"string\",\"doc\":\"Device kind: \\\"cpu\\\", \\\"gpu\\\", \\\"tpu\\\", ... (a string so new kinds need no schema change).\"},{\"name\":\"name\",\"type\":\"string\",\"doc\":\"Device model, e.g. \\\"NVIDIA A100-SXM4-80GB\\\" or the CPU model.\"},{\"name\":\"count\",\"type\":\"int\",\"default\":1,\"doc\":\"Number of devices of this kind the worker uses.\"},{\"name\":\"memoryTotalBytes\",\"type\":\"long\",\"default\":0,\"doc\":\"Device memory in bytes (0 when unknown).\"},{\"name\":\"memoryUsedBytes\",\"type\":\"long\",\"default\":0,\"doc\":\"Device memory in use in bytes (0 when unknown).\"},{\"name\":\"utilization\",\"type\":[\"null\",\"double\"],\"default\":null,\"doc\":\"Device utilization 0..1 (e.g. from nvidia-smi), when known.\"},{\"name\":\"driverVersion\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"Driver version, when known.\"}]}],\"default\":null,\"doc\":\"Device information, when known.\"},{\"name\":\"draining\",\"type\":\"boolean\",\"default\":false,\"doc\":\"The worker is draining and accepts no new work.\"},{\"name\":\"queueDelayMs\",\"type\":\"double\",\"default\":0,\"doc\":\"How long the oldest job still queued (not started) has waited, ms; 0 when nothing is queued. Admission sheds on this: real queueing, not slot counts.\"},{\"name\":\"cacheHitBuckets\",\"type\":{\"type\":\"array\",\"items\":\"double\"},\"default\":[],\"doc\":\"The result cache's hit ratio per 50 ms bucket since the previous heartbeat, oldest first; -1 for a bucket without cacheable lookups. For the autoscaler.\"},{\"name\":\"bucketMs\",\"type\":\"int\",\"default\":50,\"doc\":\"Width of a cacheHitBuckets bucket, ms.\"},{\"name\":\"completed\",\"type\":\"long\",\"default\":0,\"doc\":\"Requests answered since the worker started (completed, failed or cache hits).\"}]}",
   },
   WorkerJoined: {
     type: 'WorkerJoined',

@@ -245,6 +245,7 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
       source: 'GATEWAY',
       replyTopic: null,
       allowFallback: body.allowFallback ?? true,
+      maxAttempts: null,
       cacheable: body.cacheable ?? true,
       attributes: {},
     };

@@ -33,6 +33,7 @@ const request = (overrides: Partial<InferenceRequested> = {}): InferenceRequeste
   allowFallback: true,
   cacheable: true,
   attributes: {},
+  maxAttempts: null,
   ...overrides,
 });
 

@@ -67,6 +67,7 @@ export function heartbeat(
     loadedModels?: string[];
     draining?: boolean;
     startedAt?: number | null;
+    queueDelayMs?: number;
   } = {},
 ): WorkerHeartbeat {
   return {
@@ -85,6 +86,10 @@ export function heartbeat(
     loadedModels: o.loadedModels ?? [],
     accelerator: null,
     draining: o.draining ?? false,
+    queueDelayMs: o.queueDelayMs ?? 0,
+    cacheHitBuckets: [],
+    bucketMs: 50,
+    completed: 0,
   };
 }
 
@@ -92,8 +97,23 @@ export function draining(workerId: string, lane: number, at = T0): WorkerDrainin
   return { type: 'WorkerDraining', ...env('controller', at), workerId, lane, reason: 'SIGTERM', drainDeadlineAt: null };
 }
 
+/** A WorkerEvicted without a controller's evidence (as a worker writes for its own drain). */
+export const NO_EVIDENCE = {
+  epoch: null,
+  startedAt: null,
+  heartbeatPosition: null,
+  heartbeatEnd: null,
+  silenceMs: null,
+  phi: null,
+  phiThreshold: null,
+  minSilenceMs: null,
+  meanIntervalMs: null,
+  stdIntervalMs: null,
+  tickId: null,
+} as const;
+
 export function evicted(workerId: string, lane: number, at = T0): WorkerEvicted {
-  return { type: 'WorkerEvicted', ...env('controller', at), workerId, lane, reason: 'HEARTBEAT_TIMEOUT', lastHeartbeatAt: null, lastHeartbeatSeq: null, detail: null };
+  return { type: 'WorkerEvicted', ...env('controller', at), workerId, lane, reason: 'SUSPECTED_DEAD', lastHeartbeatAt: null, lastHeartbeatSeq: null, detail: null, ...NO_EVIDENCE };
 }
 
 export function registered(model: string, version: string, o: { fallbackModel?: string | null; at?: number; digest?: string } = {}): ModelVersionRegistered {
@@ -123,6 +143,7 @@ export function rollout(model: string, weights: VersionWeight[], o: { stable: st
     budget: null,
     reason: 'MANUAL',
     detail: null,
+    epoch: null,
   };
 }
 
@@ -233,6 +254,7 @@ export function request(
     source: 'GATEWAY',
     replyTopic: null,
     allowFallback: o.allowFallback ?? true,
+    maxAttempts: null,
     cacheable: true,
     attributes: {},
   };

@@ -1,4 +1,5 @@
 import type {
+  ControllerElected,
   InferenceCompleted,
   InferenceFailed,
   ModelVersionRegistered,
@@ -83,6 +84,8 @@ export interface HeartbeatView {
   /** sha256 digests loaded; empty = not reported. */
   readonly loadedModels: readonly string[];
   readonly draining: boolean;
+  /** How long the oldest queued job had waited when the heartbeat was made, ms (0: nothing queued). */
+  readonly queueDelayMs: number;
 }
 
 /** Results of one worker in 1 s buckets of occurredAt, a ring of RESULT_RING_SIZE. */
@@ -165,6 +168,14 @@ export interface RouterState {
   controlVersion: number;
   /** Lane claims refused (lane held by another worker, or invalid). */
   claimsRefused: number;
+  /** The controller epoch in force: the latest accepted ControllerElected (0 before the first). */
+  epoch: number;
+  /** The controller that leads `epoch`; null before the first election. */
+  leader: string | null;
+  /** occurredAt of the election of `epoch` (0 before the first). */
+  electedAt: number;
+  /** Controller events ignored because they carried an epoch other than the one in force (a deposed leader's late writes), and refused election claims. */
+  staleControlIgnored: number;
 }
 
 export interface RouterStateOptions {
@@ -185,6 +196,10 @@ export function initialRouterState({ lanes = 64 }: RouterStateOptions = {}): Rou
     resultsVersion: 0,
     controlVersion: 0,
     claimsRefused: 0,
+    epoch: 0,
+    leader: null,
+    electedAt: 0,
+    staleControlIgnored: 0,
   };
 }
 
@@ -198,7 +213,10 @@ export function evolve(state: RouterState, event: SwitchyardEvent): RouterState 
       onDraining(state, event);
       break;
     case 'WorkerEvicted':
-      onEvicted(state, event);
+      if (fromCurrentEpoch(state, event.epoch)) onEvicted(state, event);
+      break;
+    case 'ControllerElected':
+      onElected(state, event);
       break;
     case 'WorkerHeartbeat':
       onHeartbeat(state, event);
@@ -207,7 +225,7 @@ export function evolve(state: RouterState, event: SwitchyardEvent): RouterState 
       onModelVersion(state, event);
       break;
     case 'RolloutChanged':
-      onRollout(state, event);
+      if (fromCurrentEpoch(state, event.epoch)) onRollout(state, event);
       break;
     case 'RequestRouted':
       onRouted(state, event);
@@ -223,6 +241,8 @@ export function evolve(state: RouterState, event: SwitchyardEvent): RouterState 
     case 'ScaleDecided':
     case 'SessionState':
     case 'DeadLettered':
+    case 'ControllerTick':
+    case 'ResultSuperseded':
       break;
     default:
       assertNever(event);
@@ -232,6 +252,31 @@ export function evolve(state: RouterState, event: SwitchyardEvent): RouterState 
 
 function assertNever(e: never): never {
   throw new TypeError(`router state: unhandled event ${JSON.stringify((e as { type?: unknown }).type)}`);
+}
+
+/**
+ * Leadership fencing, in `control` order: a control event a controller wrote under an epoch is
+ * applied only while that epoch is in force. A leader that was paused past its lease and wrote
+ * after its successor's ControllerElected is ignored here, by every fold (routers, workers,
+ * controllers, replay) alike. Events without an epoch (null: a worker's own lane release, the
+ * CLI) are not a controller's and always apply.
+ */
+function fromCurrentEpoch(state: RouterState, epoch: number | null): boolean {
+  if (epoch === null || epoch === state.epoch) return true;
+  state.staleControlIgnored++;
+  return false;
+}
+
+/** Election: the first claim of epoch = current + 1 in control order wins; any other claim is refused. */
+function onElected(state: RouterState, e: ControllerElected): void {
+  if (e.epoch !== state.epoch + 1 || e.controllerId === '') {
+    state.staleControlIgnored++;
+    return;
+  }
+  state.epoch = e.epoch;
+  state.leader = e.controllerId;
+  state.electedAt = e.occurredAt;
+  state.controlVersion++;
 }
 
 function workerRecord(state: RouterState, workerId: string): WorkerRecord {
@@ -318,6 +363,7 @@ function onHeartbeat(state: RouterState, e: WorkerHeartbeat): void {
     capacity: e.capacity,
     loadedModels: e.loadedModels,
     draining: e.draining,
+    queueDelayMs: e.queueDelayMs,
   };
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SwitchyardEvent, WorkerEvicted, WorkerJoined } from '../../schemas/generated/events.js';
 import { chooseLane, LaneTable } from './lanes.js';
+import { NO_EVIDENCE } from '../router/fixtures.js';
 
 const T0 = 1_735_689_600_000;
 const joined = (workerId: string, lane: number): WorkerJoined => ({
@@ -38,6 +39,7 @@ const evicted = (workerId: string, lane: number, reason = 'DRAINED'): WorkerEvic
   lastHeartbeatAt: null,
   lastHeartbeatSeq: null,
   detail: null,
+  ...NO_EVIDENCE,
 });
 const fold = (events: SwitchyardEvent[], lanes = 4) => {
   const t = new LaneTable(lanes);
