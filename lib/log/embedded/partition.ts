@@ -3,9 +3,10 @@ import { SwitchyardError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { LogRecord } from '../port.js';
 import { CleanedSegmentWriter, commitCleaning, recoverCleaning, syncDir } from './cleaner.js';
-import { declaredFrameLength, decodeFrame, frameIsTombstone, frameKey, frameOffset, frameSize, frameTimestamp, writeFrame, type FrameInput } from './frame.js';
+import { decodeFrame, frameIsTombstone, frameKey, frameOffset, frameSize, frameTimestamp, writeFrame, type FrameInput } from './frame.js';
 import { FrameCursor, REFILL, scanFrames, Segment, SegmentRetired, writeFully } from './segment.js';
 import { deferred } from '../../deferred.js';
+import { TailCache } from './tail.js';
 
 /** When appends become durable (see `EmbeddedLogOptions.fsync`). */
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -28,20 +29,6 @@ export interface PartitionConfig {
 
 /** Bytes of one encode buffer; appends are framed straight into these and written with one writev. */
 const CHUNK_BYTES = 1024 * 1024;
-
-/*
- * The tail cache: recently flushed frames a partition keeps in memory (`tailCacheBytes`).
- * Consumers that keep up with the log (routers, workers, the gateway's results tracker) read
- * what was just written; from memory that costs no syscall and no thread-pool round trip,
- * which dominated serving profiles. Older reads go to the segment files as before.
- */
-
-/** One flush's frames, copied out of the reused encode buffers: offsets[i] sits at positions[i]. */
-interface TailEntry {
-  buf: Buffer;
-  offsets: number[];
-  positions: number[];
-}
 
 interface PendingPart {
   segment: Segment;
@@ -105,13 +92,13 @@ export class PartitionLog {
   private readonly waiters = new Set<() => void>();
   /** Encode buffers whose flush is done, for the next batches (saves allocating 1 MiB per flush). */
   private spareChunks: Buffer[] = [];
-  /** Recently flushed frames, oldest first, contiguous in offsets up to visibleEnd. */
-  private tail: TailEntry[] = [];
-  private tailBytes = 0;
+  /** Recently flushed frames, contiguous in offsets up to visibleEnd (see `TailCache`). */
+  private readonly tail: TailCache;
   private maintenance: Promise<unknown> = Promise.resolve();
 
   private constructor(cfg: PartitionConfig) {
     this.cfg = cfg;
+    this.tail = new TailCache(cfg.tailCacheBytes);
   }
 
   get name(): string {
@@ -353,45 +340,8 @@ export class PartitionLog {
 
   /** Keeps a copy of a flushed batch's frames in the tail cache, dropping the oldest past its size. */
   private remember(batch: PendingBatch): void {
-    const chunks = batch.parts.flatMap((p) => p.chunks);
-    if (chunks.length === 0 || this.cfg.tailCacheBytes === 0) return;
-    const buf = Buffer.concat(chunks);
-    const offsets: number[] = [];
-    const positions: number[] = [];
-    for (let pos = 0; pos < buf.length; pos += declaredFrameLength(buf, pos)) {
-      offsets.push(frameOffset(buf, pos));
-      positions.push(pos);
-    }
-    this.tail.push({ buf, offsets, positions });
-    this.tailBytes += buf.length;
-    while (this.tail.length > 0 && this.tailBytes > this.cfg.tailCacheBytes) this.tailBytes -= this.tail.shift()!.buf.length;
-  }
-
-  /**
-   * Serves [from, end) from the tail cache when it holds `from`; false when `from` is older
-   * than the cache (the caller reads the segments).
-   */
-  private readTail(from: number, end: number, max: number, out: LogRecord[]): boolean {
-    const first = this.tail[0];
-    if (first === undefined || from < first.offsets[0]!) return false;
-    const { topic, partition } = this.cfg;
-    for (const entry of this.tail) {
-      const { offsets, positions, buf } = entry;
-      if (offsets[offsets.length - 1]! < from) continue;
-      // First frame at or after `from` (binary search; offsets ascend).
-      let lo = 0;
-      let hi = offsets.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (offsets[mid]! < from) lo = mid + 1;
-        else hi = mid;
-      }
-      for (let i = lo; i < offsets.length; i++) {
-        if (offsets[i]! >= end || out.length >= max) return true;
-        out.push(decodeFrame(buf, positions[i]!, topic, partition));
-      }
-    }
-    return true;
+    if (this.tail.capacity === 0) return;
+    for (const part of batch.parts) this.tail.add(part.chunks);
   }
 
   private async writable(seg: Segment): Promise<FileHandle> {
@@ -440,7 +390,7 @@ export class PartitionLog {
   async read(from: number, to: number, max: number): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
     const end = Math.min(to, this.visibleEnd);
-    if (from < end && max > 0 && this.readTail(from, end, max, out)) return out;
+    if (from < end && max > 0 && this.tail.read(from, end, max, out, this.cfg.topic, this.cfg.partition)) return out;
     let next = from;
     for (let fruitless = 0; next < end && max > 0; ) {
       try {
@@ -659,8 +609,7 @@ export class PartitionLog {
           this.segments = [...outputs, ...this.segments.slice(closed.length)];
           for (const seg of closed) seg.retire();
           // Reads after compaction must not see the records it removed.
-          this.tail = [];
-          this.tailBytes = 0;
+          this.tail.clear();
           result.segments = closed.length;
           result.recordsAfter = result.recordsBefore - removable;
           result.bytesAfter = outputs.reduce((n, s) => n + s.size, 0);
