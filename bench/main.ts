@@ -26,6 +26,7 @@ type Bench = (ctx: BenchContext) => Promise<BenchResult[]>;
 
 const benches: Record<string, () => Promise<Bench>> = {
   log: async () => (await import('./log.js')).benchLog,
+  'log-read': async () => (await import('./log-read.js')).benchLogRead,
   serve: async () => (await import('./serve.js')).benchServe,
   sink: async () => (await import('./sink.js')).benchSink,
   replay: async () => (await import('./replay.js')).benchReplay,
