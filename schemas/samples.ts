@@ -407,6 +407,7 @@ export const SAMPLE_EVENTS: { [K in EventType]: EventOf<K> } = {
     seq: 48_113,
     intervalMs: 100,
     startedAt: T0 - 100_000,
+    policy: 'controller/1',
   },
   ResultSuperseded: {
     type: 'ResultSuperseded',

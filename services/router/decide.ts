@@ -49,10 +49,13 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  *    pinned; one level, no chains): fallback = degraded = true, reason FALLBACK_MODEL,
  *    requestedModel set; both candidate sets are recorded (each candidate names its modelVersion).
  *    Still nothing → reject NO_CAPACITY.
- * 6. Load shedding: utilization U = Σ outstanding / Σ capacity over the eligible candidates; a
- *    request whose class threshold `shedAtUtilization[priority]` is ≤ U is rejected SHED with
- *    `retryAfterMs` (lowest classes have the lowest thresholds: BACKGROUND, then LOW, …; CRITICAL
- *    is never shed by default).
+ * 6. Load shedding on real queueing: a first attempt is rejected SHED (with `retryAfterMs`) when
+ *    every eligible candidate has had queued work waiting at least `shedAtQueueDelayMs[priority]`
+ *    (the queue delay of its latest heartbeat, plus the heartbeat's age while it reported a
+ *    queue). Routed-but-unfinished counts and pending decisions are not queueing and shed nothing:
+ *    a burst or a takeover's backlog is routed while any worker is idle. Lowest classes have the
+ *    lowest thresholds (BACKGROUND, then LOW, …; CRITICAL is never shed by default); retries and
+ *    re-dispatches (attempt > 1) were admitted already and are never shed.
  * 7. Zone: with a preferred zone, only its candidates are used (the others: ZONE) unless it has
  *    none, or all of them have load ≥ `zoneSpillLoad` while another zone has one below (they become
  *    OVERLOADED): then cross-zone failover to the other zones, degraded, reason ZONE_FAILOVER.
@@ -65,7 +68,7 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  *    — two distinct candidates picked by hashes of the requestId, the lower score wins, a tie goes
  *    by another bit of that hash (or, with P2C off, the least score, ties by hash). Reason
  *    LEAST_LOADED.
- *    Reason precedence: FALLBACK_MODEL > ZONE_FAILOVER > REDISPATCH (attempt > 1) > AFFINITY /
+ *    Reason precedence: FALLBACK_MODEL > ZONE_FAILOVER > RETRY / REDISPATCH (attempt > 1) > AFFINITY /
  *    LEAST_LOADED. How the version was chosen (pin, canary) is not a reason: the event's
  *    modelVersion and the rollout at its clock say it.
  *
@@ -100,6 +103,8 @@ export interface RouteCommand {
   readonly attempt?: number;
   /** The worker of the previous attempt (excluded). @default null */
   readonly previousWorkerId?: string | null;
+  /** A retry after a retriable failure (reason RETRY) rather than a re-dispatch after a lost worker (REDISPATCH); attempt > 1 only. @default false */
+  readonly retry?: boolean;
   /** Where the request was read (RequestRouted.request); null when it came from elsewhere. @default null */
   readonly requestPosition?: LogPosition | null;
 }
@@ -126,6 +131,7 @@ export const ROUTED = {
   ZONE_FAILOVER: 'ZONE_FAILOVER',
   FALLBACK_MODEL: 'FALLBACK_MODEL',
   REDISPATCH: 'REDISPATCH',
+  RETRY: 'RETRY',
 } as const;
 
 /** RequestRejected.reason values. */
@@ -159,6 +165,8 @@ const pool = {
   cands: [] as RoutingCandidate[],
   outstanding: [] as number[],
   capacity: [] as number[],
+  /** How long queued work has waited on the worker (heartbeat's queue delay + the heartbeat's age), ms; 0 when nothing is queued. */
+  queueDelay: [] as number[],
 };
 let scope = new Int32Array(256);
 let other = new Int32Array(256);
@@ -216,6 +224,7 @@ function assess(ctx: Context, model: string, version: ModelVersionView, all: Rou
       pool.cands[k] = cand;
       pool.outstanding[k] = outstanding;
       pool.capacity[k] = capacity;
+      pool.queueDelay[k] = hb!.queueDepth > 0 ? hb!.queueDelayMs + Math.max(0, now - hb!.at) : 0;
     }
   }
 }
@@ -369,16 +378,13 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
   }
 
   const n = pool.n;
-  let outstanding = 0;
-  let capacity = 0;
-  for (let k = 0; k < n; k++) {
-    outstanding += pool.outstanding[k]!;
-    capacity += pool.capacity[k]!;
-  }
-  const utilization = outstanding / capacity;
-  const shedAt = policy.shedAtUtilization[req.priority] ?? policy.shedAtUtilization.NORMAL;
-  if (utilization >= shedAt) {
-    return reject(command, policy, REJECTED.SHED, `utilization ${utilization.toFixed(3)} of ${servedModel.name}@${version.version} ≥ ${shedAt} for ${req.priority}`, candidates, policy.shedRetryAfterMs);
+  const attempt = command.attempt ?? 1;
+  // Shedding on real queueing: only when every eligible worker has had work waiting this long.
+  let leastDelay = Infinity;
+  for (let k = 0; k < n; k++) if (pool.queueDelay[k]! < leastDelay) leastDelay = pool.queueDelay[k]!;
+  const shedAt = policy.shedAtQueueDelayMs[req.priority] ?? policy.shedAtQueueDelayMs.NORMAL;
+  if (attempt === 1 && leastDelay >= shedAt) {
+    return reject(command, policy, REJECTED.SHED, `every eligible worker of ${servedModel.name}@${version.version} has queued work waiting ≥ ${Math.round(leastDelay)} ms (shed at ${shedAt} ms for ${req.priority})`, candidates, policy.shedRetryAfterMs);
   }
 
   // Zone: scope[0..m) are the pool indices the worker is chosen among.
@@ -424,10 +430,9 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
     chosen = policy.powerOfTwoChoices ? powerOfTwo(m, h) : leastLoaded(m, h);
     reason = ROUTED.LEAST_LOADED;
   }
-  const attempt = command.attempt ?? 1;
   if (fallback) reason = ROUTED.FALLBACK_MODEL;
   else if (failover) reason = ROUTED.ZONE_FAILOVER;
-  else if (attempt > 1) reason = ROUTED.REDISPATCH;
+  else if (attempt > 1) reason = command.retry === true ? ROUTED.RETRY : ROUTED.REDISPATCH;
 
   const worker = pool.cands[chosen]!;
   return {
@@ -468,7 +473,7 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
 
 /** What `routeCommandFromDecision` reads of a decision (replay decodes no more of it to re-derive it). */
 export type DecisionCommandFields =
-  | Pick<RequestRouted, 'type' | 'eventId' | 'occurredAt' | 'producer' | 'clock' | 'pendingDecisions' | 'policyVersion' | 'attempt' | 'previousWorkerId' | 'request'>
+  | Pick<RequestRouted, 'type' | 'eventId' | 'occurredAt' | 'producer' | 'clock' | 'pendingDecisions' | 'policyVersion' | 'attempt' | 'previousWorkerId' | 'request' | 'reason'>
   | Pick<RequestRejected, 'type' | 'eventId' | 'occurredAt' | 'producer' | 'clock' | 'pendingDecisions' | 'policyVersion' | 'attempt' | 'candidates'>;
 
 /**
@@ -493,6 +498,7 @@ export function routeCommandFromDecision(decision: DecisionCommandFields, reques
     policy: policyFromVersion(decision.policyVersion),
     attempt: decision.attempt,
     previousWorkerId,
+    retry: decision.type === 'RequestRouted' && decision.reason === ROUTED.RETRY,
     requestPosition: decision.type === 'RequestRouted' ? decision.request : null,
   };
 }

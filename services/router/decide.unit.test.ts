@@ -53,7 +53,7 @@ describe('envelope and recording', () => {
       modelDigest: digestOf('m', 'v1'),
       requestedModel: null,
       pendingDecisions: [{ workerId: 'w0', lane: 0, count: 1 }],
-      policyVersion: 'router/3',
+      policyVersion: 'router/4',
       attempt: 1,
       previousWorkerId: null,
       priority: 'NORMAL',
@@ -436,7 +436,7 @@ describe('power of two choices', () => {
     const state = given([...fleet({ workers: 4 }), heartbeat('w0', 0, { seq: 1, inFlight: 3 }), heartbeat('w1', 1, { seq: 1, inFlight: 1 }), heartbeat('w2', 2, { seq: 1, inFlight: 2 }), heartbeat('w3', 3, { seq: 1, inFlight: 4 })]);
     const policy = resolveRouterPolicy({ powerOfTwoChoices: false });
     const d = asRouted(decide(command(request('r1'), { policy }), state));
-    expect(d).toMatchObject({ workerId: 'w1', policyVersion: 'router/3;powerOfTwoChoices=false' });
+    expect(d).toMatchObject({ workerId: 'w1', policyVersion: 'router/4;powerOfTwoChoices=false' });
   });
 
   it("given this router's pending decisions, then they count as load", () => {
@@ -450,38 +450,67 @@ describe('power of two choices', () => {
   });
 });
 
-describe('priority classes and load shedding', () => {
-  /** 4 workers × capacity 10 with `perWorker` outstanding each: utilization = perWorker / 10. */
-  const loaded = (perWorker: number): RouterState =>
-    given([...fleet({ workers: 4, capacity: 10 }), ...[0, 1, 2, 3].map((i) => heartbeat(`w${i}`, i, { seq: 1, capacity: 10, inFlight: Math.min(perWorker, 10), queueDepth: Math.max(0, perWorker - 10) }))]);
-  const outcome = (state: RouterState, priority: 'CRITICAL' | 'HIGH' | 'NORMAL' | 'LOW' | 'BACKGROUND') => {
-    const d = decide(command(request(`r-${priority}`, { priority })), state);
+describe('priority classes and load shedding (on real queueing)', () => {
+  /**
+   * 4 workers × capacity 10, each reporting `queueDepth` queued jobs of which the oldest waited
+   * `delay` ms at its heartbeat (made at T0; decisions at T0 + 100, so 100 ms more).
+   */
+  const queued = (delay: number, o: { queueDepth?: number; idle?: number[] } = {}): RouterState =>
+    given([
+      ...fleet({ workers: 4, capacity: 10 }),
+      ...[0, 1, 2, 3].map((i) =>
+        o.idle?.includes(i)
+          ? heartbeat(`w${i}`, i, { seq: 1, capacity: 10, inFlight: 2 })
+          : heartbeat(`w${i}`, i, { seq: 1, capacity: 10, inFlight: 10, queueDepth: o.queueDepth ?? 5, queueDelayMs: delay }),
+      ),
+    ]);
+  const outcome = (state: RouterState, priority: 'CRITICAL' | 'HIGH' | 'NORMAL' | 'LOW' | 'BACKGROUND', attempt = 1) => {
+    const d = decide(command(request(`r-${priority}`, { priority }), { attempt }), state);
     return d.type === 'RequestRouted' ? 'routed' : d.reason;
   };
   const classes = ['BACKGROUND', 'LOW', 'NORMAL', 'HIGH', 'CRITICAL'] as const;
 
   it.each([
-    [5, ['routed', 'routed', 'routed', 'routed', 'routed']],
-    [8, ['SHED', 'routed', 'routed', 'routed', 'routed']],
-    [9, ['SHED', 'SHED', 'routed', 'routed', 'routed']],
-    [16, ['SHED', 'SHED', 'SHED', 'routed', 'routed']],
-    [40, ['SHED', 'SHED', 'SHED', 'SHED', 'routed']],
-  ])('given utilization %d/10, then the lowest classes are shed first', (perWorker, expected) => {
-    const state = loaded(perWorker);
+    [0, ['routed', 'routed', 'routed', 'routed', 'routed']],
+    [200, ['SHED', 'routed', 'routed', 'routed', 'routed']],
+    [450, ['SHED', 'SHED', 'routed', 'routed', 'routed']],
+    [2_000, ['SHED', 'SHED', 'SHED', 'routed', 'routed']],
+    [60_000, ['SHED', 'SHED', 'SHED', 'SHED', 'routed']],
+  ])('given every worker has queued work waiting %d ms (+100 ms since its heartbeat), then the lowest classes are shed first', (delay, expected) => {
+    const state = queued(delay);
     expect(classes.map((p) => outcome(state, p))).toEqual(expected);
   });
 
-  it('given a shed request, then SHED with the retry hint, its priority and the candidates', () => {
-    const d = asRejected(decide(command(request('r1', { priority: 'BACKGROUND', sessionId: 's' })), loaded(8)));
+  it('given one worker is not queueing, then nothing is shed however long the others queue', () => {
+    const state = queued(60_000, { idle: [2] });
+    expect(classes.map((p) => outcome(state, p))).toEqual(['routed', 'routed', 'routed', 'routed', 'routed']);
+  });
+
+  it('given a large backlog just routed (a takeover) while the workers report no queue, then nothing is shed', () => {
+    const events: SwitchyardEvent[] = [...fleet({ workers: 2, capacity: 4 }), heartbeat('w0', 0, { seq: 1, capacity: 4 }), heartbeat('w1', 1, { seq: 1, capacity: 4 })];
+    for (let i = 0; i < 100; i++) events.push(routed(`backlog-${i}`, `w${i % 2}`, i % 2));
+    const state = given(events);
+    const pending = [{ workerId: 'w0', lane: 0, count: 50 }, { workerId: 'w1', lane: 1, count: 50 }];
+    for (const priority of classes) expect(decide(command(request(`r-${priority}`, { priority }), { pending }), state).type).toBe('RequestRouted');
+  });
+
+  it('given a retry or a re-dispatch (attempt > 1), then it is never shed', () => {
+    const state = queued(60_000);
+    expect(classes.map((p) => outcome(state, p, 2))).toEqual(['routed', 'routed', 'routed', 'routed', 'routed']);
+  });
+
+  it('given a shed request, then SHED with the retry hint, its priority, the candidates and the queue delay in the detail', () => {
+    const d = asRejected(decide(command(request('r1', { priority: 'BACKGROUND', sessionId: 's' })), queued(400)));
     expect(d).toMatchObject({ reason: 'SHED', priority: 'BACKGROUND', retryAfterMs: 1000, sessionId: 's' });
     expect(d.candidates).toHaveLength(4);
-    expect(d.detail).toContain('0.800');
+    expect(d.detail).toContain('500 ms');
   });
 
   it('given custom thresholds, then they apply and the policy version says so', () => {
-    const policy = resolveRouterPolicy({ shedAtUtilization: { BACKGROUND: 0.4, LOW: 0.4 }, shedRetryAfterMs: 250 });
-    const d = asRejected(decide(command(request('r1', { priority: 'LOW' }), { policy }), loaded(5)));
-    expect(d).toMatchObject({ reason: 'SHED', retryAfterMs: 250, policyVersion: 'router/3;shedAtUtilization.LOW=0.4;shedAtUtilization.BACKGROUND=0.4;shedRetryAfterMs=250' });
+    const policy = resolveRouterPolicy({ shedAtQueueDelayMs: { BACKGROUND: 40, LOW: 40 }, shedRetryAfterMs: 250 });
+    const d = asRejected(decide(command(request('r1', { priority: 'LOW' }), { policy }), queued(0, { queueDepth: 1 })));
+    expect(d).toMatchObject({ reason: 'SHED', retryAfterMs: 250, policyVersion: 'router/4;shedAtQueueDelayMs.LOW=40;shedAtQueueDelayMs.BACKGROUND=40;shedRetryAfterMs=250' });
+    expect(outcome(queued(0, { queueDepth: 1 }), 'NORMAL')).toBe('routed');
   });
 });
 
@@ -679,14 +708,14 @@ describe('re-derivability (replay verify)', () => {
       draining('w4', 4),
       // Every worker serves m and small but not big: big falls back to small.
       ...[0, 1, 2, 3, 4, 5].map((i) =>
-        heartbeat(`w${i}`, i, { seq: 1, inFlight: i === 2 ? 7 : 0, queueDepth: i === 2 ? 2 : 0, loadedModels: [digestOf('m', 'v1'), digestOf('m', 'v2'), digestOf('small', 'v1')] }),
+        heartbeat(`w${i}`, i, { seq: 1, inFlight: i === 2 ? 7 : 0, queueDepth: i === 2 ? 2 : 1, queueDelayMs: i === 2 ? 30 : 10, loadedModels: [digestOf('m', 'v1'), digestOf('m', 'v2'), digestOf('small', 'v1')] }),
       ),
       routed('old-1', 'w0', 0),
       routed('old-2', 'w0', 0),
       completed('old-2', 'w0', 0),
     ];
     const state = given(events);
-    const policies = [undefined, resolveRouterPolicy({ affinityEpsilon: 0.1, powerOfTwoChoices: false, shedAtUtilization: { BACKGROUND: 0.05 } })];
+    const policies = [undefined, resolveRouterPolicy({ affinityEpsilon: 0.1, powerOfTwoChoices: false, shedAtQueueDelayMs: { BACKGROUND: 5 } })];
     const decisions: { d: RouterDecision; req: ReturnType<typeof request> }[] = [];
     let n = 0;
     for (const policy of policies) {
@@ -704,14 +733,14 @@ describe('re-derivability (replay verify)', () => {
         ]) {
           const req = request(`req-${n++}`, { sessionId, ...o });
           const pending = n % 2 === 0 ? [{ workerId: 'w1', lane: 1, count: 2 }] : [];
-          const attempt = n % 5 === 0 ? { attempt: 2, previousWorkerId: 'w3' } : {};
+          const attempt = n % 5 === 0 ? { attempt: 2, previousWorkerId: 'w3' } : n % 7 === 0 ? { attempt: 3, previousWorkerId: 'w1', retry: true } : {};
           const requestPosition = n % 3 === 0 ? { topic: 'switchyard.requests', partition: n % 12, offset: n * 10 } : null;
           decisions.push({ d: decide(command(req, { pending, requestPosition, ...(policy ? { policy } : {}), ...attempt }), state), req });
         }
       }
     }
     expect(new Set(decisions.map(({ d }) => (d.type === 'RequestRouted' ? d.reason : d.reason)))).toEqual(
-      new Set(['LEAST_LOADED', 'AFFINITY', 'ZONE_FAILOVER', 'FALLBACK_MODEL', 'REDISPATCH', 'NO_CAPACITY', 'SHED', 'DEADLINE_EXCEEDED', 'UNKNOWN_MODEL']),
+      new Set(['LEAST_LOADED', 'AFFINITY', 'ZONE_FAILOVER', 'FALLBACK_MODEL', 'REDISPATCH', 'RETRY', 'NO_CAPACITY', 'SHED', 'DEADLINE_EXCEEDED', 'UNKNOWN_MODEL']),
     );
     // Replay: a fresh state from the same log, the command taken out of the recorded event.
     const rebuilt = given(events);

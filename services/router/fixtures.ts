@@ -263,7 +263,7 @@ export function request(
 let commandSeq = 0;
 export function command(
   req: InferenceRequested,
-  o: { now?: number; pending?: PendingDecision[]; policy?: RouterPolicy; attempt?: number; previousWorkerId?: string | null; requestPosition?: LogPosition | null } = {},
+  o: { now?: number; pending?: PendingDecision[]; policy?: RouterPolicy; attempt?: number; previousWorkerId?: string | null; requestPosition?: LogPosition | null; retry?: boolean } = {},
 ): RouteCommand {
   commandSeq++;
   return {
@@ -277,6 +277,7 @@ export function command(
     ...(o.attempt !== undefined ? { attempt: o.attempt } : {}),
     ...(o.previousWorkerId !== undefined ? { previousWorkerId: o.previousWorkerId } : {}),
     ...(o.requestPosition !== undefined ? { requestPosition: o.requestPosition } : {}),
+    ...(o.retry !== undefined ? { retry: o.retry } : {}),
   };
 }
 

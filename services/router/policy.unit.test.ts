@@ -3,34 +3,38 @@ import { SwitchyardError } from '../../lib/errors.js';
 import { DEFAULT_ROUTER_POLICY, POLICY_CODE_VERSION, policyFromVersion, resolveRouterPolicy } from './policies/options.js';
 
 describe('RouterPolicy', () => {
-  it('fills every default and names itself by the code version alone', () => {
-    expect(DEFAULT_ROUTER_POLICY).toEqual({
-      version: POLICY_CODE_VERSION,
-      affinityEpsilon: 0.25,
-      affinityFloor: 0.5,
-      powerOfTwoChoices: true,
-      staleHeartbeatMs: 2000,
-      zoneSpillLoad: 1,
-      shedAtUtilization: { CRITICAL: Infinity, HIGH: 3, NORMAL: 1.5, LOW: 0.9, BACKGROUND: 0.75 },
-      shedRetryAfterMs: 1000,
-      ejection: {
-        enabled: true,
-        windowMs: 10_000,
-        minRequests: 10,
-        errorRateMargin: 0.3,
-        latencyPercentile: 0.9,
-        latencyFactor: 3,
-        minLatencyMs: 100,
-        cooldownMs: 5000,
-        maxEjectedFraction: 0.5,
-      },
+  it('is fully defaulted, frozen all the way down, and named by the code version alone', () => {
+    const walk = (o: object, path: string): void => {
+      expect(Object.isFrozen(o), path).toBe(true);
+      for (const [k, v] of Object.entries(o)) {
+        expect(v, `${path}.${k}`).not.toBeUndefined();
+        if (typeof v === 'object' && v !== null) walk(v as object, `${path}.${k}`);
+      }
+    };
+    walk(DEFAULT_ROUTER_POLICY, 'policy');
+    expect(DEFAULT_ROUTER_POLICY.version).toBe(POLICY_CODE_VERSION);
+    // Lower classes shed first: the default thresholds grow with the priority, and CRITICAL is never shed.
+    const s = DEFAULT_ROUTER_POLICY.shedAtQueueDelayMs;
+    expect([s.BACKGROUND, s.LOW, s.NORMAL, s.HIGH, s.CRITICAL]).toEqual([...[s.BACKGROUND, s.LOW, s.NORMAL, s.HIGH, s.CRITICAL]].sort((a, b) => a - b));
+    expect(s.CRITICAL).toBe(Infinity);
+    // Every option the caller can set round-trips through the version string.
+    const every = resolveRouterPolicy({
+      affinityEpsilon: 0.3,
+      affinityFloor: 0.7,
+      powerOfTwoChoices: false,
+      staleHeartbeatMs: 1500,
+      zoneSpillLoad: 2,
+      shedAtQueueDelayMs: { BACKGROUND: 1, LOW: 2, NORMAL: 3, HIGH: 4, CRITICAL: 5 },
+      shedRetryAfterMs: 7,
+      ejection: { enabled: false, windowMs: 2000, minRequests: 3, errorRateMargin: 0.1, latencyPercentile: 0.5, latencyFactor: 2, minLatencyMs: 1, cooldownMs: 9, maxEjectedFraction: 0.2 },
     });
-    expect(Object.isFrozen(DEFAULT_ROUTER_POLICY) && Object.isFrozen(DEFAULT_ROUTER_POLICY.ejection)).toBe(true);
+    expect(policyFromVersion(every.version)).toEqual(every);
+    for (const [k, v] of Object.entries(every)) if (k !== 'version') expect(v, k).not.toEqual(DEFAULT_ROUTER_POLICY[k as keyof typeof every]);
   });
 
   it('records the options that differ from the defaults in its version, and the version gives the policy back', () => {
-    const p = resolveRouterPolicy({ affinityEpsilon: 0.5, powerOfTwoChoices: false, shedAtUtilization: { HIGH: Infinity }, ejection: { cooldownMs: 1000 } });
-    expect(p.version).toBe('router/3;affinityEpsilon=0.5;powerOfTwoChoices=false;shedAtUtilization.HIGH=Infinity;ejection.cooldownMs=1000');
+    const p = resolveRouterPolicy({ affinityEpsilon: 0.5, powerOfTwoChoices: false, shedAtQueueDelayMs: { HIGH: Infinity }, ejection: { cooldownMs: 1000 } });
+    expect(p.version).toBe('router/4;affinityEpsilon=0.5;powerOfTwoChoices=false;shedAtQueueDelayMs.HIGH=Infinity;ejection.cooldownMs=1000');
     expect(policyFromVersion(p.version)).toEqual(p);
     expect(policyFromVersion(POLICY_CODE_VERSION)).toEqual(DEFAULT_ROUTER_POLICY);
     // Setting a default explicitly is the same policy.
@@ -40,7 +44,7 @@ describe('RouterPolicy', () => {
   it.each([
     [{ affinityEpsilon: -1 }, /affinityEpsilon/],
     [{ staleHeartbeatMs: 0 }, /staleHeartbeatMs/],
-    [{ shedAtUtilization: { LOW: 0.1, BACKGROUND: 0.5 } }, /must not decrease/],
+    [{ shedAtQueueDelayMs: { LOW: 100, BACKGROUND: 500 } }, /must not decrease/],
     [{ ejection: { windowMs: 120_000 } }, /ejection.windowMs/],
     [{ ejection: { minRequests: 1.5 } }, /integer/],
     [{ powerOfTwoChoices: 'yes' as unknown as boolean }, /boolean/],
@@ -56,7 +60,7 @@ describe('RouterPolicy', () => {
 
   it('refuses versions from other routing code or with unknown options', () => {
     expect(() => policyFromVersion('router/0')).toThrow(/other routing code/);
-    expect(() => policyFromVersion('router/3;bogus=1')).toThrow(/unknown option/);
-    expect(() => policyFromVersion('router/3;affinityEpsilon=0.25')).toThrow(/not canonical/);
+    expect(() => policyFromVersion('router/4;bogus=1')).toThrow(/unknown option/);
+    expect(() => policyFromVersion('router/4;affinityEpsilon=0.25')).toThrow(/not canonical/);
   });
 });

@@ -6,7 +6,7 @@ import type { Priority } from '../../../schemas/generated/events.js';
  * decide.ts, state.ts, hash.ts or policies/ can change a decision for the same inputs, so
  * `replay verify` can tell "the code changed" from "the decision diverged".
  */
-export const POLICY_CODE_VERSION = 'router/3';
+export const POLICY_CODE_VERSION = 'router/4';
 
 /** Outlier ejection (circuit breaker), judged from results in the log. */
 export interface EjectionPolicy {
@@ -77,12 +77,15 @@ export interface RouterPolicy {
    */
   readonly zoneSpillLoad: number;
   /**
-   * Load shedding: a request of class P is rejected (SHED) when the utilization of the model's
-   * eligible fleet (Σ outstanding / Σ capacity; queued work counts, so it may exceed 1) is at least
-   * `shedAtUtilization[P]`. Lower classes have lower thresholds, so they are shed first.
-   * @default { BACKGROUND: 0.75, LOW: 0.9, NORMAL: 1.5, HIGH: 3, CRITICAL: Infinity }
+   * Load shedding on real queueing: a request of class P is rejected (SHED) when every eligible
+   * worker of the model has work queued (not started) that has waited at least
+   * `shedAtQueueDelayMs[P]` — the queue delay its latest heartbeat reported, plus the heartbeat's
+   * age while it still reported a queue. Decisions a router has just made are not queueing: a
+   * takeover's backlog or a burst is not shed while any worker is idle. Lower classes have lower
+   * thresholds, so they are shed first; re-dispatches and retries (attempt > 1) are never shed.
+   * @default { BACKGROUND: 250, LOW: 500, NORMAL: 2000, HIGH: 5000, CRITICAL: Infinity }
    */
-  readonly shedAtUtilization: Readonly<Record<Priority, number>>;
+  readonly shedAtQueueDelayMs: Readonly<Record<Priority, number>>;
   /** retryAfterMs hint on SHED and NO_CAPACITY rejections. @default 1000 */
   readonly shedRetryAfterMs: number;
   /** Outlier ejection. */
@@ -91,9 +94,9 @@ export interface RouterPolicy {
 
 /** What a caller may set; everything else takes its default. */
 export type RouterPolicyInput = {
-  readonly [K in Exclude<keyof RouterPolicy, 'version' | 'shedAtUtilization' | 'ejection'>]?: RouterPolicy[K];
+  readonly [K in Exclude<keyof RouterPolicy, 'version' | 'shedAtQueueDelayMs' | 'ejection'>]?: RouterPolicy[K];
 } & {
-  readonly shedAtUtilization?: Partial<Record<Priority, number>>;
+  readonly shedAtQueueDelayMs?: Partial<Record<Priority, number>>;
   readonly ejection?: Partial<EjectionPolicy>;
 };
 
@@ -105,7 +108,7 @@ const DEFAULTS: Leaves = {
   powerOfTwoChoices: true,
   staleHeartbeatMs: 2000,
   zoneSpillLoad: 1,
-  shedAtUtilization: { CRITICAL: Infinity, HIGH: 3, NORMAL: 1.5, LOW: 0.9, BACKGROUND: 0.75 },
+  shedAtQueueDelayMs: { CRITICAL: Infinity, HIGH: 5000, NORMAL: 2000, LOW: 500, BACKGROUND: 250 },
   shedRetryAfterMs: 1000,
   ejection: {
     enabled: true,
@@ -153,7 +156,7 @@ const DEFAULT_LEAVES = new Map(leaves(DEFAULTS));
 
 /** Validate options and fill defaults; the result is frozen and carries its `version`. */
 export function resolveRouterPolicy(input: RouterPolicyInput = {}): RouterPolicy {
-  const shed = { ...DEFAULTS.shedAtUtilization, ...input.shedAtUtilization };
+  const shed = { ...DEFAULTS.shedAtQueueDelayMs, ...input.shedAtQueueDelayMs };
   const ej = { ...DEFAULTS.ejection, ...input.ejection };
   const p: Leaves = {
     affinityEpsilon: num('affinityEpsilon', input.affinityEpsilon ?? DEFAULTS.affinityEpsilon, 0, 1000),
@@ -161,12 +164,12 @@ export function resolveRouterPolicy(input: RouterPolicyInput = {}): RouterPolicy
     powerOfTwoChoices: bool('powerOfTwoChoices', input.powerOfTwoChoices ?? DEFAULTS.powerOfTwoChoices),
     staleHeartbeatMs: num('staleHeartbeatMs', input.staleHeartbeatMs ?? DEFAULTS.staleHeartbeatMs, 1, 86_400_000),
     zoneSpillLoad: num('zoneSpillLoad', input.zoneSpillLoad ?? DEFAULTS.zoneSpillLoad, 0, Infinity),
-    shedAtUtilization: Object.freeze({
-      CRITICAL: num('shedAtUtilization.CRITICAL', shed.CRITICAL, 0, Infinity),
-      HIGH: num('shedAtUtilization.HIGH', shed.HIGH, 0, Infinity),
-      NORMAL: num('shedAtUtilization.NORMAL', shed.NORMAL, 0, Infinity),
-      LOW: num('shedAtUtilization.LOW', shed.LOW, 0, Infinity),
-      BACKGROUND: num('shedAtUtilization.BACKGROUND', shed.BACKGROUND, 0, Infinity),
+    shedAtQueueDelayMs: Object.freeze({
+      CRITICAL: num('shedAtQueueDelayMs.CRITICAL', shed.CRITICAL, 0, Infinity),
+      HIGH: num('shedAtQueueDelayMs.HIGH', shed.HIGH, 0, Infinity),
+      NORMAL: num('shedAtQueueDelayMs.NORMAL', shed.NORMAL, 0, Infinity),
+      LOW: num('shedAtQueueDelayMs.LOW', shed.LOW, 0, Infinity),
+      BACKGROUND: num('shedAtQueueDelayMs.BACKGROUND', shed.BACKGROUND, 0, Infinity),
     }),
     shedRetryAfterMs: num('shedRetryAfterMs', input.shedRetryAfterMs ?? DEFAULTS.shedRetryAfterMs, 0, 86_400_000, { integer: true }),
     ejection: Object.freeze({
@@ -181,9 +184,9 @@ export function resolveRouterPolicy(input: RouterPolicyInput = {}): RouterPolicy
       maxEjectedFraction: num('ejection.maxEjectedFraction', ej.maxEjectedFraction, 0, 1),
     }),
   };
-  const s = p.shedAtUtilization;
+  const s = p.shedAtQueueDelayMs;
   if (!(s.BACKGROUND <= s.LOW && s.LOW <= s.NORMAL && s.NORMAL <= s.HIGH && s.HIGH <= s.CRITICAL)) {
-    fail('shedAtUtilization must not decrease from BACKGROUND to CRITICAL (lower classes are shed first)');
+    fail('shedAtQueueDelayMs must not decrease from BACKGROUND to CRITICAL (lower classes are shed first)');
   }
   const overrides = leaves(p)
     .filter(([k, v]) => DEFAULT_LEAVES.get(k) !== v)
