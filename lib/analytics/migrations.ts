@@ -4,16 +4,19 @@
  * `migrate(store)` applies, in version order, every migration from
  * `schemas/clickhouse/migrations` that the store's `schema_migrations` table has not
  * recorded, recording each one after its statements succeed. Running it again is a no-op.
- * Migration 1 creates `schema_migrations` itself.
+ * Migration 1 creates `schema_migrations` itself. Columns added to existing tables go through
+ * `addColumns`, which reads `system.columns` first: ClickHouse 18.16 refuses
+ * `ADD COLUMN IF NOT EXISTS` as a syntax error (tried on Debian's 18.16.1).
  */
 import { migrations as schemaMigrations } from '../../schemas/clickhouse/migrations/index.js';
-import type { Features, Migration, MigrationContext } from '../../schemas/clickhouse/migrations/types.js';
+import type { AddColumns, ColumnSpec, Features, Migration, MigrationContext, MigrationStep } from '../../schemas/clickhouse/migrations/types.js';
 import { SwitchyardError } from '../errors.js';
 import { analyticsError } from './errors.js';
+import { checkTable } from './sql.js';
 import type { AnalyticsStore, ServerVersion } from './port.js';
 import { atLeast } from './version.js';
 
-export type { Features, Migration, MigrationContext };
+export type { AddColumns, ColumnSpec, Features, Migration, MigrationContext, MigrationStep };
 
 /**
  * What a server of this version supports. Each threshold is the first release whose
@@ -107,23 +110,96 @@ export async function migrate(store: AnalyticsStore, list: readonly Migration[] 
   const applied: number[] = [];
   for (const m of list) {
     if (recorded.has(m.version)) continue;
-    const statements = m.up(ctx);
-    for (const [i, sql] of statements.entries()) {
-      try {
-        await store.exec(sql);
-      } catch (err) {
-        // Keep the store's verdict (an unreachable server stays retriable) and say which step failed.
-        if (!(err instanceof SwitchyardError)) throw err;
-        throw new SwitchyardError(err.code, `migration ${m.version} (${m.name}), statement ${i + 1} of ${statements.length}: ${err.message}`, {
-          retriable: err.retriable,
-          cause: err,
-          detail: { ...err.detail, migration: m.version, migrationName: m.name, statement: sql },
-        });
-      }
-    }
+    await runMigration(store, m, ctx);
     await store.insert('schema_migrations', [{ version: m.version, name: m.name, applied_at: new Date(), server_version: serverVersion.raw }]);
     applied.push(m.version);
   }
   const versions = [...recorded.keys(), ...applied];
   return { applied, current: versions.length > 0 ? Math.max(...versions) : 0 };
+}
+
+/**
+ * Runs one migration's steps in order, without recording it (`migrate` records it after).
+ * Every step is safe to run again, so running a migration twice changes nothing the second
+ * time. A failing step is named in the error, which keeps the store's code and `retriable`.
+ */
+export async function runMigration(store: AnalyticsStore, m: Migration, ctx: MigrationContext): Promise<void> {
+  const steps = m.up(ctx);
+  for (const [i, step] of steps.entries()) {
+    try {
+      if (typeof step === 'string') await store.exec(step);
+      else await addColumns(store, step);
+    } catch (err) {
+      // Keep the store's verdict (an unreachable server stays retriable) and say which step failed.
+      if (!(err instanceof SwitchyardError)) throw err;
+      throw new SwitchyardError(err.code, `migration ${m.version} (${m.name}), statement ${i + 1} of ${steps.length}: ${err.message}`, {
+        retriable: err.retriable,
+        cause: err,
+        detail: { ...err.detail, migration: m.version, migrationName: m.name, statement: typeof step === 'string' ? step : describeStep(step) },
+      });
+    }
+  }
+}
+
+/** A column's definition in an `ALTER TABLE … ADD COLUMN`. */
+const columnDefinition = (c: ColumnSpec): string => `${c.name} ${c.type}${c.default === undefined ? '' : ` DEFAULT ${c.default}`}`;
+
+const describeStep = (step: AddColumns): string => `ALTER TABLE ${step.table} ${step.columns.map((c) => `ADD COLUMN ${columnDefinition(c)}`).join(', ')} (only those missing)`;
+
+/** Types compare without whitespace: `Enum8('a' = 1)` and `Enum8('a'=1)` are one type. */
+const sameType = (a: string, b: string): boolean => a.replace(/\s+/g, '') === b.replace(/\s+/g, '');
+
+/** A table's columns and their types, from `system.columns`; empty when there is no such table. */
+export async function tableColumns(store: AnalyticsStore, table: string): Promise<Map<string, string>> {
+  const rows = await store.query<{ name: string; type: string }>(
+    'SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {table:String}',
+    { table },
+  );
+  return new Map(rows.map((r) => [r.name, r.type]));
+}
+
+/**
+ * Carries out an `AddColumns` step: adds, in one `ALTER TABLE`, the columns the table lacks,
+ * and returns their names (empty when it had them all). Idempotent without
+ * `ADD COLUMN IF NOT EXISTS`, which ClickHouse 18.16 does not parse. A column that exists
+ * with another type is an error (`SY_ERR_ANALYTICS`), as is a missing table.
+ *
+ * Two processes migrating at once can both see a column missing; the second `ALTER` then
+ * fails ("column … already exists"). So after a failed `ALTER` the columns are read again:
+ * if someone else added some of them, the rest are tried again; if none appeared, the
+ * failure was not a race and is thrown.
+ */
+export async function addColumns(store: AnalyticsStore, step: AddColumns): Promise<string[]> {
+  checkTable(step.table);
+  for (const c of step.columns) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.name)) throw analyticsError(`add columns to ${step.table}: bad column name ${JSON.stringify(c.name)}`, { table: step.table });
+  }
+  let missing = await missingColumns(store, step);
+  const added: string[] = [];
+  while (missing.length > 0) {
+    try {
+      await store.exec(`ALTER TABLE ${step.table} ${missing.map((c) => `ADD COLUMN ${columnDefinition(c)}`).join(', ')}`);
+      added.push(...missing.map((c) => c.name));
+      return added;
+    } catch (err) {
+      const still = await missingColumns(store, step);
+      if (still.length >= missing.length) throw err;
+      missing = still;
+    }
+  }
+  return added;
+}
+
+async function missingColumns(store: AnalyticsStore, step: AddColumns): Promise<ColumnSpec[]> {
+  const existing = await tableColumns(store, step.table);
+  if (existing.size === 0) throw analyticsError(`cannot add columns to ${step.table}: no such table`, { table: step.table });
+  const missing: ColumnSpec[] = [];
+  for (const c of step.columns) {
+    const type = existing.get(c.name);
+    if (type === undefined) missing.push(c);
+    else if (!sameType(type, c.type)) {
+      throw analyticsError(`column ${step.table}.${c.name} exists as ${type}, but the migration adds it as ${c.type}`, { table: step.table, column: c.name, existing: type, wanted: c.type });
+    }
+  }
+  return missing;
 }

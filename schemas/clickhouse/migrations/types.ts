@@ -48,14 +48,44 @@ export interface MigrationContext {
   features: Features;
 }
 
+/** A column a migration adds to a table that already exists (see `AddColumns`). */
+export interface ColumnSpec {
+  name: string;
+  /**
+   * The type exactly as ClickHouse prints it in `system.columns` (`Nullable(Int64)`,
+   * `LowCardinality(Nullable(String))`, `Array(Float64)`): a column that already exists is
+   * checked against it, so write it in ClickHouse's canonical form.
+   */
+  type: string;
+  /** A `DEFAULT` expression for the rows written before the column existed; none = the type's zero (null, 0, '', []). */
+  default?: string;
+}
+
+/**
+ * Adds the columns a table lacks, idempotently on every server: ClickHouse 18.16 has no
+ * `ADD COLUMN IF NOT EXISTS` (a syntax error there), so the runner (`addColumns` in
+ * `lib/analytics/migrations.ts`) reads `system.columns` first, adds only what is missing in
+ * one `ALTER TABLE`, and refuses a column that exists with another type.
+ */
+export interface AddColumns {
+  kind: 'add_columns';
+  table: string;
+  columns: ColumnSpec[];
+}
+
+/** A statement (one SQL string, run as it is) or a step the runner carries out itself. */
+export type MigrationStep = string | AddColumns;
+
 /**
  * One step of the analytics schema. `up` returns the statements to run, in order, one
- * statement per string (ClickHouse runs one statement per request). It may branch on
+ * statement per string (ClickHouse runs one statement per request), or an `AddColumns`
+ * step for columns added to an existing table. It may branch on
  * `ctx.features` to use what the server has (e.g. `LowCardinality(String)` or plain
  * `String`), so the same migration yields a working schema on ClickHouse 18.16 and on
  * chDB.
  *
- * Statements must be safe to run again (`CREATE TABLE IF NOT EXISTS`, `DROP … IF EXISTS`):
+ * Statements must be safe to run again (`CREATE TABLE IF NOT EXISTS`, `DROP … IF EXISTS`,
+ * `MODIFY COLUMN` to the type it already has, `AddColumns` rather than `ADD COLUMN`):
  * a crash between running a migration and recording it re-runs it, and two processes
  * migrating at once may both run it. ClickHouse has no transactions or locks to prevent
  * either.
@@ -65,5 +95,5 @@ export interface Migration {
   version: number;
   /** `snake_case`; recorded beside the version and checked on every run. */
   name: string;
-  up: (ctx: MigrationContext) => string[];
+  up: (ctx: MigrationContext) => MigrationStep[];
 }
