@@ -1,7 +1,8 @@
 /**
  * The sink's pure core: which table an event goes to and the row it becomes there. The
- * tables are defined by `schemas/clickhouse/migrations/002_event_tables.ts`; column names are
- * the events' field names in snake_case. No I/O, no clock.
+ * tables are defined by `schemas/clickhouse/migrations/002_event_tables.ts` and changed by
+ * `005_controller.ts`; column names are the events' field names in snake_case (a record
+ * field flattened as `<field>_<subfield>`, e.g. `heartbeat_position_offset`). No I/O, no clock.
  */
 import type { ArchivedEnvelope } from '../../lib/analytics/archive.js';
 import { SwitchyardError } from '../../lib/errors.js';
@@ -10,13 +11,14 @@ import type {
   ClockEntry,
   DeadLettered,
   EventEnvelope,
+  LogPosition as EventPosition,
   SwitchyardEvent,
 } from '../../schemas/generated/events.js';
 
 /** The base tables, one per event family. */
-export type SinkTable = 'requests' | 'decisions' | 'results' | 'heartbeats' | 'control' | 'sessions' | 'deadletters';
+export type SinkTable = 'requests' | 'decisions' | 'results' | 'heartbeats' | 'ticks' | 'control' | 'sessions' | 'deadletters';
 
-export const SINK_TABLES: readonly SinkTable[] = ['requests', 'decisions', 'results', 'heartbeats', 'control', 'sessions', 'deadletters'];
+export const SINK_TABLES: readonly SinkTable[] = ['requests', 'decisions', 'results', 'heartbeats', 'ticks', 'control', 'sessions', 'deadletters'];
 
 /** A row as the `AnalyticsStore` inserts it: column name → value (Dates for instants). */
 export type Row = Record<string, unknown>;
@@ -79,6 +81,7 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.input_base64 = event.input.toString('base64');
       pairs(row, 'parameters', 'key', 'value', event.parameters);
       pairs(row, 'attributes', 'key', 'value', event.attributes);
+      row.max_attempts = event.maxAttempts;
       return { table: 'requests', row };
     case 'RequestRouted':
       row.model = event.model;
@@ -143,6 +146,7 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.error_code = null;
       row.error_message = null;
       row.retriable = null;
+      supersededColumns(row, null);
       return { table: 'results', row };
     case 'InferenceCompleted':
       resultCommon(row, event);
@@ -162,6 +166,7 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.error_code = null;
       row.error_message = null;
       row.retriable = null;
+      supersededColumns(row, null);
       return { table: 'results', row };
     case 'InferenceFailed':
       resultCommon(row, event);
@@ -182,6 +187,34 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.error_code = event.errorCode;
       row.error_message = event.errorMessage;
       row.retriable = event.retriable;
+      supersededColumns(row, null);
+      return { table: 'results', row };
+    case 'ResultSuperseded':
+      // No outcome of its own: the outcome columns say so ('' and -1, see 005_controller.ts).
+      row.worker_id = '';
+      row.lane = -1;
+      row.model = '';
+      row.model_version = null;
+      row.model_digest = null;
+      row.attempt = 0;
+      row.batch_size = 0;
+      row.batch_id = null;
+      row.queue_ms = 0;
+      row.compute_ms = 0;
+      row.latency_ms = 0;
+      row.cache_hit = false;
+      row.content_type = null;
+      row.output_bytes = null;
+      row.output_base64 = null;
+      row.output_sha256 = null;
+      row.input_tokens = null;
+      row.output_tokens = null;
+      row['metrics.name'] = [];
+      row['metrics.value'] = [];
+      row.error_code = null;
+      row.error_message = null;
+      row.retriable = null;
+      supersededColumns(row, event);
       return { table: 'results', row };
     case 'WorkerHeartbeat':
       row.worker_id = event.workerId;
@@ -197,7 +230,27 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.loaded_models = event.loadedModels;
       accelerator(row, event.accelerator);
       row.draining = event.draining;
+      row.queue_delay_ms = event.queueDelayMs;
+      row.cache_hit_buckets = event.cacheHitBuckets;
+      row.bucket_ms = event.bucketMs;
+      row.completed = event.completed;
       return { table: 'heartbeats', row };
+    case 'ControllerTick':
+      row.controller_id = event.controllerId;
+      row.epoch = event.epoch;
+      row.seq = event.seq;
+      row.interval_ms = event.intervalMs;
+      row.started_at = instant(event, 'startedAt', event.startedAt);
+      return { table: 'ticks', row };
+    case 'ControllerElected':
+      controlDefaults(row);
+      row.reason = event.reason;
+      row.epoch = event.epoch;
+      row.controller_id = event.controllerId;
+      row.previous_controller_id = event.previousControllerId;
+      row.lease_ms = event.leaseMs;
+      row.leader_silence_ms = event.leaderSilenceMs;
+      return { table: 'control', row };
     case 'WorkerJoined':
       controlDefaults(row);
       row.worker_id = event.workerId;
@@ -226,6 +279,17 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.detail = event.detail;
       row.last_heartbeat_at = instantOrNull(event, 'lastHeartbeatAt', event.lastHeartbeatAt);
       row.last_heartbeat_seq = event.lastHeartbeatSeq;
+      row.epoch = event.epoch;
+      row.started_at = instantOrNull(event, 'startedAt', event.startedAt);
+      position(row, 'heartbeat_position', event.heartbeatPosition);
+      row.heartbeat_end = event.heartbeatEnd;
+      row.silence_ms = event.silenceMs;
+      row.phi = event.phi;
+      row.phi_threshold = event.phiThreshold;
+      row.min_silence_ms = event.minSilenceMs;
+      row.mean_interval_ms = event.meanIntervalMs;
+      row.std_interval_ms = event.stdIntervalMs;
+      row.tick_id = event.tickId;
       return { table: 'control', row };
     case 'ModelVersionRegistered':
       controlDefaults(row);
@@ -252,6 +316,7 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.budget_max_error_rate = event.budget?.maxErrorRate ?? null;
       row.budget_min_requests = event.budget?.minRequests ?? null;
       row.budget_window_ms = event.budget?.windowMs ?? null;
+      row.epoch = event.epoch;
       return { table: 'control', row };
     case 'ScaleDecided':
       controlDefaults(row);
@@ -263,6 +328,7 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.workers_to = event.to;
       row.cooldown_until = instantOrNull(event, 'cooldownUntil', event.cooldownUntil);
       pairs(row, 'signals', 'name', 'value', event.signals);
+      row.epoch = event.epoch;
       return { table: 'control', row };
     case 'SessionState':
       row.session_id = event.sessionId;
@@ -342,6 +408,25 @@ function pendingDecisions(row: Row, list: Extract<SwitchyardEvent, { type: 'Requ
   row['pending_decisions.count'] = list.map((p) => p.count);
 }
 
+/** A LogPosition as three columns `<prefix>_topic`, `_partition`, `_offset` (null when absent). */
+function position(row: Row, prefix: string, p: EventPosition | null): void {
+  row[`${prefix}_topic`] = p?.topic ?? null;
+  row[`${prefix}_partition`] = p?.partition ?? null;
+  row[`${prefix}_offset`] = p?.offset ?? null;
+}
+
+/** The ResultSuperseded columns of `results`: the event's, or null for an outcome. */
+function supersededColumns(row: Row, e: Extract<SwitchyardEvent, { type: 'ResultSuperseded' }> | null): void {
+  row.superseded_event_id = e?.supersededEventId ?? null;
+  row.superseded_type = e?.supersededType ?? null;
+  position(row, 'superseded_position', e?.supersededPosition ?? null);
+  row.superseded_worker_id = e?.supersededWorkerId ?? null;
+  row.superseded_attempt = e?.supersededAttempt ?? null;
+  row.winner_event_id = e?.winnerEventId ?? null;
+  row.winner_type = e?.winnerType ?? null;
+  position(row, 'winner_position', e?.winnerPosition ?? null);
+}
+
 function accelerator(row: Row, a: Accelerator | null): void {
   row.accelerator_kind = a?.kind ?? null;
   row.accelerator_name = a?.name ?? null;
@@ -400,6 +485,20 @@ function controlDefaults(row: Row): void {
   row.cooldown_until = null;
   row['signals.name'] = [];
   row['signals.value'] = [];
+  row.epoch = null;
+  row.controller_id = null;
+  row.previous_controller_id = null;
+  row.lease_ms = null;
+  row.leader_silence_ms = null;
+  position(row, 'heartbeat_position', null);
+  row.heartbeat_end = null;
+  row.silence_ms = null;
+  row.phi = null;
+  row.phi_threshold = null;
+  row.min_silence_ms = null;
+  row.mean_interval_ms = null;
+  row.std_interval_ms = null;
+  row.tick_id = null;
 }
 
 /**

@@ -14,6 +14,7 @@ const TABLE_OF: Record<EventType, SinkTable> = {
   InferenceCompleted: 'results',
   InferenceFailed: 'results',
   WorkerHeartbeat: 'heartbeats',
+  ControllerTick: 'ticks',
   WorkerJoined: 'control',
   WorkerDraining: 'control',
   WorkerEvicted: 'control',
@@ -22,6 +23,8 @@ const TABLE_OF: Record<EventType, SinkTable> = {
   ScaleDecided: 'control',
   SessionState: 'sessions',
   DeadLettered: 'deadletters',
+  ControllerElected: 'control',
+  ResultSuperseded: 'results',
 };
 
 describe('rowFor: the table and row of every event type', () => {
@@ -92,7 +95,9 @@ describe('rowFor: the table and row of every event type', () => {
       'parameters.value': ['16', '0'],
       'attributes.key': ['client', 'region'],
       'attributes.value': ['web', 'eu'],
+      max_attempts: 3,
     });
+    expect(rowFor({ ...e, maxAttempts: null }, at).row.max_attempts).toBeNull();
     expect(Buffer.from(row.input_base64 as string, 'base64')).toEqual(e.input);
   });
 
@@ -185,6 +190,43 @@ describe('rowFor: the table and row of every event type', () => {
       retriable: true,
       output_base64: null,
     });
+    // An outcome supersedes nothing.
+    for (const type of ['InferenceStarted', 'InferenceCompleted', 'InferenceFailed'] as const) {
+      expect(rowFor(SAMPLE_EVENTS[type], at).row, type).toMatchObject({ superseded_event_id: null, superseded_position_offset: null, winner_event_id: null, winner_type: null });
+    }
+  });
+
+  it('ResultSuperseded → results: the losing and the winning outcome with their positions; no outcome columns of its own', () => {
+    const e = SAMPLE_EVENTS.ResultSuperseded;
+    const { row } = rowFor(e, at);
+    expect(row).toMatchObject({
+      type: 'ResultSuperseded',
+      request_id: e.requestId,
+      causation_id: e.supersededEventId,
+      superseded_event_id: '0194d2a2-5fff-7f18-93a4-0c2e4a6c8e01',
+      superseded_type: 'InferenceCompleted',
+      superseded_position_topic: 'switchyard.results',
+      superseded_position_partition: 4,
+      superseded_position_offset: 99_119,
+      superseded_worker_id: 'worker-d9',
+      superseded_attempt: 1,
+      winner_event_id: '0194d2a2-5ff0-7f18-93a4-0c2e4a6c8e00',
+      winner_type: 'InferenceCompleted',
+      winner_position_topic: 'switchyard.results',
+      winner_position_partition: 4,
+      winner_position_offset: 99_080,
+      // Not an outcome: '' and -1 say so, and nothing counts as a latency or a cache hit.
+      model: '',
+      worker_id: '',
+      lane: -1,
+      attempt: 0,
+      latency_ms: 0,
+      cache_hit: false,
+      error_code: null,
+      output_base64: null,
+      'metrics.name': [],
+    });
+    expect(rowFor({ ...e, supersededWorkerId: null, supersededType: 'RequestRejected' }, at).row).toMatchObject({ superseded_worker_id: null, superseded_type: 'RequestRejected' });
   });
 
   it('WorkerHeartbeat → heartbeats: load, queue, cache hit ratio and the accelerator flattened', () => {
@@ -207,9 +249,21 @@ describe('rowFor: the table and row of every event type', () => {
       accelerator_utilization: 0.62,
       accelerator_driver_version: '550.54.15',
       draining: false,
+      queue_delay_ms: 12.5,
+      cache_hit_buckets: [0.25, -1, 0.5, 0.2],
+      bucket_ms: 50,
+      completed: 88_412,
     });
-    const bare = rowFor({ ...SAMPLE_EVENTS.WorkerHeartbeat, accelerator: null, startedAt: null }, at).row;
-    expect(bare).toMatchObject({ accelerator_kind: null, accelerator_count: null, started_at: null });
+    const bare = rowFor({ ...SAMPLE_EVENTS.WorkerHeartbeat, accelerator: null, startedAt: null, cacheHitBuckets: [] }, at).row;
+    expect(bare).toMatchObject({ accelerator_kind: null, accelerator_count: null, started_at: null, cache_hit_buckets: [] });
+  });
+
+  it('ControllerTick → ticks: the controller, its epoch (null for a standby), tick number and interval', () => {
+    const { table, row } = rowFor(SAMPLE_EVENTS.ControllerTick, at);
+    expect(table).toBe('ticks');
+    expect(row).toMatchObject({ controller_id: 'controller-2', epoch: 3, seq: 48_113, interval_ms: 100, started_at: new Date(T0 - 100_000) });
+    expect(rowFor({ ...SAMPLE_EVENTS.ControllerTick, epoch: null }, at).row.epoch).toBeNull();
+    expect(() => rowFor({ ...SAMPLE_EVENTS.ControllerTick, startedAt: -1 }, at)).toThrow(/startedAt .* outside/);
   });
 
   it('control events share one table; columns another event type owns stay null or empty', () => {
@@ -231,10 +285,40 @@ describe('rowFor: the table and row of every event type', () => {
     expect(rowFor(SAMPLE_EVENTS.WorkerEvicted, at).row).toMatchObject({
       worker_id: 'worker-d9',
       lane: 31,
-      reason: 'HEARTBEAT_TIMEOUT',
-      last_heartbeat_at: new Date(T0 + 65_000),
+      reason: 'SUSPECTED_DEAD',
+      last_heartbeat_at: new Date(T0 + 74_310),
       last_heartbeat_seq: 1_204,
-      detail: 'no heartbeat for 10000 ms (timeout 9000 ms)',
+      detail: 'no heartbeat for 690 ms (phi 9.2 ≥ 8, at least 500 ms)',
+      // v2: the epoch and the failure detector's evidence.
+      epoch: 3,
+      started_at: new Date(T0 - 3_000_000),
+      heartbeat_position_topic: 'switchyard.heartbeats',
+      heartbeat_position_partition: 1,
+      heartbeat_position_offset: 771_001,
+      heartbeat_end: 771_002,
+      silence_ms: 690,
+      phi: 9.2,
+      phi_threshold: 8,
+      min_silence_ms: 500,
+      mean_interval_ms: 101.5,
+      std_interval_ms: 25,
+      tick_id: SAMPLE_EVENTS.ControllerTick.eventId,
+      controller_id: null,
+    });
+    // Evicted by the worker itself (DRAINED): no epoch, no evidence.
+    const drained = { ...SAMPLE_EVENTS.WorkerEvicted, reason: 'DRAINED', epoch: null, startedAt: null, heartbeatPosition: null, heartbeatEnd: null, silenceMs: null, phi: null, phiThreshold: null, minSilenceMs: null, meanIntervalMs: null, stdIntervalMs: null, tickId: null };
+    expect(rowFor(drained, at).row).toMatchObject({ reason: 'DRAINED', epoch: null, started_at: null, heartbeat_position_topic: null, heartbeat_position_partition: null, heartbeat_position_offset: null, phi: null, tick_id: null });
+    expect(rowFor(SAMPLE_EVENTS.ControllerElected, at).row).toMatchObject({
+      type: 'ControllerElected',
+      controller_id: 'controller-2',
+      epoch: 3,
+      previous_controller_id: 'controller-1',
+      reason: 'LEADER_SILENT',
+      leader_silence_ms: 2_150,
+      lease_ms: 2_000,
+      worker_id: null,
+      phi: null,
+      started_at: null,
     });
     expect(rowFor(SAMPLE_EVENTS.ModelVersionRegistered, at).row).toMatchObject({
       model: 'sentiment-small',
@@ -260,6 +344,7 @@ describe('rowFor: the table and row of every event type', () => {
       budget_max_error_rate: 0.01,
       budget_min_requests: 500,
       budget_window_ms: 600_000,
+      epoch: 3,
     });
     expect(rowFor({ ...SAMPLE_EVENTS.RolloutChanged, budget: null, canary: false, canaryVersion: null }, at).row).toMatchObject({
       canary: false,
@@ -277,7 +362,11 @@ describe('rowFor: the table and row of every event type', () => {
       cooldown_until: new Date(T0 + 300_000),
       'signals.name': ['cache_hit_ratio', 'consumer_lag', 'p99_ms', 'queue_depth_mean'],
       'signals.value': [0.27, 412, 180.5, 7.5],
+      epoch: 3,
     });
+    expect(rowFor({ ...SAMPLE_EVENTS.ScaleDecided, epoch: null }, at).row.epoch).toBeNull();
+    // Control events without an epoch field have the column, empty.
+    for (const type of ['WorkerJoined', 'WorkerDraining', 'ModelVersionRegistered'] as const) expect(rowFor(SAMPLE_EVENTS[type], at).row.epoch, type).toBeNull();
   });
 
   it('SessionState → sessions', () => {

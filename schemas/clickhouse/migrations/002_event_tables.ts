@@ -236,11 +236,14 @@ export const EVENT_TYPE =
   "'WorkerHeartbeat' = 7, 'WorkerJoined' = 8, 'WorkerDraining' = 9, 'WorkerEvicted' = 10, 'ModelVersionRegistered' = 11, 'RolloutChanged' = 12, " +
   "'ScaleDecided' = 13, 'SessionState' = 14, 'DeadLettered' = 15)";
 
-/** The envelope every event begins with, and where the sink read the event. */
-function envelope(f: Features): string[] {
+/**
+ * The envelope every event begins with, and where the sink read the event. `eventType` is the
+ * `type` column's Enum (later migrations create tables with a longer one).
+ */
+export function envelope(f: Features, eventType: string = EVENT_TYPE): string[] {
   return [
     'event_id UUID',
-    `type ${EVENT_TYPE}`,
+    `type ${eventType}`,
     `occurred_at ${instantType(f)}`,
     `occurred_at_ms Int64${codec(f, 'Delta, ZSTD(1)')}`,
     'request_id Nullable(String)',
