@@ -229,7 +229,7 @@ describe('gateway: sync requests', () => {
         case 'unknown-model':
           return [rejected(req, 'UNKNOWN_MODEL')];
         case 'backend':
-          return [started(req), failed(req, 'BACKEND_ERROR', true)];
+          return [started(req), failed(req, 'BACKEND_ERROR', false)];
         case 'digest':
           return [failed(req, 'DIGEST_MISMATCH', false)];
         default:
@@ -248,7 +248,7 @@ describe('gateway: sync requests', () => {
     expect(await run('no-capacity')).toMatchObject({ status: 503, error: { code: 'SY_ERR_REJECTED_NO_CAPACITY', retriable: true } });
     expect(await run('late')).toMatchObject({ status: 504, error: { code: 'SY_ERR_REJECTED_DEADLINE_EXCEEDED' } });
     expect(await run('unknown-model')).toMatchObject({ status: 404, error: { code: 'SY_ERR_REJECTED_UNKNOWN_MODEL', retriable: false } });
-    expect(await run('backend')).toMatchObject({ status: 502, error: { code: 'SY_ERR_INFERENCE_FAILED', reason: 'BACKEND_ERROR', retriable: true } });
+    expect(await run('backend')).toMatchObject({ status: 502, error: { code: 'SY_ERR_INFERENCE_FAILED', reason: 'BACKEND_ERROR', retriable: false } });
     expect(await run('digest')).toMatchObject({ status: 500, error: { code: 'SY_ERR_INFERENCE_FAILED', reason: 'DIGEST_MISMATCH' } });
     const deadline = await run('worker-deadline');
     expect(deadline).toMatchObject({ status: 504, error: { code: 'SY_ERR_INFERENCE_DEADLINE_EXCEEDED' } });

@@ -150,12 +150,18 @@ describe('request status fold (state.ts)', () => {
   it('is safe against redelivery and late events of the same attempt', () => {
     const done = fold([startedEv(), completedEv()]);
     expect(fold([startedEv(), completedEv(), startedEv(), failedEv()])).toEqual(done);
-    expect(fold([failedEv(), startedEv()]).status).toBe('failed');
+    expect(fold([failedEv(1, 'BACKEND_ERROR', false), startedEv()]).status).toBe('failed');
   });
 
-  it('lets a later attempt supersede, and ignores the stale tail of an earlier one', () => {
-    expect(fold([failedEv(1), startedEv(2), completedEv(2)]).status).toBe('completed');
+  it('treats a retriable failure as no outcome (retrying): the next attempt decides, and the stale tail of an earlier attempt is ignored', () => {
+    expect(fold([failedEv(1)]).status).toBe('retrying');
+    expect(fold([failedEv(1), startedEv(2), completedEv(2)])).toMatchObject({ status: 'completed', attempt: 2 });
     expect(fold([startedEv(2), failedEv(1)]).status).toBe('started');
+  });
+
+  it('keeps the first terminal outcome: a later one (a presumed-dead worker, a second attempt) is superseded', () => {
+    expect(fold([completedEv(1), startedEv(2), failedEv(2, 'DEADLINE_EXCEEDED', false)])).toMatchObject({ status: 'completed', attempt: 1 });
+    expect(fold([failedEv(2, 'WORKER_LOST', false), completedEv(1)])).toMatchObject({ status: 'failed', attempt: 2 });
   });
 
   it('never lets a DUPLICATE rejection override what is known', () => {
@@ -185,8 +191,8 @@ describe('outcome mapping (outcome.ts)', () => {
 
   it.each([
     ['DEADLINE_EXCEEDED', false, 504, 'SY_ERR_INFERENCE_DEADLINE_EXCEEDED'],
-    ['BACKEND_TIMEOUT', true, 504, 'SY_ERR_INFERENCE_TIMEOUT'],
-    ['BACKEND_ERROR', true, 502, 'SY_ERR_INFERENCE_FAILED'],
+    ['BACKEND_TIMEOUT', false, 504, 'SY_ERR_INFERENCE_TIMEOUT'],
+    ['BACKEND_ERROR', false, 502, 'SY_ERR_INFERENCE_FAILED'],
     ['DIGEST_MISMATCH', false, 500, 'SY_ERR_INFERENCE_FAILED'],
   ] as const)('InferenceFailed %s (retriable %s) → %i %s', (errorCode, retriable, status, code) => {
     expect(http(fold([failedEv(1, errorCode, retriable)]))).toMatchObject({ status, code, retriable });

@@ -17,7 +17,8 @@ import type { RequestError, RequestStatus, RequestStatusName } from './state.js'
  * | RequestRejected, other reason | 503 | SY_ERR_REJECTED |
  * | InferenceFailed DEADLINE_EXCEEDED | 504 | SY_ERR_INFERENCE_DEADLINE_EXCEEDED |
  * | InferenceFailed BACKEND_TIMEOUT | 504 | SY_ERR_INFERENCE_TIMEOUT |
- * | InferenceFailed, retriable | 502 | SY_ERR_INFERENCE_FAILED |
+ * | InferenceFailed INVALID_INPUT (the model refused the input) | 422 | SY_ERR_INFERENCE_INVALID_INPUT |
+ * | InferenceFailed, retriable, or a backend / lost-worker code after the controller's retries | 502 | SY_ERR_INFERENCE_FAILED |
  * | InferenceFailed, not retriable | 500 | SY_ERR_INFERENCE_FAILED |
  *
  * `error.reason` carries the router's reason or the worker's errorCode as written.
@@ -49,8 +50,16 @@ const OTHER_REJECTION: Mapping = { status: 503, code: 'SY_ERR_REJECTED', retryAf
 function failureMapping(error: RequestError): Mapping {
   if (error.reason === 'DEADLINE_EXCEEDED') return { status: 504, code: 'SY_ERR_INFERENCE_DEADLINE_EXCEEDED', retryAfter: 'never' };
   if (error.reason === 'BACKEND_TIMEOUT') return { status: 504, code: 'SY_ERR_INFERENCE_TIMEOUT', retryAfter: 'never' };
-  return { status: error.retriable ? 502 : 500, code: 'SY_ERR_INFERENCE_FAILED', retryAfter: 'never' };
+  // The client's input is at fault, not the worker: a 4xx, so clients do not retry it.
+  if (error.reason === 'INVALID_INPUT') return { status: 422, code: 'SY_ERR_INFERENCE_INVALID_INPUT', retryAfter: 'never' };
+  return { status: error.retriable || UPSTREAM_FAILURES.has(error.reason) ? 502 : 500, code: 'SY_ERR_INFERENCE_FAILED', retryAfter: 'never' };
 }
+
+/**
+ * Failures of what stands behind the gateway (a backend, a lost worker): 502 even when the
+ * controller, having retried, ended the request with a terminal (non-retriable) InferenceFailed.
+ */
+const UPSTREAM_FAILURES: ReadonlySet<string> = new Set(['BACKEND_ERROR', 'BACKEND_UNAVAILABLE', 'BLOB_STORE_UNAVAILABLE', 'WORKER_LOST', 'WORKER_DRAINING']);
 
 const mappingOf = (error: RequestError): Mapping =>
   error.kind === 'rejected' ? (REJECTIONS[error.reason] ?? OTHER_REJECTION) : failureMapping(error);

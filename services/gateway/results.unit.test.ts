@@ -121,7 +121,8 @@ describe('results tracker', () => {
     await waitFor(() => t.get('gap-2') !== undefined, { what: 'the hole and the batch folded' });
     expect(t.stats().rangeRead).toBe(1);
     expect(t.stats().folded).toBe(2);
-    expect(t.get('gap-2')).toMatchObject({ status: 'started', attempt: 2 });
+    // The hole held attempt 1's outcome: read first, it stays the outcome (the first terminal one wins).
+    expect(t.get('gap-2')).toMatchObject({ status: 'completed', attempt: 1 });
   });
 
   it('bounds memory by bytes as well as entries', async () => {

@@ -10,11 +10,21 @@ import { DEFAULT_REQUEST_LIMITS as L, ID_PATTERN, MEDIA_TYPE_PATTERN, NAME_PATTE
  */
 
 const name = (description: string, maxLength = L.maxIdLength) => Type.String({ minLength: 1, maxLength, pattern: NAME_PATTERN, description });
+
+/**
+ * Model names and versions at the gateway: NAME_PATTERN's characters, with `/` only as the one
+ * separator of `org/name` (e.g. `meta-llama/Llama-3.1-8B`) and never `..` — these names end up
+ * in paths and URLs downstream, so nothing here may read as a path traversal
+ * (`a/../../../etc/passwd`, `/etc`, `a//b`). Stricter than the shared rules (the router's),
+ * so what the gateway accepts still passes there.
+ */
+export const MODEL_NAME_PATTERN = '^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._:+-]*(?:/[A-Za-z0-9][A-Za-z0-9._:+-]*)?$';
+const modelName = (description: string, maxLength = L.maxIdLength) => Type.String({ minLength: 1, maxLength, pattern: MODEL_NAME_PATTERN, description });
 const id = (description: string) => Type.String({ minLength: 1, maxLength: L.maxIdLength, pattern: ID_PATTERN, description });
 
 export const InferBody = Type.Object(
   {
-    model: name('Logical model name, e.g. "sentiment-small".', L.maxModelLength),
+    model: modelName('Logical model name, e.g. "sentiment-small" or "org/name"; never ".." or a path.', L.maxModelLength),
     input: Type.Unknown({
       description:
         'The payload. For a JSON contentType (the default, application/json or */*+json) any JSON value; for text/* a string; for any other contentType a base64 string of the bytes.',
@@ -33,7 +43,7 @@ export const InferBody = Type.Object(
       Type.Unsafe<Priority>({ type: 'string', enum: [...PRIORITY_SYMBOLS], description: 'Priority class; under overload the lowest is shed first. @default "NORMAL"' }),
     ),
     zone: Type.Optional(name('Preferred zone; the router fails over to other zones when it has no capacity there.')),
-    modelVersion: Type.Optional(name('Pin a model version (else the rollout decides).')),
+    modelVersion: Type.Optional(modelName('Pin a model version (else the rollout decides).')),
     deadlineMs: Type.Optional(
       Type.Integer({ minimum: 1, description: 'Deadline relative to arrival, ms: work not started by then is dropped; the sync endpoint waits at most this long.' }),
     ),
@@ -52,7 +62,7 @@ export const IdempotencyHeaders = Type.Object({
   traceparent: Type.Optional(Type.String({ maxLength: 55, description: 'W3C trace context; its trace id is recorded on the request.' })),
 });
 
-export const RequestIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: L.maxIdLength, description: 'Request id.' }) });
+export const RequestIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: L.maxIdLength, pattern: ID_PATTERN, description: 'Request id (printable ASCII).' }) });
 
 const ErrorDetail = Type.Object({ in: Type.String(), path: Type.String(), message: Type.String() });
 
@@ -68,7 +78,7 @@ export const ErrorObject = Type.Object({
 
 export const ErrorResponse = Type.Object({ error: ErrorObject });
 
-const Status = Type.Unsafe<RequestStatusName>({ type: 'string', enum: ['accepted', 'started', 'completed', 'failed', 'rejected'] });
+const Status = Type.Unsafe<RequestStatusName>({ type: 'string', enum: ['accepted', 'started', 'retrying', 'completed', 'failed', 'rejected'] });
 
 export const StatusResponse = Type.Object(
   {

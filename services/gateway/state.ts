@@ -9,7 +9,8 @@ import type { InferenceCompleted, InferenceFailed, InferenceStarted, RequestReje
  * read, so there is no `routed` status: a request is `accepted` until a worker starts it or the
  * router rejects it.
  */
-export type RequestStatusName = 'accepted' | 'started' | 'completed' | 'failed' | 'rejected';
+/** `retrying`: an attempt failed retriably and the controller will retry it or end the request; not an outcome yet. */
+export type RequestStatusName = 'accepted' | 'started' | 'retrying' | 'completed' | 'failed' | 'rejected';
 
 export type ResultEvent = InferenceStarted | InferenceCompleted | InferenceFailed | RequestRejected;
 
@@ -71,8 +72,11 @@ export function acceptedStatus(requestId: string, model: string, now: number, fi
  * (key requestId), so they arrive in log order; the fold still has to be safe against
  * redelivery (at-least-once) and against the stale tail of an earlier attempt:
  * - an event of an earlier attempt than the status's is ignored;
- * - within an attempt a terminal status is not reopened by a late InferenceStarted, and
- *   `completed` is final;
+ * - the first terminal outcome in log order is final (exactly one client-visible outcome per
+ *   request id): a later one — a presumed-dead worker answering after the re-dispatch, or two
+ *   attempts both finishing — is superseded (the controller records it with ResultSuperseded);
+ * - a retriable InferenceFailed is not an outcome: the controller retries the request or ends it
+ *   with a terminal InferenceFailed of its own, so the status is `retrying` meanwhile;
  * - a RequestRejected DUPLICATE (a re-sent request the router had already decided) never
  *   overrides what is known.
  */
@@ -92,12 +96,9 @@ export function evolveStatus(state: RequestStatus | undefined, event: ResultEven
     fingerprint: null,
   };
   if (state !== undefined) {
+    if (isTerminal(state.status)) return state;
     if (event.attempt < state.attempt) return state;
     if (event.type === 'RequestRejected' && event.reason === 'DUPLICATE') return state;
-    if (event.attempt === state.attempt) {
-      if (state.status === 'completed') return state;
-      if (event.type === 'InferenceStarted' && isTerminal(state.status)) return state;
-    }
   }
   const next: RequestStatus = { ...base, attempt: event.attempt, updatedAt: Math.max(base.updatedAt, event.occurredAt) };
   switch (event.type) {
@@ -124,7 +125,7 @@ export function evolveStatus(state: RequestStatus | undefined, event: ResultEven
     case 'InferenceFailed':
       return {
         ...next,
-        status: 'failed',
+        status: event.retriable ? 'retrying' : 'failed',
         model: event.model,
         modelVersion: event.modelVersion,
         workerId: event.workerId,
