@@ -15,7 +15,11 @@ function app(tokenHash: string | undefined) {
   });
   a.post('/write', { onRequest: requireAdmin({ tokenHash }) }, async () => ({ ok: true }));
   a.get('/read', async () => ({ ok: true }));
-  a.register(adminScope({ tokenHash }, async (scope) => scope.delete('/scoped', async () => ({ ok: true }))));
+  a.register(
+    adminScope({ tokenHash }, async (scope) => {
+      scope.delete('/scoped', async () => ({ ok: true }));
+    }),
+  );
   return a;
 }
 

@@ -1,14 +1,20 @@
+import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
+import { requireAdmin, resolveAdminAuth, type AdminAuthOptions } from '../../lib/auth/admin.js';
+import { isAuthError } from '../../lib/auth/errors.js';
+import { redactingLogger } from '../../lib/auth/redact.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
 import type { ServiceContext } from '../../lib/runtime.js';
 import type { InferenceRequested } from '../../schemas/generated/events.js';
+import { ApiKeyRing, type ApiKey } from './auth.js';
 import { GatewayError, type ValidationDetail } from './errors.js';
 import { fingerprint, idempotentRequestId } from './idempotency.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { locationOf, outcomeError, statusView } from './outcome.js';
-import { DEFAULT_CONTENT_TYPE, encodeInput } from './payload.js';
+import { DEFAULT_CONTENT_TYPE, encodeInput, jsonNestingExceeds } from './payload.js';
 import type { ResultsTracker } from './results.js';
 import { AcceptedResponse, ErrorResponse, HealthResponse, IdempotencyHeaders, InferBody, ReadyResponse, RequestIdParams, StatusResponse } from './schemas.js';
 import { acceptedStatus, isTerminal, type RequestStatus } from './state.js';
@@ -41,9 +47,34 @@ export interface GatewayAppOptions {
   logger?: FastifyBaseLogger;
   /** Log each request and response (two lines per request: off on the hot path by default). @default false */
   logRequests?: boolean;
+  /**
+   * API keys (their sha256, never the keys: see `auth.ts`). With any key configured every
+   * `/v1` route needs one; none configured = authentication off. @default []
+   */
+  apiKeys?: readonly ApiKey[];
+  /** The admin token guarding admin routes (`app.gateway.requireAdmin`). @default none: loopback clients only */
+  admin?: AdminAuthOptions;
+  /** Deepest nesting of objects and arrays in a JSON body, levels; deeper is 400. @default 64 */
+  maxJsonDepth?: number;
+  /** Longest request target (path and query), characters; longer is 414. Node's own header limit (16 KiB) caps it too. @default 8_192 */
+  maxUrlLength?: number;
+  /** Longest path parameter (a request id, before decoding), characters; longer is 414. @default 1_024 */
+  maxParamLength?: number;
+  /**
+   * Time a client has to send a whole request, headers and body, ms; then 408 and the
+   * connection is closed (a client that sends headers and never finishes its body). Waiting
+   * for the result of a sync request does not count. @default 30_000
+   */
+  requestTimeoutMs?: number;
+  /** Time a client has to send the headers of a request, ms (≤ requestTimeoutMs); then 408 and the connection is closed. @default 10_000 */
+  headersTimeoutMs?: number;
 }
 
-export type ResolvedGatewayAppOptions = Required<Omit<GatewayAppOptions, 'logger' | 'limits'>> & { limits: RequestLimits; logger: FastifyBaseLogger | undefined };
+export type ResolvedGatewayAppOptions = Required<Omit<GatewayAppOptions, 'logger' | 'limits' | 'admin'>> & {
+  limits: RequestLimits;
+  logger: FastifyBaseLogger | undefined;
+  admin: AdminAuthOptions;
+};
 
 export function resolveGatewayAppOptions(o: GatewayAppOptions): ResolvedGatewayAppOptions {
   const r: ResolvedGatewayAppOptions = {
@@ -58,6 +89,13 @@ export function resolveGatewayAppOptions(o: GatewayAppOptions): ResolvedGatewayA
     defaultMetrics: o.defaultMetrics ?? false,
     logRequests: o.logRequests ?? false,
     logger: o.logger,
+    apiKeys: o.apiKeys ?? [],
+    admin: resolveAdminAuth(o.admin),
+    maxJsonDepth: o.maxJsonDepth ?? 64,
+    maxUrlLength: o.maxUrlLength ?? 8_192,
+    maxParamLength: o.maxParamLength ?? 1_024,
+    requestTimeoutMs: o.requestTimeoutMs ?? 30_000,
+    headersTimeoutMs: o.headersTimeoutMs ?? 10_000,
   };
   const check = (name: string, v: number | null, nullable = false) => {
     if ((v === null && nullable) || (Number.isSafeInteger(v) && (v as number) > 0)) return;
@@ -69,13 +107,26 @@ export function resolveGatewayAppOptions(o: GatewayAppOptions): ResolvedGatewayA
   check('maxSyncWaitMs', r.maxSyncWaitMs);
   check('bodyLimit', r.bodyLimit);
   check('readyTimeoutMs', r.readyTimeoutMs);
+  check('maxJsonDepth', r.maxJsonDepth);
+  check('maxUrlLength', r.maxUrlLength);
+  check('maxParamLength', r.maxParamLength);
+  check('requestTimeoutMs', r.requestTimeoutMs);
+  check('headersTimeoutMs', r.headersTimeoutMs);
+  if (r.headersTimeoutMs > r.requestTimeoutMs) throw new SwitchyardError('SY_ERR_CONFIG', 'gateway: headersTimeoutMs must not exceed requestTimeoutMs');
   for (const [k, v] of Object.entries(r.limits)) check(`limits.${k}`, v);
   if (r.defaultDeadlineMs > r.maxDeadlineMs) throw new SwitchyardError('SY_ERR_CONFIG', 'gateway: defaultDeadlineMs must not exceed maxDeadlineMs');
   if (!r.instanceId) throw new SwitchyardError('SY_ERR_CONFIG', 'gateway: instanceId is required');
   return r;
 }
 
-export type GatewayApp = FastifyInstance & { gateway: { metrics: GatewayMetrics; options: ResolvedGatewayAppOptions } };
+export type GatewayApp = FastifyInstance & {
+  gateway: {
+    metrics: GatewayMetrics;
+    options: ResolvedGatewayAppOptions;
+    /** The `onRequest` hook of admin routes (lifecycle routes mount with `{ onRequest: app.gateway.requireAdmin }`). */
+    requireAdmin: (req: FastifyRequest) => Promise<void>;
+  };
+};
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const traceIdOf = (traceparent: string | undefined): string | null => {
@@ -126,23 +177,63 @@ function validationDetails(err: FastifyError): ValidationDetail[] {
   return out;
 }
 
-/** Any error thrown in a route, as a GatewayError with a stable code. */
-function toGatewayError(err: unknown): GatewayError {
+/** At most `max` characters of `text` (error messages never echo a whole URL or body). */
+const clip = (text: string, max = 200): string => (text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`);
+
+/** Any error thrown in a route, a hook or the framework, as a GatewayError with a stable code. */
+function toGatewayError(err: unknown, opts: Pick<ResolvedGatewayAppOptions, 'maxParamLength'>): GatewayError {
   if (err instanceof GatewayError) return err;
+  if (isAuthError(err)) {
+    return new GatewayError(err.statusCode, err.code, err.message, {
+      reason: err.reason,
+      retriable: err.retriable,
+      ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+      headers: err.headers,
+    });
+  }
   const e = err as FastifyError;
   if (e?.validation !== undefined) return invalid('the request is invalid', validationDetails(e));
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GatewayError(413, 'SY_ERR_GATEWAY_PAYLOAD_TOO_LARGE', e.message);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError(415, 'SY_ERR_GATEWAY_UNSUPPORTED_MEDIA_TYPE', `${e.message}; send application/json`);
+      return new GatewayError(415, 'SY_ERR_GATEWAY_UNSUPPORTED_MEDIA_TYPE', `${clip(e.message, 120)}; send application/json`);
+    case 'FST_ERR_BAD_URL':
+      return invalid('the request is invalid', [{ in: 'url', path: '', message: 'is not a valid URL (a malformed percent-encoding)' }]);
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new GatewayError(414, 'SY_ERR_GATEWAY_URI_TOO_LONG', `a path segment is longer than ${opts.maxParamLength} characters`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return invalid('the request is invalid', [{ in: 'body', path: '', message: 'is empty; send a JSON object' }]);
   }
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
-  if (status >= 400 && status < 500) return invalid('the request is invalid', [{ in: 'body', path: '', message: errorMessage(err) }]);
+  if (status >= 400 && status < 500) return invalid('the request is invalid', [{ in: 'body', path: '', message: clip(errorMessage(err)) }]);
   return new GatewayError(500, 'SY_ERR_GATEWAY_INTERNAL', 'internal error', { cause: err });
 }
 
 const errorResponses = { '4xx': ErrorResponse, '5xx': ErrorResponse };
+
+/** An error answered by Node's HTTP parser or timers, before fastify saw a request, as raw HTTP/1.1 in our format. */
+function rawErrorResponse(e: GatewayError): string {
+  const body = JSON.stringify(e.toBody());
+  const headers = Object.entries(e.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return `HTTP/1.1 ${e.statusCode} ${STATUS_CODES[e.statusCode] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${headers}connection: close\r\n\r\n${body}`;
+}
+
+/** What Node's 'clientError' (a request it could not parse or that timed out) becomes. */
+function clientErrorOf(err: Error & { code?: string; rawPacket?: unknown }, opts: Pick<ResolvedGatewayAppOptions, 'requestTimeoutMs' | 'headersTimeoutMs'>): GatewayError {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new GatewayError(408, 'SY_ERR_GATEWAY_REQUEST_TIMEOUT', `the request was not received in time (headers within ${opts.headersTimeoutMs} ms, the whole request within ${opts.requestTimeoutMs} ms)`, { retriable: true });
+    case 'HPE_HEADER_OVERFLOW': {
+      // Node counts the request line against its header limit: when the line never ended, the URL is what was too long.
+      const raw = err.rawPacket;
+      if (!Buffer.isBuffer(raw) || raw.indexOf('\r\n') < 0) return new GatewayError(414, 'SY_ERR_GATEWAY_URI_TOO_LONG', 'the URL is too long');
+      return new GatewayError(431, 'SY_ERR_GATEWAY_HEADERS_TOO_LARGE', 'the request headers are too large');
+    }
+    default:
+      return invalid('the request is invalid', [{ in: 'request', path: '', message: `is not valid HTTP/1.1 (${err.code ?? 'parse error'})` }]);
+  }
+}
 
 /**
  * The gateway's HTTP API (fastify, TypeBox schemas on every route; built apart from `listen`
@@ -152,28 +243,88 @@ const errorResponses = { '4xx': ErrorResponse, '5xx': ErrorResponse };
  * - `POST /v1/requests`: produce; 202 with the request id and a Location.
  * - `GET /v1/requests/:id`: what the results tracker knows of a request; 404 when nothing.
  * - `Idempotency-Key` on both POSTs; `/healthz`, `/readyz`, `/metrics`, `/docs/json`.
- * Status and error mapping: `outcome.ts`; idempotency: `idempotency.ts`.
+ * Every error, including the framework's and Node's own (bad URL, 408, 413, 414, 415, 417,
+ * 431, shutting down), is answered in the gateway's format `{ error: { code, message, … } }`.
+ * Status and error mapping: `outcome.ts`; idempotency: `idempotency.ts`; API keys: `auth.ts`.
  */
 export function buildGatewayApp(options: GatewayAppOptions): GatewayApp {
   const opts = resolveGatewayAppOptions(options);
-  const { tracker, logger } = opts;
+  const { tracker } = opts;
+  const logger = opts.logger === undefined ? undefined : redactingLogger(opts.logger);
   const metrics = createGatewayMetrics(tracker, { defaultMetrics: opts.defaultMetrics });
-  const fastifyOptions = { bodyLimit: opts.bodyLimit, ajv: AJV, logController: new LogController({ disableRequestLogging: !opts.logRequests }) };
+  const reply = (res: FastifyReply, e: GatewayError) => res.code(e.statusCode).headers(e.headers).send(e.toBody());
+  const fastifyOptions = {
+    bodyLimit: opts.bodyLimit,
+    ajv: AJV,
+    logController: new LogController({ disableRequestLogging: !opts.logRequests }),
+    routerOptions: { maxParamLength: opts.maxParamLength },
+    requestTimeout: opts.requestTimeoutMs,
+    // Node checks the request and headers timeouts every connectionsCheckingInterval (30 s by default): check often enough to honour them.
+    http: { headersTimeout: opts.headersTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(opts.headersTimeoutMs / 4))) },
+    // Requests arriving while closing get our 503 (the onRequest hook below), not fastify's.
+    return503OnClosing: false,
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, res: FastifyReply) => reply(res, toGatewayError(err, opts)),
+    clientErrorHandler(err: Error & { code?: string }, socket: Socket) {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      // A response already started on this socket cannot be followed by another (Node checks the same).
+      const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (socket.writable && current?.headersSent !== true) socket.write(rawErrorResponse(clientErrorOf(err, opts)), () => socket.destroy());
+      else socket.destroy();
+    },
+  };
   const app = (logger ? Fastify({ ...fastifyOptions, loggerInstance: logger }) : Fastify(fastifyOptions)).withTypeProvider<TypeBoxTypeProvider>() as unknown as GatewayApp;
-  app.decorate('gateway', { metrics, options: opts });
+  app.decorate('gateway', { metrics, options: opts, requireAdmin: requireAdmin(opts.admin) });
 
-  app.setErrorHandler((err, req, reply) => {
-    const e = toGatewayError(err);
-    if (e.code === 'SY_ERR_GATEWAY_INTERNAL') req.log.error({ err }, 'gateway request failed');
-    return reply.code(e.statusCode).headers(e.headers).send(e.toBody());
+  // Node answers an unknown `Expect` with a bare 417 unless someone listens.
+  app.server.on('checkExpectation', (_req, res) => {
+    const e = new GatewayError(417, 'SY_ERR_GATEWAY_EXPECTATION_FAILED', 'only Expect: 100-continue is supported');
+    const body = JSON.stringify(e.toBody());
+    res.writeHead(e.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send(new GatewayError(404, 'SY_ERR_GATEWAY_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()),
-  );
-  app.addHook('onResponse', async (req, reply) => {
+
+  // JSON only (text/plain and the rest are 415), nested no deeper than maxJsonDepth: a deep
+  // body would otherwise overflow the stack of whatever walks it next (500).
+  app.removeAllContentTypeParsers();
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (jsonNestingExceeds(String(body), opts.maxJsonDepth)) {
+      done(invalid('the request is invalid', [{ in: 'body', path: '', message: `is nested deeper than ${opts.maxJsonDepth} levels` }]), undefined);
+      return;
+    }
+    parseJson(req, body as string, done);
+  });
+
+  app.setErrorHandler((err, req, res) => {
+    const e = toGatewayError(err, opts);
+    if (e.code === 'SY_ERR_GATEWAY_INTERNAL') req.log.error({ err }, 'gateway request failed');
+    return reply(res, e);
+  });
+  app.setNotFoundHandler((req, res) => reply(res, new GatewayError(404, 'SY_ERR_GATEWAY_NOT_FOUND', `no route ${req.method} ${clip(req.url.split('?')[0]!, 100)}`)));
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (req, res) => {
+    if (closing) {
+      res.header('connection', 'close');
+      throw new GatewayError(503, 'SY_ERR_GATEWAY_SHUTTING_DOWN', 'this gateway instance is shutting down; retry (another instance may answer)', {
+        retriable: true,
+        retryAfterMs: 1_000,
+        headers: { 'retry-after': '1' },
+      });
+    }
+    if (req.url.length > opts.maxUrlLength) throw new GatewayError(414, 'SY_ERR_GATEWAY_URI_TOO_LONG', `the URL is longer than ${opts.maxUrlLength} characters`);
+  });
+  // While closing, answers end their connection: a kept-alive one would hold close() up for keepAliveTimeout.
+  app.addHook('onSend', async (_req, res, payload) => {
+    if (closing) res.header('connection', 'close');
+    return payload;
+  });
+  app.addHook('onResponse', async (req, res) => {
     const route = req.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ route, method: req.method, status: reply.statusCode });
-    metrics.latency.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    metrics.requests.inc({ route, method: req.method, status: res.statusCode });
+    metrics.latency.observe({ route, method: req.method }, res.elapsedTime / 1000);
   });
 
   app.register(swagger, {
@@ -188,6 +339,9 @@ export function buildGatewayApp(options: GatewayAppOptions): GatewayApp {
         { name: 'inference', description: 'Inference requests' },
         { name: 'operations', description: 'Health, readiness, metrics' },
       ],
+      ...(opts.apiKeys.length > 0
+        ? { components: { securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer' }, apiKey: { type: 'apiKey' as const, in: 'header' as const, name: 'X-API-Key' } } } }
+        : {}),
     },
   });
   app.register(inferenceRoutes(opts, metrics), { prefix: '/v1' });
@@ -294,8 +448,23 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
     if (a.replayed) reply.header('idempotent-replayed', 'true');
   };
 
+  // API keys: who (onRequest, before the body is read: 401), then for each inference the
+  // model and the key's rate (preHandler, once the body is valid: 403, 429).
+  const ring = opts.apiKeys.length > 0 ? new ApiKeyRing(opts.apiKeys, ctx.now()) : undefined;
+  const keyOf = new WeakMap<FastifyRequest, ApiKey>();
+  const admitKey = async (req: FastifyRequest<{ Body: InferBody }>) => {
+    const key = keyOf.get(req);
+    if (ring !== undefined && key !== undefined) ring.admit(key, req.body.model, ctx.now());
+  };
+
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    if (ring !== undefined) {
+      r.addHook('onRequest', async (req) => {
+        keyOf.set(req, ring.authenticate(req.headers));
+      });
+    }
+    const security: { security?: { [scheme: string]: readonly string[] }[] } = ring === undefined ? {} : { security: [{ bearer: [] }, { apiKey: [] }] };
 
     r.post(
       '/infer',
@@ -304,11 +473,13 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
           tags: ['inference'],
           summary: 'Run an inference and wait for its result',
           description:
-            'Produces the request, then waits for its result until its deadline (deadlineMs, default 30 s; at most maxSyncWaitMs). Outcomes: 200 completed; 429 shed under overload (Retry-After); 503 no capacity; 504 deadline or wait exceeded (with the request id and a Location to poll); 502/500 the worker failed; 404 unknown model; 422 Idempotency-Key reused with a different body.',
+            'Produces the request, then waits for its result until its deadline (deadlineMs, default 30 s; at most maxSyncWaitMs). Outcomes: 200 completed; 429 shed under overload (Retry-After); 503 no capacity; 504 deadline or wait exceeded (with the request id and a Location to poll); 502/500 the worker failed; 422 the model refused the input (INVALID_INPUT), or an Idempotency-Key reused with a different body; 404 unknown model; with API keys configured, 401 no or unknown key, 403 the key may not use the model, 429 the key is over its rate (Retry-After).',
           body: InferBody,
           headers: IdempotencyHeaders,
           response: { 200: StatusResponse, ...errorResponses },
+          ...security,
         },
+        preHandler: admitKey,
       },
       async (req, reply) => {
         const a = await admit(req.body, req.headers, true);
@@ -352,7 +523,9 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
           body: InferBody,
           headers: IdempotencyHeaders,
           response: { 202: AcceptedResponse, ...errorResponses },
+          ...security,
         },
+        preHandler: admitKey,
       },
       async (req, reply) => {
         const a = await admit(req.body, req.headers, false);
@@ -372,10 +545,14 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
             'accepted → started → completed | failed | rejected, with the result (output decoded per contentType) or the error. 404 when this gateway knows nothing of the id (never accepted here, or no result seen within the tracker’s window).',
           params: RequestIdParams,
           response: { 200: StatusResponse, ...errorResponses },
+          ...security,
         },
       },
       async (req, reply) => {
-        const state = tracker.get(req.params.id);
+        let state = tracker.get(req.params.id);
+        // A key sees only requests for models it may use: to it, the others do not exist.
+        const key = keyOf.get(req);
+        if (state !== undefined && ring !== undefined && key !== undefined && state.model !== null && !ring.allows(key, state.model)) state = undefined;
         if (state === undefined) throw new GatewayError(404, 'SY_ERR_GATEWAY_NOT_FOUND', `request ${req.params.id} is not known to this gateway`, { requestId: req.params.id });
         return reply.code(200).send(statusView(state));
       },

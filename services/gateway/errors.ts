@@ -1,3 +1,5 @@
+import type { AuthErrorCode } from '../../lib/auth/errors.js';
+
 /**
  * The gateway's stable error codes. Every error response has the body
  * `{ error: { code, message, requestId?, reason?, retriable, retryAfterMs?, details? } }`;
@@ -15,6 +17,13 @@ export type GatewayErrorCode =
   | 'SY_ERR_GATEWAY_LOG_UNAVAILABLE'
   | 'SY_ERR_GATEWAY_TIMEOUT'
   | 'SY_ERR_GATEWAY_INTERNAL'
+  | 'SY_ERR_GATEWAY_URI_TOO_LONG'
+  | 'SY_ERR_GATEWAY_HEADERS_TOO_LARGE'
+  | 'SY_ERR_GATEWAY_REQUEST_TIMEOUT'
+  | 'SY_ERR_GATEWAY_EXPECTATION_FAILED'
+  | 'SY_ERR_GATEWAY_SHUTTING_DOWN'
+  // authentication (lib/auth/errors.ts): no or unknown key (401), model not allowed (403), over rate (429)
+  | AuthErrorCode
   // the router refused the request (RequestRejected)
   | 'SY_ERR_REJECTED_OVERLOAD'
   | 'SY_ERR_REJECTED_NO_CAPACITY'
@@ -26,6 +35,7 @@ export type GatewayErrorCode =
   // a worker could not complete it (InferenceFailed)
   | 'SY_ERR_INFERENCE_DEADLINE_EXCEEDED'
   | 'SY_ERR_INFERENCE_TIMEOUT'
+  | 'SY_ERR_INFERENCE_INVALID_INPUT'
   | 'SY_ERR_INFERENCE_FAILED';
 
 /** One reason a request failed validation. */

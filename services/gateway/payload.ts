@@ -46,6 +46,36 @@ export function encodeInput(input: unknown, contentType: string): EncodedInput {
   }
 }
 
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Does JSON text nest objects and arrays deeper than `maxDepth`? One pass over the text, no
+ * parsing (brackets inside strings do not count), so a hostile body is refused before
+ * anything recursive (the parser's prototype check, JSON.stringify, a schema validator)
+ * walks it. Text that is not JSON may give either answer; the parser refuses it next.
+ */
+export function jsonNestingExceeds(text: string, maxDepth: number): boolean {
+  if (text.length <= maxDepth) return false; // each level takes at least one character
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > maxDepth) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+  }
+  return false;
+}
+
 export interface DecodedOutput {
   /** How `value` carries the bytes: a JSON value, a string, or base64. */
   encoding: 'json' | 'text' | 'base64';
