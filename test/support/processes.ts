@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -63,6 +63,24 @@ export function freePort(): Promise<number> {
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
       server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Runs `scripts/services.sh <command> <service>` against the broker the tests use
+ * (`SWITCHYARD_TEST_BROKERS`' first port) and resolves with its output; rejects with it when
+ * the script fails. `restart` stops (SIGTERM) and starts the service keeping its data, and
+ * returns once it is healthy again. Other tests share these services: whoever stops one must
+ * bring it back.
+ */
+export function servicesScript(command: 'up' | 'down' | 'restart' | 'status', service: 'kafka' | 'clickhouse'): Promise<string> {
+  const broker = (process.env.SWITCHYARD_TEST_BROKERS ?? '127.0.0.1:9092').split(',')[0]!;
+  const env = { ...process.env, SWITCHYARD_KAFKA_PORT: broker.split(':')[1] ?? '9092' };
+  return new Promise((resolve, reject) => {
+    execFile('bash', [join(ROOT, 'scripts', 'services.sh'), command, service], { cwd: ROOT, env, timeout: 300_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`scripts/services.sh ${command} ${service} failed (${err.message}):\n${stdout}${stderr}`));
+      else resolve(`${stdout}${stderr}`);
     });
   });
 }

@@ -1,4 +1,4 @@
-import { Kafka, logLevel as KafkaLogLevel, PartitionAssigners, type Admin, type Consumer, type Producer, type LogEntry, type Message } from 'kafkajs';
+import { Kafka, logLevel as KafkaLogLevel, PartitionAssigners, type Admin, type Consumer, type Producer, type LogEntry, type Message, type RetryOptions, type ConfigResourceTypes } from 'kafkajs';
 import { SwitchyardError, errorMessage } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import { partitionForKey } from '../partitioner.js';
@@ -14,6 +14,7 @@ import type {
   TopicSpec,
 } from '../port.js';
 import { staticAssigner } from './assigner.js';
+import { createGroupJanitor, type GroupJanitor } from './membership.js';
 import { fromKafkaError, withKafkaRetry } from './errors.js';
 import { toHeaders } from './headers.js';
 import { createRangeReader, type RangeReader } from './reader.js';
@@ -28,10 +29,35 @@ export interface KafkaLogOptions {
   replicationFactor?: number;
   /** Most records coalesced into one produce request. @default 10_000 */
   maxProduceBatch?: number;
-  /** Session timeout of group members in ms. @default 10_000 */
+  /**
+   * Session timeout of group members in ms: how long the group coordinator waits for a silent
+   * member (a killed process) before handing its partitions to the others. Must be within the
+   * broker's `group.min.session.timeout.ms`..`group.max.session.timeout.ms`.
+   * @default the broker's `group.min.session.timeout.ms`, read once at the first subscribe
+   * (6000 on a stock Apache Kafka; 3000 on the broker `scripts/services.sh` runs); 6000 when
+   * the broker does not say
+   */
   sessionTimeoutMs?: number;
-  /** Heartbeat interval of group members in ms. @default 1_000 */
+  /**
+   * Heartbeat interval of group members in ms; at most a third of the session timeout. A
+   * member learns of a rebalance (a dead member's partitions to take over) at its next
+   * heartbeat. @default a tenth of the session timeout, within 100..1000
+   */
   heartbeatIntervalMs?: number;
+  /**
+   * Longest backoff between kafkajs' retries (connecting, fetching, producing, committing)
+   * and before a crashed consumer restarts, in ms. kafkajs' own cap is 30 s, and a consumer
+   * restarted after a broker restart 7–11 s late; with this cap every client tries the broker
+   * again at least this often, so it resumes within about this long once the broker is back.
+   * @default 1_000
+   */
+  retryMaxMs?: number;
+  /**
+   * How long an append keeps sending while the broker is unreachable (restarting, a connection
+   * refused or closed) before it fails, retriable, in ms. Appends queue behind it meanwhile,
+   * in order. @default 15_000
+   */
+  appendRetryMs?: number;
   /** Longest a fetch waits on the broker for new records, in ms. @default 250 */
   maxWaitMs?: number;
   /** How long `subscribe` waits for the first assignment, in ms. @default 30_000 */
@@ -55,6 +81,9 @@ interface PendingAppend {
   reject: (err: unknown) => void;
 }
 
+/** `ConfigResourceTypes.BROKER`: kafkajs' CommonJS build does not expose the enum as an ESM named export. */
+const BROKER_RESOURCE = 4 as ConfigResourceTypes;
+
 const toBuffer = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v) : v);
 
 /**
@@ -73,7 +102,11 @@ class KafkaLog implements EventLog {
   private readonly admin: Admin;
   private readonly producer: Producer;
   private readonly reader: RangeReader;
-  private readonly opts: Required<KafkaLogOptions>;
+  private readonly opts: Required<Omit<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>> & Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>;
+  /** The group timings every subscription uses, resolved at the first subscribe. */
+  private groupTimings: Promise<{ sessionTimeoutMs: number; heartbeatIntervalMs: number }> | undefined;
+  private readonly retry: RetryOptions;
+  private readonly janitor: GroupJanitor;
   private readonly partitionCounts = new Map<string, number>();
   private readonly roundRobin = new Map<string, number>();
   private readonly consumers = new Set<Consumer>();
@@ -86,8 +119,10 @@ class KafkaLog implements EventLog {
     clientId = 'switchyard',
     replicationFactor = -1,
     maxProduceBatch = 10_000,
-    sessionTimeoutMs = 10_000,
-    heartbeatIntervalMs = 1_000,
+    sessionTimeoutMs,
+    heartbeatIntervalMs,
+    retryMaxMs = 1_000,
+    appendRetryMs = 15_000,
     maxWaitMs = 250,
     joinTimeoutMs = 30_000,
     partitionConcurrency = 16,
@@ -100,19 +135,27 @@ class KafkaLog implements EventLog {
     if (!Number.isInteger(maxProduceBatch) || maxProduceBatch < 1) {
       throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: maxProduceBatch must be a positive integer, got ${maxProduceBatch}`);
     }
-    if (heartbeatIntervalMs >= sessionTimeoutMs) {
-      throw new SwitchyardError('SY_ERR_CONFIG', 'kafka log: heartbeatIntervalMs must be below sessionTimeoutMs');
+    for (const [name, v] of Object.entries({ sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs, appendRetryMs })) {
+      if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: ${name} must be a positive integer, got ${v}`);
     }
+    if (sessionTimeoutMs !== undefined && heartbeatIntervalMs !== undefined) checkGroupTimings(sessionTimeoutMs, heartbeatIntervalMs);
     if (!Number.isInteger(partitionConcurrency) || partitionConcurrency < 1) {
       throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: partitionConcurrency must be a positive integer, got ${partitionConcurrency}`);
     }
-    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, sessionTimeoutMs, heartbeatIntervalMs, maxWaitMs, joinTimeoutMs, partitionConcurrency, now, logger };
+    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs, appendRetryMs, maxWaitMs, joinTimeoutMs, partitionConcurrency, now, logger };
+    // kafkajs' defaults back off up to 30 s (factor 2 from 300 ms); capped, a client retries a
+    // restarted broker at least every retryMaxMs. Five retries (~2.5 s at the default cap) per
+    // connect or fetch attempt, after which a consumer crashes and restarts (below).
+    this.retry = { initialRetryTime: Math.min(100, retryMaxMs), maxRetryTime: retryMaxMs, retries: 5 };
     this.kafka = new Kafka({
       clientId,
       brokers,
+      retry: this.retry,
       logLevel: KafkaLogLevel.WARN,
       logCreator: () => (entry: LogEntry) => {
         const { message, ...rest } = entry.log;
+        // Bounded on purpose (see the producer below); kafkajs warns about any bound.
+        if (message.startsWith('Limiting retries for the idempotent producer')) return;
         const fields = { namespace: entry.namespace, ...rest };
         if (entry.level <= KafkaLogLevel.ERROR) logger.error(fields, message);
         else if (entry.level === KafkaLogLevel.WARN) logger.warn(fields, message);
@@ -123,8 +166,11 @@ class KafkaLog implements EventLog {
     // One produce request in flight at a time: kafkajs' idempotent producer assigns
     // sequence numbers per send, and concurrent sends can reach the broker out of order
     // (OUT_OF_ORDER_SEQUENCE_NUMBER). Appends queue up and are coalesced instead.
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    // kafkajs' retries are bounded (as its default, 5, was), capped at retryMaxMs; sendWithRetry
+    // sends the same records again for up to appendRetryMs while the broker is unreachable.
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: this.retry });
     this.reader = createRangeReader(this.kafka, maxWaitMs);
+    this.janitor = createGroupJanitor(this.kafka);
   }
 
   async connect(): Promise<void> {
@@ -264,10 +310,7 @@ class KafkaLog implements EventLog {
       });
     }
     try {
-      const metadata = await this.producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      const metadata = await this.sendWithRetry([...byTopic].map(([topic, messages]) => ({ topic, messages })));
       // kafkajs keeps per-partition order, so each record's offset is its partition's base
       // offset plus its rank among this request's records for that partition.
       const next = new Map<string, number>();
@@ -285,6 +328,26 @@ class KafkaLog implements EventLog {
     } catch (err) {
       const e = fromKafkaError(err, 'append');
       for (const { pending } of placed) pending.reject(e);
+    }
+  }
+
+  /**
+   * One produce request, sent again (the same records: the idempotent producer's sequence
+   * numbers make a copy that did land a duplicate the broker drops) while the broker is
+   * unreachable, for up to appendRetryMs. kafkajs' own retries give up as soon as one
+   * reconnect attempt runs out of retries (~2.5 s at the default cap), which a broker restart
+   * outlasts.
+   */
+  private async sendWithRetry(topicMessages: { topic: string; messages: Message[] }[]) {
+    const giveUpAt = Date.now() + this.opts.appendRetryMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.producer.sendBatch({ acks: -1, topicMessages });
+      } catch (err) {
+        if (this.closed || !isBrokerUnreachable(err) || Date.now() >= giveUpAt) throw err;
+        this.opts.logger.warn({ err: errorMessage(err), attempt }, 'append: broker unreachable; sending again');
+        await new Promise((r) => setTimeout(r, Math.min(this.opts.retryMaxMs, 100 * 2 ** attempt)));
+      }
     }
   }
 
@@ -342,26 +405,47 @@ class KafkaLog implements EventLog {
     this.assertOpen();
     const { groupId, topics, fromBeginning = true, assignment = { kind: 'group' }, onBatch, onAssigned, maxBatchRecords = 500 } = options;
     for (const t of topics) await this.requirePartitions(t);
+    const { sessionTimeoutMs, heartbeatIntervalMs } = await this.resolveGroupTimings();
     const consumer = this.kafka.consumer({
       groupId,
       partitionAssigners: assignment.kind === 'static' ? [staticAssigner(assignment.partitions)] : [PartitionAssigners.roundRobin],
-      sessionTimeout: this.opts.sessionTimeoutMs,
-      heartbeatInterval: this.opts.heartbeatIntervalMs,
+      sessionTimeout: sessionTimeoutMs,
+      heartbeatInterval: heartbeatIntervalMs,
       maxWaitTimeInMs: this.opts.maxWaitMs,
       allowAutoTopicCreation: false,
+      // kafkajs restarts a crashed consumer (retries of a fetch or join exhausted, e.g. while
+      // the broker restarts) after the last retry's backoff, now at most retryMaxMs; any
+      // retriable crash restarts.
+      retry: { ...this.retry, restartOnFailure: async () => true },
     });
     this.consumers.add(consumer);
+    let stopping = false;
+    let memberId: string | undefined;
+    let joins = 0;
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      const fields = { groupId, memberId, err: errorMessage(payload.error), restart: payload.restart };
+      if (!payload.restart) {
+        this.opts.logger.error(fields, 'kafka consumer crashed on an error kafkajs does not retry; the subscription has stopped');
+        return;
+      }
+      this.opts.logger.warn(fields, 'kafka consumer crashed; kafkajs restarts it as a new member');
+      const joinsAtCrash = joins;
+      if (memberId !== undefined) void this.leaveForCrashed(groupId, memberId, () => stopping || joins > joinsAtCrash);
+      memberId = undefined;
+    });
     let assigned: TopicPartitions[] = [];
     let joined: () => void = () => {};
     const firstJoin = new Promise<void>((resolve) => (joined = resolve));
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      memberId = payload.memberId;
+      joins++;
+      this.opts.logger.debug({ groupId, memberId, durationMs: payload.duration }, 'kafka consumer joined its group');
       assigned = Object.entries(payload.memberAssignment)
         .map(([topic, partitions]) => ({ topic, partitions: [...partitions].sort((a, b) => a - b) }))
         .filter((tp) => tp.partitions.length > 0);
       onAssigned?.(assigned);
       joined();
     });
-    let stopping = false;
     try {
       await consumer.connect();
       await consumer.subscribe({ topics, fromBeginning });
@@ -431,6 +515,62 @@ class KafkaLog implements EventLog {
     };
   }
 
+  /**
+   * Leaves `groupId` on behalf of `memberId`, the member a crashed consumer was, so that the
+   * restarted consumer's join does not wait a session timeout for it (see `membership.ts`).
+   * Tries every retryMaxMs while the broker is away, until the coordinator answers or `done()`
+   * (the consumer joined again, which means the old member is gone, or it is closing).
+   */
+  private async leaveForCrashed(groupId: string, memberId: string, done: () => boolean): Promise<void> {
+    const giveUpAt = Date.now() + 5 * 60_000;
+    while (!this.closed && !done() && Date.now() < giveUpAt) {
+      try {
+        const outcome = await this.janitor.leave(groupId, memberId);
+        this.opts.logger.debug({ groupId, memberId, outcome }, 'kafka consumer: left the group for the member a crash abandoned');
+        return;
+      } catch (err) {
+        this.opts.logger.debug({ groupId, memberId, err: errorMessage(err) }, 'kafka consumer: cannot leave for the abandoned member yet');
+        await new Promise((r) => setTimeout(r, this.opts.retryMaxMs).unref());
+      }
+    }
+  }
+
+  /**
+   * The session timeout and heartbeat interval of every group member: as configured, else the
+   * broker's minimum session timeout (`group.min.session.timeout.ms`, the fastest failover the
+   * broker allows), asked once.
+   */
+  private resolveGroupTimings(): Promise<{ sessionTimeoutMs: number; heartbeatIntervalMs: number }> {
+    this.groupTimings ??= (async () => {
+      const sessionTimeoutMs = this.opts.sessionTimeoutMs ?? (await this.brokerMinSessionTimeout());
+      const heartbeatIntervalMs = this.opts.heartbeatIntervalMs ?? Math.min(1_000, Math.max(100, Math.floor(sessionTimeoutMs / 10)));
+      checkGroupTimings(sessionTimeoutMs, heartbeatIntervalMs);
+      this.opts.logger.debug({ sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs: this.opts.retryMaxMs }, 'kafka consumer group timings');
+      return { sessionTimeoutMs, heartbeatIntervalMs };
+    })();
+    // A failure (a bad configured pair) is not cached: the next subscribe fails the same way.
+    this.groupTimings.catch(() => (this.groupTimings = undefined));
+    return this.groupTimings;
+  }
+
+  private async brokerMinSessionTimeout(): Promise<number> {
+    const fallback = 6_000; // Apache Kafka's default group.min.session.timeout.ms
+    try {
+      const { brokers } = await this.admin.describeCluster();
+      const node = brokers[0]?.nodeId;
+      if (node === undefined) return fallback;
+      const { resources } = await this.admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: BROKER_RESOURCE, name: String(node), configNames: ['group.min.session.timeout.ms'] }],
+      });
+      const value = Number(resources[0]?.configEntries.find((e) => e.configName === 'group.min.session.timeout.ms')?.configValue);
+      return Number.isInteger(value) && value > 0 ? value : fallback;
+    } catch (err) {
+      this.opts.logger.warn({ err: errorMessage(err), fallback }, 'kafka log: could not read the broker\'s group.min.session.timeout.ms; using the Apache Kafka default');
+      return fallback;
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -438,10 +578,30 @@ class KafkaLog implements EventLog {
     this.consumers.clear();
     // Let queued appends finish before the producer goes.
     while (this.sending || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
-    await Promise.all([this.producer.disconnect(), this.admin.disconnect(), this.reader.close()]);
+    await Promise.all([this.producer.disconnect(), this.admin.disconnect(), this.reader.close(), this.janitor.close()]);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new SwitchyardError('SY_ERR_LOG_CLOSED', 'the kafka log is closed');
   }
+}
+
+function checkGroupTimings(sessionTimeoutMs: number, heartbeatIntervalMs: number): void {
+  if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
+    throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: heartbeatIntervalMs (${heartbeatIntervalMs}) must be at most a third of sessionTimeoutMs (${sessionTimeoutMs})`);
+  }
+}
+
+const UNREACHABLE = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound']);
+
+/**
+ * Whether a kafkajs error, or any error in its cause chain, says the broker could not be
+ * reached. kafkajs wraps a reconnect whose retries ran out in a non-retriable error whose cause
+ * is the connection error.
+ */
+function isBrokerUnreachable(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e && depth < 8; e = e.cause as typeof e, depth++) {
+    if (typeof e.name === 'string' && UNREACHABLE.has(e.name)) return true;
+  }
+  return false;
 }

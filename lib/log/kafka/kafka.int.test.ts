@@ -104,5 +104,7 @@ describe('kafka adapter on a real broker', () => {
   it('rejects bad options at construction', async () => {
     await expect(openKafkaLog({ brokers: [] })).rejects.toMatchObject({ code: 'SY_ERR_CONFIG' });
     await expect(openKafkaLog({ brokers: kafkaBrokers(), maxProduceBatch: 0 })).rejects.toMatchObject({ code: 'SY_ERR_CONFIG' });
+    await expect(openKafkaLog({ brokers: kafkaBrokers(), sessionTimeoutMs: 3_000, heartbeatIntervalMs: 1_001 })).rejects.toMatchObject({ code: 'SY_ERR_CONFIG' });
+    await expect(openKafkaLog({ brokers: kafkaBrokers(), retryMaxMs: 0 })).rejects.toMatchObject({ code: 'SY_ERR_CONFIG' });
   });
 });

@@ -1,0 +1,183 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel, type ConfigResourceTypes } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { servicesScript } from '../../../test/support/processes.js';
+import { kafkaBrokers, requireKafka, uniqueName, waitFor } from '../../../test/support/services.js';
+import type { EventLog, LogRecord, TopicPartitions } from '../port.js';
+import { openKafkaLog } from './adapter.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const ADAPTER = fileURLToPath(new URL('./adapter.ts', import.meta.url));
+const BROKER_RESOURCE = 4 as ConfigResourceTypes;
+
+/** The broker's `group.min.session.timeout.ms`: the adapter's default session timeout. */
+async function brokerMinSessionTimeout(): Promise<number> {
+  const admin = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const { brokers } = await admin.describeCluster();
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: BROKER_RESOURCE, name: String(brokers[0]!.nodeId), configNames: ['group.min.session.timeout.ms'] }],
+    });
+    return Number(resources[0]!.configEntries[0]!.configValue);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Recovery on a real broker: the consumer and producer come back within seconds of a broker
+ * restart (kafkajs' own backoffs took 7–11 s), and a group member takes over a killed member's
+ * partitions within the session timeout (the broker's minimum by default) plus a second.
+ *
+ * This restarts the broker every integration test shares (through scripts/services.sh, data
+ * kept) and waits until it is healthy again before it ends, whatever happens.
+ */
+describe('kafka recovery on a real broker', () => {
+  let log: EventLog;
+
+  beforeAll(async () => {
+    await requireKafka();
+    // Fails (never skips) when the broker is not the one scripts/services.sh manages.
+    await servicesScript('status', 'kafka');
+    log = await openKafkaLog({ brokers: kafkaBrokers() });
+  });
+  afterAll(async () => {
+    await log?.close();
+  });
+
+  it('a subscribed consumer and the producer resume within seconds after the broker restarts, losing nothing', async () => {
+    const topic = uniqueName('broker-restart');
+    await log.ensureTopics([{ name: topic, partitions: 3 }]);
+    const delivered = new Map<string, number>(); // value → when delivered
+    const sub = await log.subscribe({
+      groupId: uniqueName('broker-restart-group'),
+      topics: [topic],
+      onBatch: async ({ records }) => {
+        for (const r of records) if (!delivered.has(r.value!.toString())) delivered.set(r.value!.toString(), Date.now());
+      },
+    });
+    const appended = new Map<string, number>(); // value → when the append resolved
+    const failures: string[] = [];
+    let sent = 0;
+    let appending = true;
+    const appender = (async () => {
+      while (appending) {
+        const value = String(sent++);
+        log.append([{ topic, key: value, value: Buffer.from(value) }]).then(
+          () => appended.set(value, Date.now()),
+          (err: Error) => failures.push(`${value}: ${err.message}`),
+        );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await waitFor(() => delivered.size >= 20, { what: 'traffic before the restart' });
+
+    // The broker is back when a client that never retries can write to the topic again.
+    const probe = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 }).producer();
+    let reachableAt = 0;
+    let probing = true;
+    const probeUntilWritable = async () => {
+      while (probing && reachableAt === 0) {
+        try {
+          await probe.connect();
+          await probe.send({ topic, messages: [{ key: 'probe', value: Buffer.from('probe') }] });
+          reachableAt = Date.now();
+        } catch {
+          await probe.disconnect().catch(() => {});
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    };
+
+    const restartStarted = Date.now();
+    let healthyAt = 0;
+    try {
+      await servicesScript('down', 'kafka');
+      const prober = probeUntilWritable();
+      const restarted = servicesScript('up', 'kafka').then(() => (healthyAt = Date.now()));
+      await prober;
+      await restarted;
+    } finally {
+      probing = false;
+      await probe.disconnect().catch(() => {});
+      // Whatever failed above, the next tests get a healthy broker.
+      if (healthyAt === 0) await servicesScript('up', 'kafka');
+    }
+    expect(reachableAt).toBeGreaterThan(0);
+    const firstAfter = (m: Map<string, number>) => Math.min(...[...m.values()].filter((t) => t >= reachableAt));
+    await waitFor(() => [...delivered.values()].some((t) => t >= reachableAt) && [...appended.values()].some((t) => t >= reachableAt), {
+      timeoutMs: 30_000,
+      what: 'delivery and appends after the restart',
+    });
+    const consumerResumedMs = firstAfter(delivered) - reachableAt;
+    const producerResumedMs = firstAfter(appended) - reachableAt;
+    appending = false;
+    await appender;
+    // Every append that resolved is delivered (at least once), none failed.
+    await waitFor(() => appended.size + failures.length === sent, { timeoutMs: 30_000, what: 'every append to settle' });
+    await waitFor(() => [...appended.keys()].every((v) => delivered.has(v)), { timeoutMs: 30_000, what: 'every appended record to be delivered' });
+    await sub.close();
+    process.stderr.write(
+      `[kafka recovery] broker down and up in ${((reachableAt - restartStarted) / 1000).toFixed(1)} s; after it accepted writes again: ` +
+        `consumer delivering in ${consumerResumedMs} ms, producer appending in ${producerResumedMs} ms (healthy check said so after ${healthyAt - reachableAt} ms); ` +
+        `${sent} appended, ${failures.length} failed, all delivered\n`,
+    );
+    expect(failures).toEqual([]);
+    expect(consumerResumedMs).toBeLessThan(5_000);
+    expect(producerResumedMs).toBeLessThan(5_000);
+  }, 180_000);
+
+  it("a new group member takes over a SIGKILLed member's partitions within the session timeout + 1 s", async () => {
+    const sessionTimeoutMs = await brokerMinSessionTimeout();
+    const topic = uniqueName('takeover');
+    const groupId = uniqueName('takeover-group');
+    await log.ensureTopics([{ name: topic, partitions: 4 }]);
+    let assigned: TopicPartitions[] = [];
+    const assignedAt: { at: number; partitions: number[] }[] = [];
+    const seen: LogRecord[] = [];
+    const survivor = await log.subscribe({
+      groupId,
+      topics: [topic],
+      onAssigned: (a) => {
+        assigned = a;
+        assignedAt.push({ at: Date.now(), partitions: a.flatMap((tp) => tp.partitions) });
+      },
+      onBatch: async ({ records }) => void seen.push(...records),
+    });
+
+    // The other member: a process of its own, with the adapter's defaults, killed for real.
+    const script = `
+      const { openKafkaLog } = await import(${JSON.stringify(ADAPTER)});
+      const log = await openKafkaLog({ brokers: ${JSON.stringify(kafkaBrokers())} });
+      await log.subscribe({ groupId: ${JSON.stringify(groupId)}, topics: [${JSON.stringify(topic)}], onAssigned: (a) => console.log('assigned ' + JSON.stringify(a)), onBatch: async () => {} });
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      const mine = () => assigned.flatMap((tp) => tp.partitions);
+      await waitFor(() => mine().length === 2 && /assigned \[\{.*"partitions":\[\d+,\d+\]/.test(output), { timeoutMs: 60_000, what: `the two members to share the partitions\n${output}` });
+      const theirs = [0, 1, 2, 3].filter((p) => !mine().includes(p));
+
+      child.kill('SIGKILL');
+      const killedAt = Date.now();
+      await exited;
+      await waitFor(() => mine().length === 4, { timeoutMs: sessionTimeoutMs + 10_000, intervalMs: 5, what: 'the survivor to take every partition' });
+      const tookOverMs = assignedAt.at(-1)!.at - killedAt;
+      // Records on the dead member's partitions now reach the survivor.
+      await log.append(theirs.map((p) => ({ topic, partition: p, value: Buffer.from(`after the kill ${p}`) })));
+      await waitFor(() => theirs.every((p) => seen.some((r) => r.partition === p && r.value!.toString() === `after the kill ${p}`)), { what: "the dead member's partitions to deliver to the survivor" });
+      const deliveringMs = Date.now() - killedAt;
+      process.stderr.write(`[kafka recovery] session timeout ${sessionTimeoutMs} ms (the broker's minimum): partitions taken over ${tookOverMs} ms after the SIGKILL, delivering after ${deliveringMs} ms\n`);
+      expect(tookOverMs).toBeLessThan(sessionTimeoutMs + 1_000);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await survivor.close();
+    }
+  }, 120_000);
+});
