@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { AuthError } from './errors.js';
-import { parseSecretHash, presentedCredential, secretMatches } from './secret.js';
+import { hashConfiguredSecret, parseSecretHash, presentedCredential, secretMatches } from './secret.js';
 
 /**
  * The admin token: one secret that guards every route that changes the cluster's
@@ -41,6 +41,14 @@ export function isLoopbackAddress(address: string | undefined): boolean {
   if (a === 'localhost' || a === '::1') return true;
   const v4 = a.toLowerCase().startsWith('::ffff:') ? a.slice(7) : a;
   return isIP(v4) === 4 && LOOPBACK_V4.test(v4);
+}
+
+/**
+ * Admin auth from the token as configured (SWITCHYARD_ADMIN_TOKEN): hashed at once, at least
+ * 16 characters (`SY_ERR_CONFIG` otherwise); empty or undefined = no token.
+ */
+export function adminAuthFromToken(token: string | undefined): AdminAuthOptions {
+  return token === undefined || token === '' ? {} : { tokenHash: hashConfiguredSecret(token, 'the admin token (SWITCHYARD_ADMIN_TOKEN)') };
 }
 
 /** The hex hash of `options.tokenHash`, validated (`SY_ERR_CONFIG` when malformed). */

@@ -105,7 +105,7 @@ export async function startGateway(ctx: ServiceContext, { host = '127.0.0.1', po
     await gateway.tracker.whenCaughtUp();
     const keys = gateway.app.gateway.options.apiKeys.length;
     const auth = keys > 0 ? `API keys required (${keys} configured)` : 'authentication is OFF (no API keys configured)';
-    if (keys > 0) ctx.logger.info({ url, auth: 'api-keys', keys }, `gateway: ${auth}; listening on ${url}`);
+    if (keys > 0) ctx.logger.info({ url, host, auth: 'api-keys', keys }, `gateway: ${auth}; listening on ${host} (${url})`);
     else if (isLoopbackAddress(host)) ctx.logger.warn({ url, auth: 'off' }, `gateway: ${auth}; bound to ${host} only, so only this machine can reach it`);
     else ctx.logger.warn({ url, auth: 'off', insecure: true }, `gateway: ${auth} and listening on ${host} (--insecure): anyone who reaches ${url} can run inference`);
     ctx.logger.info({ url, instanceId: gateway.instanceId, log: ctx.log.kind }, 'gateway listening');
