@@ -25,6 +25,13 @@ export interface SwitchyardConfig {
   fsync: 'always' | 'interval' | 'never';
   /** pino level. @default 'info' (SWITCHYARD_LOG_LEVEL) */
   logLevel: string;
+  /**
+   * Kafka consumer-group session timeout, ms: how soon a killed member's partitions move.
+   * @default the broker's group.min.session.timeout.ms (SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS)
+   */
+  kafkaSessionTimeoutMs?: number | undefined;
+  /** Longest backoff of the Kafka clients' retries and consumer restarts, ms. @default 1000 (SWITCHYARD_KAFKA_RETRY_MAX_MS) */
+  kafkaRetryMaxMs?: number;
 }
 
 const FSYNC = ['always', 'interval', 'never'] as const;
@@ -41,6 +48,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
   for (const b of brokers) {
     if (!/^[^:\s]+:\d+$/.test(b)) throw new SwitchyardError('SY_ERR_CONFIG', `broker "${b}" is not host:port`);
   }
+  const kafkaMs = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new SwitchyardError('SY_ERR_CONFIG', `${name} must be a positive integer (ms), got ${v}`);
+    return n;
+  };
   return {
     brokers,
     home: overrides.home ?? env.SWITCHYARD_HOME ?? '.switchyard',
@@ -50,5 +63,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
     clickhouseUrl: overrides.clickhouseUrl ?? (env.SWITCHYARD_CLICKHOUSE_URL || undefined),
     fsync,
     logLevel: overrides.logLevel ?? env.SWITCHYARD_LOG_LEVEL ?? 'info',
+    kafkaSessionTimeoutMs: overrides.kafkaSessionTimeoutMs ?? kafkaMs('SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS', env.SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS),
+    kafkaRetryMaxMs: overrides.kafkaRetryMaxMs ?? kafkaMs('SWITCHYARD_KAFKA_RETRY_MAX_MS', env.SWITCHYARD_KAFKA_RETRY_MAX_MS) ?? 1_000,
   };
 }

@@ -6,7 +6,10 @@ import { openKafkaLog } from './kafka/index.js';
 import type { EventLog } from './port.js';
 
 /** The deployment's log: Kafka when brokers are configured, else the embedded log under `home/log`. */
-export async function openLog(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync'>, logger?: Logger): Promise<EventLog> {
-  if (config.brokers.length > 0) return openKafkaLog({ brokers: config.brokers, ...(logger ? { logger } : {}) });
+export async function openLog(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs'>, logger?: Logger): Promise<EventLog> {
+  if (config.brokers.length > 0) {
+    const { kafkaSessionTimeoutMs: sessionTimeoutMs, kafkaRetryMaxMs: retryMaxMs } = config;
+    return openKafkaLog({ brokers: config.brokers, ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) });
+  }
   return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync });
 }

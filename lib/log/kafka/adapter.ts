@@ -472,6 +472,11 @@ class KafkaLog implements EventLog {
             const chunk = records.slice(i, i + maxBatchRecords);
             for (let attempt = 0; ; attempt++) {
               if (stopping || !isRunning() || isStale()) return;
+              // kafkajs heartbeats only between batches (the Java client has a thread for it,
+              // KIP-62); with a session of a few seconds a slower handler (the sink waiting on
+              // ClickHouse, a worker on its backend) would lose its partitions mid-batch. A
+              // rebalance a heartbeat reports is met by the runner's own heartbeat afterwards.
+              const keepAlive = setInterval(() => void heartbeat().catch(() => {}), heartbeatIntervalMs);
               try {
                 await onBatch({ topic: batch.topic, partition: batch.partition, records: chunk, highWatermark });
                 break;
@@ -479,6 +484,8 @@ class KafkaLog implements EventLog {
                 this.opts.logger.warn({ err: errorMessage(err), groupId, topic: batch.topic, partition: batch.partition, attempt }, 'batch handler failed; redelivering');
                 await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 2_000)));
                 await heartbeat();
+              } finally {
+                clearInterval(keepAlive);
               }
             }
             const last = chunk[chunk.length - 1]!.offset;

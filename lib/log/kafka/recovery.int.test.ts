@@ -130,6 +130,31 @@ describe('kafka recovery on a real broker', () => {
     expect(producerResumedMs).toBeLessThan(5_000);
   }, 180_000);
 
+  it('a batch handler slower than the session timeout keeps its partitions (heartbeats go on during the batch)', async () => {
+    const sessionTimeoutMs = await brokerMinSessionTimeout();
+    const topic = uniqueName('slow-handler');
+    const groupId = uniqueName('slow-handler-group');
+    await log.ensureTopics([{ name: topic, partitions: 1 }]);
+    await log.append([{ topic, partition: 0, value: Buffer.from('slow') }]);
+    const assignments: TopicPartitions[][] = [];
+    const deliveries: number[] = [];
+    const sub = await log.subscribe({
+      groupId,
+      topics: [topic],
+      onAssigned: (a) => assignments.push(a),
+      onBatch: async ({ records }) => {
+        deliveries.push(...records.map((r) => r.offset));
+        await new Promise((r) => setTimeout(r, sessionTimeoutMs + 1_500));
+      },
+    });
+    await waitFor(async () => (await log.committedOffsets(groupId, topic))[0] === 1, { timeoutMs: sessionTimeoutMs * 4 + 10_000, what: 'the slow batch to commit' });
+    // A member the coordinator had expired would rejoin (a second assignment) and get the
+    // uncommitted batch again.
+    await new Promise((r) => setTimeout(r, 500));
+    await sub.close();
+    expect({ assignments: assignments.length, deliveries }).toEqual({ assignments: 1, deliveries: [0] });
+  }, 60_000);
+
   it("a new group member takes over a SIGKILLed member's partitions within the session timeout + 1 s", async () => {
     const sessionTimeoutMs = await brokerMinSessionTimeout();
     const topic = uniqueName('takeover');
