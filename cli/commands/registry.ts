@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import { adminAuthFromToken } from '../../lib/auth/admin.js';
 import { createLogger } from '../../lib/logger.js';
 import { openLog } from '../../lib/log/open.js';
 import { startRegistryService } from '../../services/registry/service.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
+import { adminTokenOption } from './gateway.js';
 
 /** `switchyard registry`: the Confluent-compatible schema registry over the log. */
 export function registerRegistryCommand(program: Command): void {
@@ -12,12 +14,14 @@ export function registerRegistryCommand(program: Command): void {
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port', (v) => Number(v), 8081)
     .option('--topic <topic>', 'schemas topic (default: <prefix>_schemas, the one the services use)')
-    .action(async (opts: { host: string; port: number; topic?: string }, cmd: Command) => {
+    .addOption(adminTokenOption())
+    .action(async (opts: { host: string; port: number; topic?: string; adminToken?: string }, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const topic = opts.topic ?? `${config.topicPrefix}_schemas`;
       const logger = createLogger('registry', config.logLevel);
+      const admin = adminAuthFromToken(opts.adminToken);
       const log = await openLog(config, logger);
-      const service = await startRegistryService({ log, topic, host: opts.host, port: opts.port, logger });
+      const service = await startRegistryService({ log, topic, host: opts.host, port: opts.port, logger, admin });
       logger.info({ url: service.url, log: log.kind, topic }, 'schema registry listening');
       const stop = async () => {
         await service.close();

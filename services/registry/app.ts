@@ -1,5 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { requireAdmin, type AdminAuthOptions } from '../../lib/auth/admin.js';
+import { isAuthError } from '../../lib/auth/errors.js';
+import { redactingLogger } from '../../lib/auth/redact.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
 import { CONFLUENT_ERROR_CODES, toConfluentError } from '../../lib/registry/http-errors.js';
 import { isCompatibilityLevel, type SchemaRegistry, type SchemaVersion } from '../../lib/registry/port.js';
@@ -8,11 +11,22 @@ import { isCompatibilityLevel, type SchemaRegistry, type SchemaVersion } from '.
  * The Confluent-compatible Schema Registry REST API over any `SchemaRegistry` (the subset
  * `@kafkajs/confluent-schema-registry` and Confluent's serializers use, plus compatibility
  * checks and config). Avro only. Built separately from `listen` so tests use `inject`.
+ *
+ * Writes — registering a schema, changing compatibility (global or per subject), deleting a
+ * subject or a version — are admin routes (`lib/auth/admin.ts`): they need the admin token
+ * (Bearer, X-Admin-Token, or HTTP Basic with the token as password, which is what Confluent
+ * clients send), or with no token configured a client on loopback. Reads, lookups and
+ * compatibility checks stay open. Refusals are Confluent-style: 401 `{ error_code: 40101 }`,
+ * 403 `{ error_code: 40301 }`.
  */
 export interface RegistryAppOptions {
   registry: SchemaRegistry;
-  /** Request logging goes here. @default none */
+  /** Request logging goes here (credential headers redacted). @default none */
   logger?: FastifyBaseLogger;
+  /** The admin token guarding the write routes. @default none: writes only from loopback clients */
+  admin?: AdminAuthOptions;
+  /** Time to receive a whole request, ms; then 408 and the connection closes. @default 30_000 */
+  requestTimeoutMs?: number;
 }
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
@@ -50,8 +64,10 @@ async function resolveVersion(registry: SchemaRegistry, subject: string, version
   return registry.getVersion(subject, n);
 }
 
-export function buildRegistryApp({ registry, logger }: RegistryAppOptions): FastifyInstance {
-  const app = logger ? Fastify({ loggerInstance: logger }) : Fastify();
+export function buildRegistryApp({ registry, logger, admin = {}, requestTimeoutMs = 30_000 }: RegistryAppOptions): FastifyInstance {
+  const serverOptions = { requestTimeout: requestTimeoutMs, http: { headersTimeout: Math.min(10_000, requestTimeoutMs), connectionsCheckingInterval: 1_000 } };
+  const app = logger ? Fastify({ ...serverOptions, loggerInstance: redactingLogger(logger) }) : Fastify(serverOptions);
+  const adminOnly = { onRequest: requireAdmin(admin) };
   // Confluent clients send and expect the registry's vendor media types.
   app.addContentTypeParser(/^application\/vnd\.schemaregistry(\.v1)?\+json/, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
   app.addContentTypeParser('application/octet-stream', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
@@ -60,6 +76,7 @@ export function buildRegistryApp({ registry, logger }: RegistryAppOptions): Fast
     return payload;
   });
   app.setErrorHandler((err, _req, reply) => {
+    if (isAuthError(err)) return reply.status(err.statusCode).headers(err.headers).send({ error_code: err.statusCode * 100 + 1, message: `${err.message} [${err.code}]` });
     const validation = (err as { validation?: unknown }).validation;
     if (validation !== undefined || (err as { statusCode?: number }).statusCode === 400) {
       return reply.status(422).send({ error_code: 422, message: `Unprocessable entity: ${errorMessage(err)}` });
@@ -81,7 +98,7 @@ export function buildRegistryApp({ registry, logger }: RegistryAppOptions): Fast
 
   app.post<{ Params: Static<typeof SubjectParams>; Body: SchemaBody }>(
     '/subjects/:subject/versions',
-    { schema: { params: SubjectParams, body: SchemaBody } },
+    { ...adminOnly, schema: { params: SubjectParams, body: SchemaBody } },
     async (req) => ({ id: await registry.register(req.params.subject, avroOnly(req.body)) }),
   );
 
@@ -101,11 +118,11 @@ export function buildRegistryApp({ registry, logger }: RegistryAppOptions): Fast
     return reply.type(CONTENT_TYPE).send(schema);
   });
 
-  app.delete<{ Params: Static<typeof SubjectParams> }>('/subjects/:subject', { schema: { params: SubjectParams } }, async (req) =>
+  app.delete<{ Params: Static<typeof SubjectParams> }>('/subjects/:subject', { ...adminOnly, schema: { params: SubjectParams } }, async (req) =>
     registry.deleteSubject(req.params.subject),
   );
 
-  app.delete<{ Params: Static<typeof VersionParams> }>('/subjects/:subject/versions/:version', { schema: { params: VersionParams } }, async (req) => {
+  app.delete<{ Params: Static<typeof VersionParams> }>('/subjects/:subject/versions/:version', { ...adminOnly, schema: { params: VersionParams } }, async (req) => {
     const { version } = await resolveVersion(registry, req.params.subject, req.params.version);
     return registry.deleteVersion(req.params.subject, version);
   });
@@ -141,7 +158,7 @@ export function buildRegistryApp({ registry, logger }: RegistryAppOptions): Fast
     return upper;
   };
   app.get('/config', async () => ({ compatibilityLevel: await registry.getCompatibility() }));
-  app.put<{ Body: Static<typeof ConfigBody> }>('/config', { schema: { body: ConfigBody } }, async (req) => {
+  app.put<{ Body: Static<typeof ConfigBody> }>('/config', { ...adminOnly, schema: { body: ConfigBody } }, async (req) => {
     const compatibility = level(req.body.compatibility);
     await registry.setCompatibility(compatibility);
     return { compatibility };
@@ -163,14 +180,14 @@ export function buildRegistryApp({ registry, logger }: RegistryAppOptions): Fast
   );
   app.put<{ Params: Static<typeof SubjectParams>; Body: Static<typeof ConfigBody> }>(
     '/config/:subject',
-    { schema: { params: SubjectParams, body: ConfigBody } },
+    { ...adminOnly, schema: { params: SubjectParams, body: ConfigBody } },
     async (req) => {
       const compatibility = level(req.body.compatibility);
       await registry.setCompatibility(compatibility, req.params.subject);
       return { compatibility };
     },
   );
-  app.delete<{ Params: Static<typeof SubjectParams> }>('/config/:subject', { schema: { params: SubjectParams } }, async (req) => {
+  app.delete<{ Params: Static<typeof SubjectParams> }>('/config/:subject', { ...adminOnly, schema: { params: SubjectParams } }, async (req) => {
     const previous = await registry.getCompatibility(req.params.subject);
     await registry.setCompatibility(null, req.params.subject);
     return { compatibilityLevel: previous };

@@ -1,4 +1,6 @@
+import { SchemaRegistry as ConfluentClient, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { describe, expect, it } from 'vitest';
+import { hashSecret } from '../../lib/auth/secret.js';
 import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { buildRegistryApp } from './app.js';
 
@@ -93,5 +95,74 @@ describe('registry REST API (Confluent-compatible)', () => {
     expect((await app.inject({ method: 'DELETE', url: '/subjects/test.User' })).json()).toEqual([1]);
     expect((await app.inject('/subjects')).json()).toEqual([]);
     expect((await app.inject(`/schemas/ids/${id}`)).statusCode).toBe(200); // ids stay readable
+  });
+});
+
+describe('registry write routes behind the admin token', () => {
+  const TOKEN = 'registry-admin-token-0123456789';
+  const guarded = () => buildRegistryApp({ registry: new InMemoryRegistry(), admin: { tokenHash: hashSecret(TOKEN) } });
+  const writes = [
+    { method: 'POST' as const, url: '/subjects/test.User/versions', payload: JSON.stringify({ schema: user() }) },
+    { method: 'PUT' as const, url: '/config', payload: JSON.stringify({ compatibility: 'NONE' }) },
+    { method: 'PUT' as const, url: '/config/test.User', payload: JSON.stringify({ compatibility: 'NONE' }) },
+    { method: 'DELETE' as const, url: '/config/test.User' },
+    { method: 'DELETE' as const, url: '/subjects/test.User/versions/1' },
+    { method: 'DELETE' as const, url: '/subjects/test.User' },
+  ];
+
+  it('answers 401 (Confluent-style, with the reason) to every write without the token or with a wrong one, and changes nothing', async () => {
+    const app = guarded();
+    for (const w of writes) {
+      const res = await app.inject({ ...w, headers: CT });
+      expect(res.statusCode, `${w.method} ${w.url}`).toBe(401);
+      expect(res.json<{ error_code: number; message: string }>()).toMatchObject({ error_code: 40101, message: expect.stringContaining('SY_ERR_AUTH_REQUIRED') });
+      const wrong = await app.inject({ ...w, headers: { ...CT, authorization: 'Bearer not-the-admin-token-at-all' } });
+      expect(wrong.statusCode).toBe(401);
+      expect(wrong.json<{ message: string }>().message).toContain('SY_ERR_AUTH_INVALID');
+    }
+    expect((await app.inject('/subjects')).json()).toEqual([]);
+    expect((await app.inject('/config')).json()).toEqual({ compatibilityLevel: 'BACKWARD' });
+  });
+
+  it('lets the token through (Bearer, X-Admin-Token, Basic) and leaves reads, lookups and compatibility checks open', async () => {
+    const app = guarded();
+    const bearer = { ...CT, authorization: `Bearer ${TOKEN}` };
+    expect((await app.inject({ ...writes[0]!, headers: bearer })).statusCode).toBe(200);
+    expect((await app.inject({ ...writes[2]!, headers: { ...CT, 'x-admin-token': TOKEN } })).statusCode).toBe(200);
+    const basic = { authorization: `Basic ${Buffer.from(`ci:${TOKEN}`).toString('base64')}` };
+    expect((await app.inject({ ...writes[3]!, headers: basic })).statusCode).toBe(200);
+    expect((await app.inject('/subjects')).json()).toEqual(['test.User']);
+    expect((await app.inject({ method: 'POST', url: '/subjects/test.User', headers: CT, payload: JSON.stringify({ schema: user() }) })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/compatibility/subjects/test.User/versions/latest', headers: CT, payload: JSON.stringify({ schema: user() }) })).json()).toEqual({ is_compatible: true });
+    expect((await app.inject({ ...writes[5]!, headers: { authorization: `Bearer ${TOKEN}` } })).json()).toEqual([1]);
+  });
+
+  it('without a token: writes from loopback only, 403 to a remote client', async () => {
+    const app = buildRegistryApp({ registry: new InMemoryRegistry() });
+    const remote = await app.inject({ ...writes[1]!, headers: CT, remoteAddress: '203.0.113.5' });
+    expect(remote.statusCode).toBe(403);
+    expect(remote.json()).toMatchObject({ error_code: 40301, message: expect.stringContaining('SWITCHYARD_ADMIN_TOKEN') });
+    expect((await app.inject({ ...writes[1]!, headers: CT })).statusCode).toBe(200);
+  });
+
+  it('works with the real @kafkajs/confluent-schema-registry client given the token as Basic auth; without it, register fails with 401', async () => {
+    const app = guarded();
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const schema = { type: SchemaType.AVRO, schema: user() };
+      const anonymous = new ConfluentClient({ host: url, retry: { retries: 0 } });
+      const refused = await anonymous.register(schema, { subject: 'test.User' }).then(
+        () => undefined,
+        (e: unknown) => e as { status?: number; message: string },
+      );
+      expect(refused?.status).toBe(401);
+      const client = new ConfluentClient({ host: url, auth: { username: 'switchyard', password: TOKEN } });
+      const { id } = await client.register(schema, { subject: 'test.User' });
+      const bytes = await client.encode(id, { id: 'u-1' });
+      // Reads need no token: an anonymous client decodes.
+      expect(await anonymous.decode(bytes)).toEqual({ id: 'u-1' });
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EventLog } from '../../lib/log/port.js';
 import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
 import type { Logger } from '../../lib/logger.js';
+import { describeAdminAuth, type AdminAuthOptions } from '../../lib/auth/admin.js';
 import { buildRegistryApp } from './app.js';
 
 export interface RegistryServiceOptions {
@@ -13,6 +14,8 @@ export interface RegistryServiceOptions {
   /** 0 picks a free port. @default 8081 */
   port?: number;
   logger?: Logger;
+  /** The admin token guarding registration, compatibility changes and deletes. @default none: loopback clients only */
+  admin?: AdminAuthOptions;
 }
 
 export interface RunningRegistry {
@@ -23,9 +26,10 @@ export interface RunningRegistry {
 }
 
 /** The registry service: the REST API over schemas kept in the log's `_schemas` topic. */
-export async function startRegistryService({ log, topic = '_schemas', host = '127.0.0.1', port = 8081, logger }: RegistryServiceOptions): Promise<RunningRegistry> {
+export async function startRegistryService({ log, topic = '_schemas', host = '127.0.0.1', port = 8081, logger, admin = {} }: RegistryServiceOptions): Promise<RunningRegistry> {
   const registry = await LogBackedRegistry.open({ log, topic });
-  const app = buildRegistryApp({ registry, ...(logger ? { logger } : {}) });
+  const app = buildRegistryApp({ registry, admin, ...(logger ? { logger } : {}) });
   const address = await app.listen({ host, port });
+  logger?.info({ url: address, host, adminToken: admin.tokenHash !== undefined }, `schema registry: ${describeAdminAuth(admin)} (registration, compatibility changes, deletes)`);
   return { url: address, app, registry, close: () => app.close() };
 }
