@@ -4,6 +4,7 @@ import type { Runtime } from '../lib/bootstrap.js';
 import { startRegistryService, type RunningRegistry } from '../services/registry/service.js';
 import { startGateway, type RunningGateway } from '../services/gateway/service.js';
 import { startRouter, type RunningRouter } from '../services/router/service.js';
+import { startController, type ControllerOptions, type RunningController } from '../services/controller/service.js';
 import type { RouterPolicyInput } from '../services/router/policies/options.js';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../services/worker/service.js';
 import type { VersionWeight } from '../schemas/generated/events.js';
@@ -18,6 +19,9 @@ export type WorkerPlan = Omit<WorkerOptions, 'blobStore'>;
 export interface ClusterPlan {
   /** Router replicas (one consumer group). @default 1 */
   routers?: number;
+  /** Controllers (one leads; the others stand by). 0 runs none: then nothing re-dispatches or ends stranded requests. @default 1 */
+  controllers?: number;
+  controllerOptions?: Omit<ControllerOptions, 'controllerId'>;
   routerPolicy?: RouterPolicyInput;
   /** @default two workers in zone-a and two in zone-b */
   workers?: WorkerPlan[];
@@ -39,6 +43,7 @@ export interface ClusterPlan {
 export interface Cluster {
   gateway: RunningGateway | undefined;
   routers: RunningRouter[];
+  controllers: RunningController[];
   workers: RunningWorker[];
   registry: RunningRegistry | undefined;
   blobServer: RunningBlobServer | undefined;
@@ -93,6 +98,7 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
   const cluster: Cluster = {
     gateway: undefined,
     routers: [],
+    controllers: [],
     workers: [],
     registry: undefined,
     blobServer: undefined,
@@ -123,6 +129,11 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       const router = await startRouter(ctx, { routerId: `router-${i + 1}`, ...(plan.routerPolicy ? { policy: plan.routerPolicy } : {}) });
       cluster.routers.push(router);
       stack.push(() => router.close());
+    }
+    for (let i = 0; i < (plan.controllers ?? 1); i++) {
+      const controller = await startController(ctx, { controllerId: `controller-${i + 1}`, ...(plan.routerPolicy ? { routerPolicy: plan.routerPolicy } : {}), ...plan.controllerOptions });
+      cluster.controllers.push(controller);
+      stack.push(() => controller.close());
     }
     for (const w of plan.workers ?? DEFAULT_WORKERS) {
       const worker = await startWorker(ctx, { ...w, blobStore });

@@ -26,7 +26,9 @@ import { attemptLost, type ControllerState, type Loser, type RequestTrack } from
  *      id and attempt) has come, **route** attempt a+1, reason RETRY, away from that worker when
  *      another can take it; if a ≥ maxAttempts, or the retry could not start before the deadline,
  *      **fail** with the last error (terminal, retriable false).
- *    Re-dispatches evicted in this same tick are included: evicting and re-dispatching is one step.
+ *    A worker evicted at this tick has its work re-dispatched at a later one, once the eviction is
+ *    in the fold (the routing view then excludes it, and the eviction's control offset dates
+ *    which attempts it took with it).
  */
 
 export interface Tick {
@@ -38,6 +40,8 @@ export interface Tick {
   readonly epoch: number;
   /** occurredAt of this controller's previous tick, from the state (null: none folded). */
   readonly previousTickAt: number | null;
+  /** When the controller's current run of ticks began (state: its ticks never more than selfPauseMs apart since). */
+  readonly runStartAt: number | null;
 }
 
 export interface EvictAction {
@@ -98,19 +102,19 @@ export function retryDelayMs(state: ControllerState, requestId: string, attempt:
 
 export function decideTick(state: ControllerState, tick: Tick): ControllerAction[] {
   const actions: ControllerAction[] = [];
-  const evicting = new Set<string>();
-  detect(state, tick, actions, evicting);
+  detect(state, tick, actions);
   // Sorted by event id so the order does not depend on map insertion (the fold's interleaving).
   for (const loss of [...state.losers.values()].sort((a, b) => (a.loser.eventId < b.loser.eventId ? -1 : 1))) actions.push({ kind: 'supersede', loss });
   const ids = [...state.requests.keys()].sort();
-  for (const id of ids) decideRequest(state, tick, state.requests.get(id)!, evicting, actions);
+  for (const id of ids) decideRequest(state, tick, state.requests.get(id)!, actions);
   return actions;
 }
 
-function detect(state: ControllerState, tick: Tick, actions: ControllerAction[], evicting: Set<string>): void {
+function detect(state: ControllerState, tick: Tick, actions: ControllerAction[]): void {
   const p = state.policy.detector;
-  if (tick.previousTickAt === null || tick.now - tick.previousTickAt > p.selfPauseMs) return;
-  const since = Math.max(tick.previousTickAt - p.selfPauseMs, state.view.electedAt);
+  if (tick.previousTickAt === null || tick.runStartAt === null || tick.now - tick.previousTickAt > p.selfPauseMs) return;
+  // The controller has watched without a pause since then (and led since its election).
+  const since = Math.max(tick.runStartAt, state.view.electedAt);
   for (const rec of state.view.candidates) {
     const claim = rec.claim;
     if (claim === null || rec.evicted) continue;
@@ -123,7 +127,6 @@ function detect(state: ControllerState, tick: Tick, actions: ControllerAction[],
     if (silence < p.minSilenceMs) continue;
     const verdict = judge(tick.now - lastAt, own?.intervals ?? { ring: new Float64Array(0), count: 0, next: 0, sum: 0, sumSquares: 0 }, p);
     if (!verdict.suspected) continue;
-    evicting.add(rec.workerId);
     actions.push({
       kind: 'evict',
       workerId: rec.workerId,
@@ -140,7 +143,7 @@ function detect(state: ControllerState, tick: Tick, actions: ControllerAction[],
   }
 }
 
-function decideRequest(state: ControllerState, tick: Tick, t: RequestTrack, evicting: ReadonlySet<string>, actions: ControllerAction[]): void {
+function decideRequest(state: ControllerState, tick: Tick, t: RequestTrack, actions: ControllerAction[]): void {
   const req = t.requested;
   if (req === null) return; // its request is not in the prefix (yet, or beyond retention): nothing to act on
   const a = t.maxAttempt;
@@ -154,7 +157,7 @@ function decideRequest(state: ControllerState, tick: Tick, t: RequestTrack, evic
   if (last === undefined) return; // not routed yet: the routers' work
   const failure = t.failures.get(a);
   if (failure === undefined) {
-    if (!evicting.has(last.workerId) && !attemptLost(state, last)) return; // in flight
+    if (!attemptLost(state, last)) return; // in flight
     if (a >= req.maxAttempts) {
       actions.push({ kind: 'fail', ...base, attempt: a, errorCode: CONTROLLER_FAILURE.WORKER_LOST, errorMessage: `worker ${last.workerId} was lost with attempt ${a} of ${req.maxAttempts}; no attempts left` });
       return;

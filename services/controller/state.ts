@@ -114,6 +114,8 @@ export interface TickView {
   readonly lastAt: number;
   readonly seq: number;
   readonly epoch: number | null;
+  /** occurredAt of the first tick of the controller's current run: ticks since then were never more than `selfPauseMs` apart. */
+  readonly runStartAt: number;
 }
 
 export interface ControllerState {
@@ -223,7 +225,9 @@ function onHeartbeat(state: ControllerState, e: WorkerHeartbeat, at: LogPosition
 function onTick(state: ControllerState, e: ControllerTick): void {
   const t = state.ticks.get(e.controllerId);
   if (t !== undefined && t.seq >= e.seq && t.lastAt >= e.occurredAt) return;
-  state.ticks.set(e.controllerId, { lastAt: Math.max(e.occurredAt, t?.lastAt ?? 0), seq: Math.max(e.seq, t?.seq ?? -1), epoch: e.epoch });
+  // A gap longer than selfPauseMs (the controller or its event loop stopped) starts a new run.
+  const runStartAt = t === undefined || e.occurredAt - t.lastAt > state.policy.detector.selfPauseMs ? e.occurredAt : t.runStartAt;
+  state.ticks.set(e.controllerId, { lastAt: Math.max(e.occurredAt, t?.lastAt ?? 0), seq: Math.max(e.seq, t?.seq ?? -1), epoch: e.epoch, runStartAt });
 }
 
 function track(state: ControllerState, requestId: string): RequestTrack | undefined {

@@ -34,7 +34,7 @@ export interface WorkerOptions {
   models?: string[];
   /** Lane to try first; any free lane otherwise. */
   lane?: number;
-  /** @default 200 */
+  /** Heartbeat interval, ms; the controller learns it and evicts a worker silent for phi ≥ 8 and ≥ 500 ms. @default 100 */
   heartbeatIntervalMs?: number;
   /** Result cache entries (0 disables the cache). @default 10_000 */
   cacheMaxEntries?: number;
@@ -48,6 +48,12 @@ export interface WorkerOptions {
   drainTimeoutMs?: number;
   /** A drain ends once no decision for this worker arrived for this long (routers have seen the drain). @default 500 */
   drainQuietMs?: number;
+  /**
+   * Results are written only on a view of `control` at most this old (else control is read to its
+   * end first): a worker frozen past its eviction writes nothing for work re-dispatched meanwhile.
+   * Keep it below the controller's minimum silence (500 ms). @default 250
+   */
+  fenceMs?: number;
   /** Read decisions ahead of the committed position while earlier ones compute. @default true */
   readAhead?: boolean;
   /** Most decisions read ahead of the lane batch being processed. @default 1_000 */
@@ -94,13 +100,14 @@ export function resolveWorkerOptions(o: WorkerOptions, randomId: () => string): 
     backendName: o.backendName ?? backends[0]!.name,
     models: o.models ?? [],
     lane: o.lane,
-    heartbeatIntervalMs: positiveInt('heartbeatIntervalMs', o.heartbeatIntervalMs ?? 200),
+    heartbeatIntervalMs: positiveInt('heartbeatIntervalMs', o.heartbeatIntervalMs ?? 100),
     cacheMaxEntries: nonNegative('cacheMaxEntries', o.cacheMaxEntries ?? 10_000),
     cacheMaxBytes: positiveInt('cacheMaxBytes', o.cacheMaxBytes ?? 64 * 1024 * 1024),
     cacheTtlMs: positiveInt('cacheTtlMs', o.cacheTtlMs ?? 300_000),
     maxLoadedModels: positiveInt('maxLoadedModels', o.maxLoadedModels ?? 16),
     drainTimeoutMs: nonNegative('drainTimeoutMs', o.drainTimeoutMs ?? 30_000),
     drainQuietMs: nonNegative('drainQuietMs', o.drainQuietMs ?? 500),
+    fenceMs: nonNegative('fenceMs', o.fenceMs ?? 250),
     readAhead: o.readAhead ?? true,
     readAheadMaxRecords: positiveInt('readAheadMaxRecords', o.readAheadMaxRecords ?? 1_000),
     readAheadPollMs: o.readAheadPollMs === undefined ? undefined : positiveInt('readAheadPollMs', o.readAheadPollMs),

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { SwitchyardError, errorMessage, isRetriable } from '../../lib/errors.js';
 import { sha256Hex } from '../../lib/blob/digest.js';
-import { subscribeEvents } from '../../lib/events/subscribe.js';
+import { deadLetterPolicy, subscribeEvents } from '../../lib/events/subscribe.js';
 import type { AppendRecord, LogRecord, Subscription } from '../../lib/log/port.js';
 import { instanceId, type ServiceContext } from '../../lib/runtime.js';
 import type {
@@ -23,7 +23,7 @@ import { failureOf, type Failure } from './failures.js';
 import { chooseLane, LaneTable } from './lanes.js';
 import { ModelLoader } from './loader.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
-import { evolve, hitRatio, initialWorkerState, isIdle, loadOf, type DecisionView, type Job, type WorkerCounters, type WorkerEvent, type WorkerState } from './state.js';
+import { evolve, hitRatio, initialWorkerState, isIdle, loadOf, oldestQueuedAt, type DecisionView, type Job, type WorkerCounters, type WorkerEvent, type WorkerState } from './state.js';
 import { deferred, type Deferred } from '../../lib/deferred.js';
 
 export type { WorkerOptions } from './options.js';
@@ -116,6 +116,9 @@ const stoppedError = (why: string): SwitchyardError => new SwitchyardError('SY_E
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Width of the heartbeat's cache-hit buckets, ms. */
+const CACHE_BUCKET_MS = 50;
+
 /** The sha256 a result is cached under: model digest, content type, parameters (sorted), input. */
 export function cacheKeyOf(modelDigest: string, contentType: string, parameters: Readonly<Record<string, string>>, input: Uint8Array): string {
   const params = Object.keys(parameters)
@@ -164,6 +167,10 @@ class Worker implements RunningWorker {
   private lastHits = 0;
   private lastMisses = 0;
   private lastRatio = 0;
+  /** Cache lookups since the last heartbeat in 50 ms buckets: [hits, misses] per bucket. */
+  private cacheBuckets: [number, number][] = [];
+  /** When control was last read up to its end (fencing: results are not written on a view older than `fenceMs`). */
+  private lastControlReadAt = 0;
   private releasing = false;
   private drainPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -226,6 +233,7 @@ class Worker implements RunningWorker {
         fromBeginning: true,
         codec: this.ctx.codec,
         deadLetterTopic: topics.deadletter.name,
+        deadLetter: deadLetterPolicy('worker', topics),
         producer: this.id,
         now: this.ctx.now,
         onEvents: (batch) => this.onLaneBatch(batch.events),
@@ -320,8 +328,17 @@ class Worker implements RunningWorker {
     const d = deferred();
     this.pending.set(id, d);
     this.payloads.set(id, { event, offset: record.offset, cacheKey });
-    this.run({ type: 'Receive', now, decision: view, cached: cacheKey !== null && this.cache!.has(cacheKey) });
+    const cached = cacheKey !== null && this.cache!.has(cacheKey);
+    if (cacheKey !== null && view.workerId === this.id) this.countLookup(now, cached);
+    this.run({ type: 'Receive', now, decision: view, cached });
     return d.promise;
+  }
+
+  private countLookup(now: number, hit: boolean): void {
+    const b = Math.max(0, Math.floor((now - (this.lastHeartbeatAt ?? this.startedAt)) / CACHE_BUCKET_MS));
+    if (b > 1_000) return; // heartbeats stalled: the buckets are for the autoscaler's recent view
+    while (this.cacheBuckets.length <= b) this.cacheBuckets.push([0, 0]);
+    this.cacheBuckets[b]![hit ? 0 : 1]++;
   }
 
   private viewOf(e: RequestRouted): DecisionView {
@@ -484,7 +501,7 @@ class Worker implements RunningWorker {
           records.push(this.failedRecord(job, p, r === undefined ? failure! : failureOf(r.error), m));
         }
       });
-      write = started.then(() => this.append(records)).then(() => undefined);
+      write = started.then(() => this.fence()).then(() => this.append(records)).then(() => undefined);
     } catch (err) {
       write = Promise.reject(err);
     }
@@ -650,6 +667,19 @@ class Worker implements RunningWorker {
     }, delayMs);
   }
 
+  /**
+   * Fencing: before results are written, the worker's view of control must be recent. A worker
+   * that was frozen (SIGSTOP) or starved past the controller's detection time learns here that it
+   * was evicted, and writes nothing for work it no longer owns (it was re-dispatched).
+   */
+  private async fence(): Promise<void> {
+    if (this.ctx.now() - this.lastControlReadAt <= this.o.fenceMs) return;
+    await this.control.catchUp();
+    this.lastControlReadAt = this.ctx.now();
+    this.checkFenced();
+    if (this.phase === 'evicted') throw stoppedError('evicted by the controller: results of re-dispatched work are fenced');
+  }
+
   private async tick(): Promise<void> {
     try {
       if (this.probe.hasGpu && this.heartbeatSeq % Math.max(1, Math.round(5_000 / this.o.heartbeatIntervalMs)) === 0) await this.probe.refresh();
@@ -659,6 +689,7 @@ class Worker implements RunningWorker {
     }
     try {
       await this.control.catchUp();
+      this.lastControlReadAt = this.ctx.now();
       this.checkFenced();
     } catch (err) {
       this.ctx.logger.warn({ workerId: this.id, err: errorMessage(err) }, 'reading control failed');
@@ -681,6 +712,9 @@ class Worker implements RunningWorker {
     // Device utilization counts towards load for GPUs only: on a CPU it mostly measures other processes.
     const load = Math.max(loadOf(this.state), accelerator.kind === 'gpu' ? (accelerator.utilization ?? 0) : 0);
     const now = this.ctx.now();
+    const oldest = oldestQueuedAt(this.state);
+    const buckets = this.cacheBuckets.map(([hits, misses]) => (hits + misses === 0 ? -1 : hits / (hits + misses)));
+    this.cacheBuckets = [];
     const event: WorkerHeartbeatInit = {
       type: 'WorkerHeartbeat',
       eventId: this.ctx.newEventId(),
@@ -703,6 +737,10 @@ class Worker implements RunningWorker {
       loadedModels: this.loader.loaded(),
       accelerator,
       draining: this.state.draining,
+      queueDelayMs: oldest === null ? 0 : Math.max(0, now - oldest),
+      cacheHitBuckets: buckets,
+      bucketMs: CACHE_BUCKET_MS,
+      completed: this.state.counters.completed + this.state.counters.failed,
     };
     await this.ctx.log.append([{ topic: this.ctx.topics.heartbeats.name, key: this.id, value: this.ctx.codec.encode(event) }]);
     this.lastHeartbeatAt = now;

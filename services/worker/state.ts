@@ -243,6 +243,13 @@ export function assertNever(x: never): never {
 /** Load as a heartbeat reports it: in-flight over capacity, 0..1. */
 export const loadOf = (state: WorkerState): number => Math.min(1, state.inFlight / state.limits.capacity);
 
+/** When the oldest job still queued (not started) was received; null when nothing is queued. */
+export function oldestQueuedAt(state: WorkerState): number | null {
+  let oldest: number | null = null;
+  for (const q of state.queues.values()) for (const job of q) if (oldest === null || job.receivedAt < oldest) oldest = job.receivedAt;
+  return oldest;
+}
+
 /** Nothing queued and nothing computing. */
 export const isIdle = (state: WorkerState): boolean => state.queued === 0 && state.inFlight === 0;
 
