@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { SwitchyardError, errorMessage } from '../../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type { AppendRecord, EventLog, LogRecord, ReadRange, RecordPosition, SubscribeOptions, Subscription, TopicPartitions, TopicSpec } from '../port.js';
+import { ChunkPool } from './chunks.js';
 import { syncDir, writeFileAtomic } from './cleaner.js';
 import { EmbeddedSubscription, type ConsumerHost } from './consumer.js';
 import { frameSize, type FrameInput } from './frame.js';
@@ -30,6 +31,12 @@ interface TopicState {
 const TOPICS_FILE = 'topics.json';
 const TOPICS_DIR = 'topics';
 const OFFSETS_DIR = 'offsets';
+/**
+ * Encode buffers: appends are framed into chunks of this size, shared by every partition, and at
+ * most `SPARE_CHUNKS` are kept between flushes (8 MiB for the whole log, however many partitions).
+ */
+const CHUNK_BYTES = 256 * 1024;
+const SPARE_CHUNKS = 32;
 /** Internal offsets log segments stay small: they are compacted and read whole on open. */
 const OFFSETS_SEGMENT_BYTES = 4 * 1024 * 1024;
 const MAX_PARTITIONS = 100_000;
@@ -94,6 +101,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
   private topicsChange: Promise<unknown> = Promise.resolve();
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private readonly chunks = new ChunkPool(CHUNK_BYTES, SPARE_CHUNKS);
 
   /** Use `openEmbeddedLog`. */
   constructor(
@@ -144,6 +152,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       fsync: o.fsync,
       fsyncIntervalMs: o.fsyncIntervalMs,
       logger: o.logger,
+      chunks: this.chunks,
     };
   }
 

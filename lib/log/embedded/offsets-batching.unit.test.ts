@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../logger.js';
 import { tempDir } from '../../../test/support/log-dir.js';
+import { ChunkPool } from './chunks.js';
 import { OffsetStore } from './offsets.js';
 import type { PartitionConfig } from './partition.js';
 
@@ -21,6 +22,7 @@ describe('committed offsets are written in batches', () => {
     fsync: 'always',
     fsyncIntervalMs: 5,
     logger: silentLogger,
+    chunks: new ChunkPool(64 * 1024, 2),
   });
 
   it('many commits in one window become one record per key, resolve once durable, and the latest survives a reopen', async () => {

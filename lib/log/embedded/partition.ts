@@ -7,6 +7,7 @@ import { decodeFrame, frameIsTombstone, frameKey, frameOffset, frameSize, frameT
 import { FrameCursor, REFILL, scanFrames, Segment, SegmentRetired, writeFully } from './segment.js';
 import { deferred } from '../../deferred.js';
 import { TailCache } from './tail.js';
+import type { ChunkPool } from './chunks.js';
 
 /** When appends become durable (see `EmbeddedLogOptions.fsync`). */
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -23,12 +24,11 @@ export interface PartitionConfig {
   fsync: FsyncPolicy;
   fsyncIntervalMs: number;
   logger: Logger;
+  /** Encode buffers, shared by the partitions of one log. */
+  chunks: ChunkPool;
   /** Called (synchronously, after the fact) each time a segment is sealed. */
   onSealed?: () => void;
 }
-
-/** Bytes of one encode buffer; appends are framed straight into these and written with one writev. */
-const CHUNK_BYTES = 1024 * 1024;
 
 interface PendingPart {
   segment: Segment;
@@ -42,7 +42,7 @@ interface PendingBatch {
   toSeal: Segment[];
   endOffset: number;
   chunk: Buffer;
-  /** Encode buffers of CHUNK_BYTES, recycled after the flush. */
+  /** Encode buffers from `cfg.chunks`, given back after the flush. */
   chunks: Buffer[];
   chunkStart: number;
   chunkUsed: number;
@@ -90,8 +90,6 @@ export class PartitionLog {
   private failure: SwitchyardError | undefined;
   private closed = false;
   private readonly waiters = new Set<() => void>();
-  /** Encode buffers whose flush is done, for the next batches (saves allocating 1 MiB per flush). */
-  private spareChunks: Buffer[] = [];
   /** Recently flushed frames, contiguous in offsets up to visibleEnd (see `TailCache`). */
   private readonly tail: TailCache;
   private maintenance: Promise<unknown> = Promise.resolve();
@@ -218,10 +216,10 @@ export class PartitionLog {
     }
     if (batch.chunk.length - batch.chunkUsed < size) {
       this.closeChunk(batch);
-      if (size <= CHUNK_BYTES) {
-        batch.chunk = this.spareChunks.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
+      if (size <= this.cfg.chunks.chunkBytes) {
+        batch.chunk = this.cfg.chunks.take();
         batch.chunks.push(batch.chunk);
-      } else batch.chunk = Buffer.allocUnsafe(size);
+      } else batch.chunk = Buffer.allocUnsafeSlow(size);
       batch.chunkStart = 0;
       batch.chunkUsed = 0;
     }
@@ -334,7 +332,7 @@ export class PartitionLog {
         next.reject(this.failure);
       }
     } finally {
-      for (const chunk of batch.chunks) if (this.spareChunks.length < 2) this.spareChunks.push(chunk);
+      for (const chunk of batch.chunks) this.cfg.chunks.give(chunk);
     }
   }
 
