@@ -45,6 +45,19 @@ export interface ResultsTrackerOptions {
 
 export type ResolvedResultsTrackerOptions = Required<ResultsTrackerOptions>;
 
+/**
+ * Bytes the tracker may keep for long, holding no more memory than their length: the decoder's
+ * own exact allocation when it made one, else a copy in an allocation of its own. Decoded bytes
+ * may be views into a shared slab (the Avro decoder's 4 KiB pool, a Kafka fetch buffer), and a
+ * small `Buffer.from` copy lands in Node's 8 KiB pool: either pins a whole slab per output kept.
+ */
+function ownedBytes(bytes: Buffer): Buffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  const own = Buffer.allocUnsafeSlow(bytes.byteLength);
+  own.set(bytes);
+  return own;
+}
+
 const positiveInt = (name: string, v: number, min = 1): void => {
   if (!Number.isSafeInteger(v) || v < min) throw new SwitchyardError('SY_ERR_CONFIG', `results tracker: ${name} must be an integer ≥ ${min}, got ${v}`);
 };
@@ -340,8 +353,7 @@ export class ResultsTracker {
 
   private fold(event: ResultEvent): void {
     const requestId = event.requestId!;
-    // Keep outputs off the record's buffer (a Kafka fetch buffer may be much larger).
-    const own: ResultEvent = event.type === 'InferenceCompleted' ? { ...event, output: Buffer.from(event.output) } : event;
+    const own: ResultEvent = event.type === 'InferenceCompleted' ? { ...event, output: ownedBytes(event.output) } : event;
     const before = this.cache.get(requestId);
     const after = evolveStatus(before, own);
     this.counters.folded++;
