@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { SwitchyardError, errorMessage } from '../errors.js';
 import { notFound, parseDigest, sha256Hex, verifyDigest } from './digest.js';
 import type { BlobInfo, BlobStore, PutOptions } from './port.js';
@@ -62,6 +64,51 @@ export class FsBlobStore implements BlobStore {
       throw ioError(`writing blob sha256:${digest}`, err);
     }
     return info;
+  }
+
+  /**
+   * Store a blob given as a stream of chunks, never holding it whole: the chunks are hashed
+   * and written to a temporary file as they come (backpressure reaches the source), and the
+   * file is renamed into place only when the content hashes to `expectedDigest` (when given).
+   * A failed or refused upload leaves nothing behind. An error thrown by `source` (a size limit,
+   * a client gone) ends the put with that error.
+   */
+  async putStream(source: AsyncIterable<Uint8Array>, { expectedDigest }: PutOptions = {}): Promise<BlobInfo> {
+    const expected = expectedDigest === undefined ? undefined : parseDigest(expectedDigest);
+    await this.init();
+    const tmp = join(this.dir, 'tmp', `upload.${process.pid}.${randomBytes(6).toString('hex')}`);
+    const hash = createHash('sha256');
+    let sizeBytes = 0;
+    try {
+      await pipeline(
+        source,
+        async function* (chunks: AsyncIterable<Uint8Array>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            sizeBytes += chunk.byteLength;
+            yield chunk;
+          }
+        },
+        createWriteStream(tmp, { flush: true }),
+      );
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
+      if (err instanceof SwitchyardError || (err as { statusCode?: unknown }).statusCode !== undefined) throw err;
+      throw ioError('writing an uploaded blob', err);
+    }
+    const digest = hash.digest('hex');
+    if (expected !== undefined && digest !== expected) {
+      await rm(tmp, { force: true }).catch(() => {});
+      throw new SwitchyardError('SY_ERR_BLOB_DIGEST_MISMATCH', `put: content hashes to sha256:${digest}, not sha256:${expected}`, { detail: { expected, actual: digest, sizeBytes } });
+    }
+    try {
+      // Same digest, same bytes: replacing an existing copy is harmless (and repairs a damaged one).
+      await rename(tmp, this.pathOf(digest));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
+      throw ioError(`writing blob sha256:${digest}`, err);
+    }
+    return { digest, sizeBytes };
   }
 
   /** The blob is stored and its content matches its name (a damaged copy is rewritten by `put`). */

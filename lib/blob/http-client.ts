@@ -10,6 +10,8 @@ export interface HttpBlobStoreOptions {
   timeoutMs?: number;
   /** @default globalThis.fetch */
   fetch?: typeof globalThis.fetch;
+  /** The admin token, sent as `Authorization: Bearer` (PUT needs it when the server has one configured). @default none */
+  token?: string;
 }
 
 const unavailable = (what: string, cause?: unknown, detail: Record<string, unknown> = {}): SwitchyardError =>
@@ -24,8 +26,9 @@ export class HttpBlobStore implements BlobStore {
   private readonly base: string;
   private readonly timeoutMs: number;
   private readonly fetch: typeof globalThis.fetch;
+  private readonly auth: Record<string, string>;
 
-  constructor({ url, timeoutMs = 30_000, fetch = globalThis.fetch }: HttpBlobStoreOptions) {
+  constructor({ url, timeoutMs = 30_000, fetch = globalThis.fetch, token }: HttpBlobStoreOptions) {
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -35,11 +38,12 @@ export class HttpBlobStore implements BlobStore {
     this.base = parsed.toString().replace(/\/+$/, '');
     this.timeoutMs = timeoutMs;
     this.fetch = fetch;
+    this.auth = token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
   }
 
   private async request(method: string, path: string, init: RequestInit = {}): Promise<Response> {
     try {
-      return await this.fetch(`${this.base}${path}`, { ...init, method, signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.fetch(`${this.base}${path}`, { ...init, headers: { ...this.auth, ...(init.headers as Record<string, string> | undefined) }, method, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       throw unavailable(`${method} ${this.base}${path}`, err);
     }
@@ -55,6 +59,9 @@ export class HttpBlobStore implements BlobStore {
     const message = `${what}: HTTP ${res.status}${body.message ? ` ${body.message}` : ''}`;
     if (body.code === 'SY_ERR_BLOB_DIGEST_MISMATCH' || body.code === 'SY_ERR_BLOB_BAD_DIGEST') {
       throw new SwitchyardError(body.code, message, { detail: { status: res.status } });
+    }
+    if (res.status === 401 || res.status === 403) {
+      throw new SwitchyardError('SY_ERR_BLOB_UNAVAILABLE', `${message}${this.auth['authorization'] === undefined ? ' (no admin token was given: set it for uploads)' : ''}`, { detail: { status: res.status, code: body.code } });
     }
     if (res.status >= 500 || res.status === 429 || res.status === 408) throw unavailable(message, undefined, { status: res.status });
     throw new SwitchyardError('SY_ERR_BLOB_UNAVAILABLE', message, { detail: { status: res.status } });
