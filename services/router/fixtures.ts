@@ -234,6 +234,7 @@ export function request(
     zone?: string | null;
     allowFallback?: boolean;
     at?: number;
+    maxAttempts?: number | null;
   } = {},
 ): InferenceRequested {
   return {
@@ -254,7 +255,7 @@ export function request(
     source: 'GATEWAY',
     replyTopic: null,
     allowFallback: o.allowFallback ?? true,
-    maxAttempts: null,
+    maxAttempts: o.maxAttempts ?? null,
     cacheable: true,
     attributes: {},
   };
