@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChdbAnalyticsStore } from '../lib/analytics/chdb.js';
+import { openEmbeddedLog } from '../lib/log/embedded/index.js';
 import { archiveWithSink, copyToHome, GOLDEN, openEmbeddedSource, tamperedCopy } from './test-support.js';
 
 const run = promisify(execFile);
@@ -73,6 +75,32 @@ describe('switchyard replay (CLI, embedded)', () => {
     expect(failed.code).toBe(1);
     expect(failed.stdout).toContain('DIVERGENCES (1)');
     expect(failed.stdout).toMatch(/reason: recorded "PINNED" · re-derived "(AFFINITY|LEAST_LOADED|ZONE_FAILOVER)"/);
+  }, 120_000);
+
+  it('verify: a missing log is exit 1 and is not created; an empty log or an empty window is exit 3, never "OK"', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'sy-replay-empty-'));
+    try {
+      const missing = join(scratch, 'never-ran');
+      const none = await cli(missing, 'verify');
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain('[SY_ERR_REPLAY_SOURCE]');
+      expect(none.stderr).toContain(`no embedded log under ${missing}`);
+      expect(none.stdout).not.toContain('OK');
+      expect(existsSync(missing)).toBe(false);
+
+      const emptyHome = join(scratch, 'empty');
+      const log = await openEmbeddedLog({ dir: join(emptyHome, 'log'), fsync: 'never' });
+      await log.close();
+      const empty = await cli(emptyHome, 'verify');
+      expect(empty.code).toBe(3);
+      expect(empty.stderr).toMatch(/no routing decisions in embedded log .*: nothing was verified \[SY_ERR_REPLAY_NOT_FOUND\]/);
+      expect(empty.stdout).not.toContain('OK');
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+    const window = await cli(home.home, 'verify', '--from', '2030-01-01T00:00:00Z');
+    expect(window.code).toBe(3);
+    expect(window.stderr).toContain('within the given bounds: nothing was verified');
   }, 120_000);
 
   it('session and at', async () => {

@@ -122,10 +122,13 @@ async function withSource(cmd: Command, run: (source: LogSource, flags: GlobalFl
   const config = configFrom(flags);
   let source: LogSource | undefined;
   try {
-    source =
-      flags.archive === true || flags.clickhouse !== undefined
-        ? await openClickHouseSource(flags, config)
-        : await openLogSource(config, { logger: createLogger('replay', config.logLevel === 'info' ? 'warn' : config.logLevel) });
+    const archive = flags.archive === true || flags.clickhouse !== undefined;
+    // Replay reads: it never creates an embedded log where there was none.
+    const logDir = join(config.home, 'log');
+    if (!archive && config.brokers.length === 0 && !existsSync(logDir)) {
+      throw new ReplayError('SY_ERR_REPLAY_SOURCE', `no embedded log under ${config.home} (${logDir} does not exist): give the --home a cluster ran with, or --brokers for Kafka, or --archive`);
+    }
+    source = archive ? await openClickHouseSource(flags, config) : await openLogSource(config, { logger: createLogger('replay', config.logLevel === 'info' ? 'warn' : config.logLevel) });
     const code = await run(source, flags);
     if (typeof code === 'number' && code !== 0) process.exitCode = code;
   } catch (err) {
@@ -228,7 +231,7 @@ export function registerReplayCommands(program: Command): void {
     );
 
   sourceOptions(replay.command('verify')
-    .description('re-derive every routing decision in a window from the log prefix its clock names, and compare with the recorded one; exits 1 on any divergence')
+    .description('re-derive every routing decision in a window from the log prefix its clock names, and compare with the recorded one; exits 1 on any divergence, 3 when there is no decision to verify')
     .option('--from <time>', 'decisions at or after this time', time)
     .option('--to <time>', 'decisions at or before this time', time)
     .option('--offsets <spec>', 'bound the decisions by offsets: topic[:partition]=from..to (repeatable), e.g. decisions:3=100..200', offsetBound)
@@ -246,6 +249,11 @@ export function registerReplayCommands(program: Command): void {
           report = o.threads > 1 ? await verifyDecisionsParallel(source, { ...options, threads: o.threads }) : await verifyDecisions(source, options);
         } finally {
           bar.stop();
+        }
+        // Verifying nothing proves nothing: an empty log or window is not an OK.
+        if (report.decisions === 0) {
+          const bounded = o.from !== undefined || o.to !== undefined || o.offsets !== undefined || o.router !== undefined;
+          throw new ReplayError('SY_ERR_REPLAY_NOT_FOUND', `no routing decisions in ${source.description}${bounded ? ' within the given bounds' : ''}: nothing was verified`);
         }
         await emit(flags, undefined, report, () => verifyText(report), undefined);
         const skipped = Object.values(report.skipped).reduce((a, b) => a + b, 0);
