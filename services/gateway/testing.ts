@@ -87,6 +87,7 @@ export async function startTestWorker(
     fromBeginning: true,
     codec: ctx.codec,
     deadLetterTopic: ctx.topics.deadletter.name,
+    deadLetter: 'skip',
     producer: 'test-worker',
     now: Date.now,
     onEvents: async (batch) => {

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { errorMessage } from '../../lib/errors.js';
-import { subscribeEvents } from '../../lib/events/subscribe.js';
+import { deadLetterPolicy, subscribeEvents } from '../../lib/events/subscribe.js';
 import type { LogRecord, Subscription, TopicPartitions } from '../../lib/log/port.js';
 import type { ServiceContext } from '../../lib/runtime.js';
 import { instanceId } from '../../lib/runtime.js';
@@ -156,6 +156,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     topics: [ctx.topics.requests.name],
     codec: ctx.codec,
     deadLetterTopic: ctx.topics.deadletter.name,
+    deadLetter: deadLetterPolicy('router', ctx.topics),
     producer: routerId,
     now: ctx.now,
     maxBatchRecords: 500,

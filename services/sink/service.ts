@@ -24,7 +24,7 @@ import { ARCHIVE_TABLES, UNDECODED, archiveRow, archiveSchemaRow, archiveTopicRo
 import { migrate } from '../../lib/analytics/migrations.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
-import { deadLetterFor, subscribeEvents, type EventDecoder, type EventBatch } from '../../lib/events/subscribe.js';
+import { deadLetterFor, deadLetterPolicy, subscribeEvents, type EventDecoder, type EventBatch } from '../../lib/events/subscribe.js';
 import type { EventLog, LogRecord, Subscription } from '../../lib/log/port.js';
 import { topicLayout } from '../../lib/log/topics.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
@@ -357,6 +357,7 @@ export async function startSink(options: SinkOptions): Promise<RunningSink> {
     maxBatchRecords: config.batchRows,
     codec,
     deadLetterTopic,
+    deadLetter: deadLetterPolicy('sink', layout),
     producer: config.producer,
     now,
     onEvents,

@@ -118,7 +118,8 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
     const firstRecords = first.events.map(rec);
     await log.append([
       ...firstRecords.slice(0, 8_000),
-      { topic: layout.requests.name, partition: 0, key: 'bad-garbage', value: garbage },
+      // On a topic whose dead letters the sink owns (a bad `requests` record is the router's).
+      { topic: layout.results.name, partition: 0, key: 'bad-garbage', value: garbage },
       { topic: layout.results.name, partition: 1, value: truncated },
       { topic: layout.control.name, partition: 0, value: unknownSchema },
       { topic: layout.requests.name, partition: 5, key: 'legacy-42', value: refused },
@@ -216,7 +217,7 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
         [layout.control.name, 'SY_ERR_CODEC_UNKNOWN_SCHEMA', unknownSchema],
         [layout.heartbeats.name, 'SY_ERR_CODEC_MAGIC', lateGarbage],
         [layout.requests.name, 'SY_ERR_ANALYTICS', refused],
-        [layout.requests.name, 'SY_ERR_CODEC_MAGIC', garbage],
+        [layout.results.name, 'SY_ERR_CODEC_MAGIC', garbage],
         [layout.results.name, 'SY_ERR_CODEC_DECODE', truncated],
       ].sort((a, b) => String(a[0]).localeCompare(String(b[0])) || String(a[1]).localeCompare(String(b[1]))),
     );

@@ -1,15 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { subscribeEvents, deadLetterEventId, type LoggedEvent } from '../../lib/events/subscribe.js';
+import { MAX_REQUEST_RECORD_BYTES, deadLetterEventId, deadLetterPolicy, subscribeEvents, type LoggedEvent } from '../../lib/events/subscribe.js';
 import type { EventLog, LogRecord } from '../../lib/log/port.js';
+import { topicLayout } from '../../lib/log/topics.js';
 import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { EventCodec } from '../../schemas/codec.js';
-import type { DeadLettered } from '../../schemas/generated/events.js';
+import type { DeadLettered, InferenceRequestedInit } from '../../schemas/generated/events.js';
 import { uniqueName, waitFor } from '../support/services.js';
 
 /**
  * The typed event consumer over any EventLog adapter: good records are decoded and
  * delivered; bad records go to the dead-letter topic with their original bytes and the
- * error, and the partition keeps flowing.
+ * error, written by the topic's one owner and skipped by every other consumer, and the
+ * partition keeps flowing.
  */
 export function testEventConsumer(name: string, factory: () => Promise<{ log: EventLog; cleanup: () => Promise<void> }>): void {
   describe(`event consumer with dead-lettering [${name}]`, () => {
@@ -51,6 +53,7 @@ export function testEventConsumer(name: string, factory: () => Promise<{ log: Ev
         topics: [topic],
         codec,
         deadLetterTopic,
+        deadLetter: 'write',
         producer: 'test-consumer',
         now: () => 42,
         onEvents: async (batch) => void seen.push(...batch.events),
@@ -68,7 +71,7 @@ export function testEventConsumer(name: string, factory: () => Promise<{ log: Ev
       expect(Buffer.from(first!.originalValue!)).toEqual(notAvro);
       expect(Buffer.from(first!.originalKey!).toString()).toBe('bad-1');
       expect(Buffer.from(first!.originalHeaders['origin']!).toString()).toBe('test');
-      expect(first!.eventId).toBe(deadLetterEventId(groupId, { topic, partition: 0, offset: 1 }));
+      expect(first!.eventId).toBe(deadLetterEventId({ topic, partition: 0, offset: 1 }));
       expect(second).toMatchObject({ originalOffset: 3, errorCode: 'SY_ERR_CODEC_UNKNOWN_SCHEMA' });
       expect(Buffer.from(second!.originalValue!)).toEqual(unknownSchema);
       expect(third).toMatchObject({ originalOffset: 4, errorCode: 'SY_ERR_CODEC_DECODE' });
@@ -94,6 +97,7 @@ export function testEventConsumer(name: string, factory: () => Promise<{ log: Ev
         topics: [topic],
         codec,
         deadLetterTopic,
+        deadLetter: 'write',
         producer: 'test',
         now: () => 0,
         deliverUndecodable: true,
@@ -131,6 +135,7 @@ export function testEventConsumer(name: string, factory: () => Promise<{ log: Ev
         topics: [topic],
         codec,
         deadLetterTopic,
+        deadLetter: 'write',
         producer: 'test',
         now: () => 0,
         onEvents: async () => {
@@ -142,6 +147,117 @@ export function testEventConsumer(name: string, factory: () => Promise<{ log: Ev
       await waitFor(async () => (await log.committedOffsets(groupId, topic))[0] === 1, { what: 'commit after success' });
       await sub.close();
       expect((await log.endOffsets(deadLetterTopic))[0]).toBe(0);
+    });
+
+    it('one dead letter per bad record: the owner writes it, every other consumer of the topic skips and counts it', async () => {
+      const topic = uniqueName('events');
+      const deadLetterTopic = uniqueName('deadletter');
+      await log.ensureTopics([{ name: topic, partitions: 2 }, { name: deadLetterTopic, partitions: 1 }]);
+      const bad = [Buffer.from('not avro'), Buffer.from([0, 0, 0, 0x7f, 0x7e, 9]), heartbeat(7).subarray(0, 10)];
+      await log.append([
+        { topic, partition: 0, value: heartbeat(1) },
+        { topic, partition: 0, value: bad[0]! },
+        { topic, partition: 1, value: bad[1]! },
+        { topic, partition: 1, value: heartbeat(2) },
+        { topic, partition: 1, value: bad[2]! },
+      ]);
+      const consume = async (deadLetter: 'write' | 'skip') => {
+        const groupId = uniqueName(`consumer-${deadLetter}`);
+        const seen: number[] = [];
+        const skipped: [number, number, string][] = [];
+        const sub = await subscribeEvents(log, {
+          groupId,
+          topics: [topic],
+          codec,
+          deadLetterTopic,
+          deadLetter,
+          producer: `test-${deadLetter}`,
+          now: () => 1,
+          onSkipped: (r, code) => skipped.push([r.partition, r.offset, code]),
+          onEvents: async (batch) => void seen.push(...batch.events.map((e) => (e.event.type === 'WorkerHeartbeat' ? e.event.seq : -1))),
+        });
+        await waitFor(async () => (await log.committedOffsets(groupId, topic)).join() === '2,3', { what: `the ${deadLetter} consumer to commit past the bad records` });
+        await sub.close();
+        return { seen: seen.sort(), skipped: skipped.sort(), counts: sub.undecodable() };
+      };
+      const [writer, skipper, another] = await Promise.all([consume('write'), consume('skip'), consume('skip')]);
+      expect(writer).toEqual({ seen: [1, 2], skipped: [], counts: { deadLettered: 3, skipped: 0 } });
+      const skippedAll = [
+        [0, 1, 'SY_ERR_CODEC_MAGIC'],
+        [1, 0, 'SY_ERR_CODEC_UNKNOWN_SCHEMA'],
+        [1, 2, 'SY_ERR_CODEC_DECODE'],
+      ];
+      expect(skipper).toEqual({ seen: [1, 2], skipped: skippedAll, counts: { deadLettered: 0, skipped: 3 } });
+      expect(another).toEqual(skipper);
+
+      const dead = await Promise.all((await log.read({ topic: deadLetterTopic, partition: 0, from: 0 })).map((r) => codec.decode(r.value!) as Promise<DeadLettered>));
+      expect(dead.map((d) => [d.originalPartition, d.originalOffset, d.producer]).sort()).toEqual([
+        [0, 1, 'test-write'],
+        [1, 0, 'test-write'],
+        [1, 2, 'test-write'],
+      ]);
+      expect(dead.map((d) => Buffer.from(d.originalValue!)).sort(Buffer.compare)).toEqual([...bad].sort(Buffer.compare));
+    });
+
+    it("a dead letter's id is its record's position only: a second writer (another group) writes the same id", async () => {
+      const topic = uniqueName('events');
+      const deadLetterTopic = uniqueName('deadletter');
+      await log.ensureTopics([{ name: topic, partitions: 1 }, { name: deadLetterTopic, partitions: 1 }]);
+      await log.append([{ topic, partition: 0, value: Buffer.from('bad') }]);
+      for (const groupId of [uniqueName('first'), uniqueName('second')]) {
+        const sub = await subscribeEvents(log, { groupId, topics: [topic], codec, deadLetterTopic, deadLetter: 'write', producer: groupId, now: () => 0, onEvents: async () => {} });
+        await waitFor(async () => (await log.committedOffsets(groupId, topic))[0] === 1, { what: `${groupId} to commit` });
+        await sub.close();
+      }
+      const dead = await Promise.all((await log.read({ topic: deadLetterTopic, partition: 0, from: 0 })).map((r) => codec.decode(r.value!) as Promise<DeadLettered>));
+      expect(dead).toHaveLength(2);
+      expect(new Set(dead.map((d) => d.consumerGroup)).size).toBe(2);
+      expect(dead.map((d) => d.eventId)).toEqual([deadLetterEventId({ topic, partition: 0, offset: 0 }), deadLetterEventId({ topic, partition: 0, offset: 0 })]);
+    });
+
+    it('an oversized request is a bad record: the router dead-letters it with its original bytes, the sink skips it and still gets it raw', async () => {
+      const layout = topicLayout({ prefix: `${uniqueName('oversize')}.`, lanes: 2 });
+      await log.ensureTopics([layout.requests, layout.deadletter]);
+      const request = (requestId: string, inputBytes: number): Buffer => {
+        const e: InferenceRequestedInit = { type: 'InferenceRequested', eventId: requestId, occurredAt: 1, requestId, producer: 'client', model: 'm', input: Buffer.alloc(inputBytes, 7) };
+        return codec.encode(e);
+      };
+      const big = request('big', MAX_REQUEST_RECORD_BYTES + 50_000);
+      const fits = request('fits', MAX_REQUEST_RECORD_BYTES - 1_000);
+      expect(big.length).toBeGreaterThan(MAX_REQUEST_RECORD_BYTES);
+      expect(fits.length).toBeLessThanOrEqual(MAX_REQUEST_RECORD_BYTES);
+      await log.append([
+        { topic: layout.requests.name, partition: 3, key: 'big', value: big },
+        { topic: layout.requests.name, partition: 3, key: 'fits', value: fits },
+      ]);
+      const consume = async (role: 'router' | 'sink') => {
+        const groupId = uniqueName(role);
+        const decoded: string[] = [];
+        const raw: number[] = [];
+        const sub = await subscribeEvents(log, {
+          groupId,
+          topics: [layout.requests.name],
+          codec,
+          deadLetterTopic: layout.deadletter.name,
+          deadLetter: deadLetterPolicy(role, layout),
+          producer: role,
+          now: () => 5,
+          deliverUndecodable: role === 'sink',
+          onEvents: async (batch) => {
+            decoded.push(...batch.events.map((e) => e.event.requestId ?? ''));
+            raw.push(...(batch.undecodable ?? []).map((r) => r.offset));
+          },
+        });
+        await waitFor(async () => (await log.committedOffsets(groupId, layout.requests.name))[3] === 2, { what: `the ${role} to commit past both` });
+        await sub.close();
+        return { decoded, raw, counts: sub.undecodable() };
+      };
+      expect(await consume('router')).toEqual({ decoded: ['fits'], raw: [], counts: { deadLettered: 1, skipped: 0 } });
+      expect(await consume('sink')).toEqual({ decoded: ['fits'], raw: [0], counts: { deadLettered: 0, skipped: 1 } });
+      const dead = await Promise.all((await log.read({ topic: layout.deadletter.name, partition: 0, from: 0 })).map((r) => codec.decode(r.value!) as Promise<DeadLettered>));
+      expect(dead).toHaveLength(1);
+      expect(dead[0]).toMatchObject({ originalTopic: layout.requests.name, originalPartition: 3, originalOffset: 0, errorCode: 'SY_ERR_CODEC_TOO_LARGE', producer: 'router' });
+      expect(Buffer.from(dead[0]!.originalValue!).equals(big)).toBe(true);
     });
   });
 }

@@ -110,7 +110,8 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       const unmappableEvent: SwitchyardEventInit = { type: 'WorkerHeartbeat', eventId: '0194d2a1-0000-7000-8000-ffffffffffff', occurredAt: -1_000, producer: 'w9', workerId: 'w9', lane: 0, zone: 'a', seq: 0, load: 0, queueDepth: 0, inFlight: 0 };
       const unmappable = codec.encode(unmappableEvent);
       await target.log.append([
-        { topic: layout.requests.name, key: 'bad-1', value: garbage, headers: { origin: 'test' } },
+        // On a topic the sink owns the dead letters of (a bad `requests` record is the router's).
+        { topic: layout.control.name, key: 'bad-1', value: garbage, headers: { origin: 'test' } },
         { topic: layout.results.name, partition: 3, value: truncated },
         { topic: layout.requests.name, partition: 2, key: 'rx', value: refused },
         { topic: layout.heartbeats.name, partition: 1, key: 'w9', value: unmappable },
@@ -153,7 +154,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
         [layout.heartbeats.name, 'SY_ERR_ANALYTICS', unmappable],
         [layout.requests.name, 'SY_ERR_ANALYTICS', refused],
         [layout.results.name, 'SY_ERR_CODEC_DECODE', truncated],
-        [layout.requests.name, 'SY_ERR_CODEC_MAGIC', garbage],
+        [layout.control.name, 'SY_ERR_CODEC_MAGIC', garbage],
       ]);
       expect(bytes(dead.find((d) => d.error_code === 'SY_ERR_CODEC_MAGIC')!.original_key_base64)!.toString()).toBe('bad-1');
 

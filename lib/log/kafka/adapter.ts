@@ -2,6 +2,7 @@ import { Kafka, logLevel as KafkaLogLevel, PartitionAssigners, type Admin, type 
 import { SwitchyardError, errorMessage } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import { partitionForKey } from '../partitioner.js';
+import { resolveRetentionBudget, topicRetention, type RetentionBudget } from '../retention.js';
 import type {
   AppendRecord,
   EventLog,
@@ -19,8 +20,12 @@ import { fromKafkaError, withKafkaRetry } from './errors.js';
 import { toHeaders } from './headers.js';
 import { createRangeReader, type RangeReader } from './reader.js';
 
-/** Options of the Kafka adapter. */
-export interface KafkaLogOptions {
+/**
+ * Options of the Kafka adapter. The retention budget (`retentionBytes`, `maxRetentionMs`) is set
+ * as the `retention.bytes` and `retention.ms` configs of the topics this adapter creates; topics
+ * that exist already are not altered.
+ */
+export interface KafkaLogOptions extends RetentionBudget {
   /** Bootstrap brokers, `host:port`. */
   brokers: string[];
   /** @default 'switchyard' */
@@ -29,6 +34,12 @@ export interface KafkaLogOptions {
   replicationFactor?: number;
   /** Most records coalesced into one produce request. @default 10_000 */
   maxProduceBatch?: number;
+  /**
+   * Most bytes (keys, values, headers) of one partition's records in one produce request: the
+   * broker refuses a record batch above its `message.max.bytes` (1,048,588 by default) whole.
+   * @default 1_000_000
+   */
+  maxBatchBytes?: number;
   /**
    * Session timeout of group members in ms: how long the group coordinator waits for a silent
    * member (a killed process) before handing its partitions to the others. Must be within the
@@ -86,6 +97,13 @@ const BROKER_RESOURCE = 4 as ConfigResourceTypes;
 
 const toBuffer = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v) : v);
 
+/** `retention.ms` and `retention.bytes` of a topic to create (none for a compacted one or without `retentionMs`: the broker's defaults). */
+function retentionConfigs(spec: TopicSpec, budget: Required<RetentionBudget>): { name: string; value: string }[] {
+  if (spec.retentionMs === undefined || spec.compacted) return [];
+  const { ms, bytes } = topicRetention(spec, budget);
+  return [{ name: 'retention.ms', value: String(ms) }, ...(bytes >= 0 ? [{ name: 'retention.bytes', value: String(bytes) }] : [])];
+}
+
 /**
  * The `EventLog` over Apache Kafka via kafkajs: idempotent producer with acks=all,
  * topic provisioning, consumer groups, static (lane) assignment and offset-range reads.
@@ -102,7 +120,8 @@ class KafkaLog implements EventLog {
   private readonly admin: Admin;
   private readonly producer: Producer;
   private readonly reader: RangeReader;
-  private readonly opts: Required<Omit<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>> & Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>;
+  private readonly opts: Required<Omit<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs' | keyof RetentionBudget>> & Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>;
+  private readonly retention: Required<RetentionBudget>;
   /** The group timings every subscription uses, resolved at the first subscribe. */
   private groupTimings: Promise<{ sessionTimeoutMs: number; heartbeatIntervalMs: number }> | undefined;
   private readonly retry: RetryOptions;
@@ -119,6 +138,7 @@ class KafkaLog implements EventLog {
     clientId = 'switchyard',
     replicationFactor = -1,
     maxProduceBatch = 10_000,
+    maxBatchBytes = 1_000_000,
     sessionTimeoutMs,
     heartbeatIntervalMs,
     retryMaxMs = 1_000,
@@ -128,6 +148,8 @@ class KafkaLog implements EventLog {
     partitionConcurrency = 16,
     now = Date.now,
     logger = silentLogger,
+    retentionBytes,
+    maxRetentionMs,
   }: KafkaLogOptions) {
     if (!Array.isArray(brokers) || brokers.length === 0) {
       throw new SwitchyardError('SY_ERR_CONFIG', 'kafka log: at least one broker (host:port) is required');
@@ -135,14 +157,15 @@ class KafkaLog implements EventLog {
     if (!Number.isInteger(maxProduceBatch) || maxProduceBatch < 1) {
       throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: maxProduceBatch must be a positive integer, got ${maxProduceBatch}`);
     }
-    for (const [name, v] of Object.entries({ sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs, appendRetryMs })) {
+    for (const [name, v] of Object.entries({ sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs, appendRetryMs, maxBatchBytes })) {
       if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: ${name} must be a positive integer, got ${v}`);
     }
     if (sessionTimeoutMs !== undefined && heartbeatIntervalMs !== undefined) checkGroupTimings(sessionTimeoutMs, heartbeatIntervalMs);
     if (!Number.isInteger(partitionConcurrency) || partitionConcurrency < 1) {
       throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: partitionConcurrency must be a positive integer, got ${partitionConcurrency}`);
     }
-    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs, appendRetryMs, maxWaitMs, joinTimeoutMs, partitionConcurrency, now, logger };
+    this.retention = resolveRetentionBudget({ retentionBytes, maxRetentionMs }, 'kafka log');
+    this.opts = { brokers, clientId, replicationFactor, maxProduceBatch, maxBatchBytes, sessionTimeoutMs, heartbeatIntervalMs, retryMaxMs, appendRetryMs, maxWaitMs, joinTimeoutMs, partitionConcurrency, now, logger };
     // kafkajs' defaults back off up to 30 s (factor 2 from 300 ms); capped, a client retries a
     // restarted broker at least every retryMaxMs. Five retries (~2.5 s at the default cap) per
     // connect or fetch attempt, after which a consumer crashes and restarts (below).
@@ -194,10 +217,7 @@ class KafkaLog implements EventLog {
           topic: s.name,
           numPartitions: s.partitions,
           replicationFactor: this.opts.replicationFactor,
-          configEntries: [
-            { name: 'cleanup.policy', value: s.compacted ? 'compact' : 'delete' },
-            ...(s.retentionMs !== undefined && !s.compacted ? [{ name: 'retention.ms', value: String(s.retentionMs) }] : []),
-          ],
+          configEntries: [{ name: 'cleanup.policy', value: s.compacted ? 'compact' : 'delete' }, ...retentionConfigs(s, this.retention)],
         })),
       });
     } catch (err) {
@@ -295,40 +315,67 @@ class KafkaLog implements EventLog {
       }
     }
     if (placed.length === 0) return;
-    const byTopic = new Map<string, Message[]>();
-    for (const { pending, partitions } of placed) {
-      pending.records.forEach((r, i) => {
-        const messages = byTopic.get(r.topic) ?? [];
-        byTopic.set(r.topic, messages);
-        messages.push({
-          partition: partitions[i]!,
+    // kafkajs puts a request's records for one partition into one record batch, and the broker
+    // refuses a batch larger than message.max.bytes (1 MiB by default) whole: records that fit
+    // one by one would fail together. Requests are cut so that no partition's batch passes
+    // maxBatchBytes (a record larger than that goes alone, for the broker to judge).
+    const requests: { entries: { pending: number; index: number; message: Message; topic: string }[] }[] = [];
+    let current: (typeof requests)[number] = { entries: [] };
+    let bytes = new Map<string, number>();
+    placed.forEach(({ pending, partitions }, p) => {
+      pending.records.forEach((r, index) => {
+        const message: Message = {
+          partition: partitions[index]!,
           key: r.key === undefined || r.key === null ? null : toBuffer(r.key),
           value: r.value,
           headers: r.headers,
           timestamp: String(r.timestamp ?? this.opts.now()),
-        });
+        };
+        const k = `${r.topic}\u0000${message.partition}`;
+        const size = recordBytes(message);
+        const sum = bytes.get(k);
+        if (sum !== undefined && sum + size > this.opts.maxBatchBytes) {
+          requests.push(current);
+          current = { entries: [] };
+          bytes = new Map();
+        }
+        bytes.set(k, (bytes.get(k) ?? 0) + size);
+        current.entries.push({ pending: p, index, message, topic: r.topic });
       });
-    }
-    try {
-      const metadata = await this.sendWithRetry([...byTopic].map(([topic, messages]) => ({ topic, messages })));
-      // kafkajs keeps per-partition order, so each record's offset is its partition's base
-      // offset plus its rank among this request's records for that partition.
-      const next = new Map<string, number>();
-      for (const m of metadata) next.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset));
-      for (const { pending, partitions } of placed) {
-        pending.resolve(
-          pending.records.map((r, i) => {
-            const k = `${r.topic}\u0000${partitions[i]}`;
-            const offset = next.get(k)!;
-            next.set(k, offset + 1);
-            return { topic: r.topic, partition: partitions[i]!, offset };
-          }),
-        );
+    });
+    requests.push(current);
+
+    const positions = placed.map(({ pending }) => new Array<RecordPosition>(pending.records.length));
+    const failed = new Map<number, unknown>();
+    for (const { entries } of requests) {
+      const live = entries.filter((e) => !failed.has(e.pending));
+      if (live.length === 0) continue;
+      const byTopic = new Map<string, Message[]>();
+      for (const e of live) {
+        const messages = byTopic.get(e.topic) ?? [];
+        byTopic.set(e.topic, messages);
+        messages.push(e.message);
       }
-    } catch (err) {
-      const e = fromKafkaError(err, 'append');
-      for (const { pending } of placed) pending.reject(e);
+      try {
+        const metadata = await this.sendWithRetry([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+        // kafkajs keeps per-partition order, so each record's offset is its partition's base
+        // offset plus its rank among this request's records for that partition.
+        const next = new Map<string, number>();
+        for (const m of metadata) next.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset));
+        for (const e of live) {
+          const k = `${e.topic}\u0000${e.message.partition}`;
+          const offset = next.get(k)!;
+          next.set(k, offset + 1);
+          positions[e.pending]![e.index] = { topic: e.topic, partition: e.message.partition!, offset };
+        }
+      } catch (err) {
+        // An append cut across requests whose later part fails is rejected although its
+        // earlier part was written: at-least-once, as for any failed append.
+        const e = fromKafkaError(err, 'append');
+        for (const x of live) failed.set(x.pending, e);
+      }
     }
+    placed.forEach(({ pending }, p) => (failed.has(p) ? pending.reject(failed.get(p)) : pending.resolve(positions[p]!)));
   }
 
   /**
@@ -597,6 +644,13 @@ function checkGroupTimings(sessionTimeoutMs: number, heartbeatIntervalMs: number
   if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
     throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: heartbeatIntervalMs (${heartbeatIntervalMs}) must be at most a third of sessionTimeoutMs (${sessionTimeoutMs})`);
   }
+}
+
+/** A record's share of a record batch, roughly: its key, value and headers plus framing. */
+function recordBytes(m: Message): number {
+  let n = 32 + (m.key?.length ?? 0) + (m.value === null ? 0 : m.value.length);
+  for (const [name, v] of Object.entries(m.headers ?? {})) n += 8 + Buffer.byteLength(name) + (typeof v === 'string' ? Buffer.byteLength(v) : Buffer.isBuffer(v) ? v.length : 0);
+  return n;
 }
 
 const UNREACHABLE = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound']);

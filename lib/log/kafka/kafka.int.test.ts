@@ -77,6 +77,21 @@ describe('kafka adapter on a real broker', () => {
     await Promise.all(subs.map((s) => s.close()));
   });
 
+  it('appends records that fit the broker one by one but not together (its message.max.bytes is per record batch)', async () => {
+    const topic = uniqueName('large');
+    await log.ensureTopics([{ name: topic, partitions: 2 }]);
+    const big = (n: number) => Buffer.alloc(600_000, n);
+    // One append of two, and two coalesced appends, each pair > 1 MiB on one partition.
+    const [pair, a, b] = await Promise.all([
+      log.append([{ topic, partition: 0, value: big(1) }, { topic, partition: 0, value: big(2) }]),
+      log.append([{ topic, partition: 1, value: big(3) }]),
+      log.append([{ topic, partition: 1, value: big(4) }]),
+    ]);
+    expect([...pair, ...a, ...b].map((p) => [p.partition, p.offset])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1]]);
+    const read = [...(await log.read({ topic, partition: 0, from: 0 })), ...(await log.read({ topic, partition: 1, from: 0 }))];
+    expect(read.map((r) => r.value![0])).toEqual([1, 2, 3, 4]);
+  });
+
   it('reads a range from the middle of a partition that spans many record batches', async () => {
     const topic = uniqueName('range');
     await log.ensureTopics([{ name: topic, partitions: 1 }]);
