@@ -27,6 +27,7 @@ describe('embedded log options', () => {
       retryBackoffMaxMs: 5_000,
       deleteRetentionMs: 86_400_000,
       retentionBytes: -1,
+      maxRetentionMs: -1,
       maintenanceIntervalMs: 60_000,
     });
     expect(typeof o.clock.now()).toBe('number');
@@ -45,6 +46,7 @@ describe('embedded log options', () => {
     ['backoff max below backoff', { retryBackoffMs: 100, retryBackoffMaxMs: 50 }],
     ['negative delete retention', { deleteRetentionMs: -5 }],
     ['retentionBytes -2', { retentionBytes: -2 }],
+    ['fractional maxRetentionMs', { maxRetentionMs: 1.5 }],
     ['NaN maintenance interval', { maintenanceIntervalMs: Number.NaN }],
   ])('rejects %s at construction with SY_ERR_CONFIG', async (_, options) => {
     expect(() => resolveEmbeddedLogOptions(options)).toThrow(SwitchyardError);

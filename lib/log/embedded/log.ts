@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwitchyardError, errorMessage } from '../../errors.js';
 import { partitionForKey } from '../partitioner.js';
+import { topicRetention } from '../retention.js';
 import type { AppendRecord, EventLog, LogRecord, ReadRange, RecordPosition, SubscribeOptions, Subscription, TopicPartitions, TopicSpec } from '../port.js';
 import { ChunkPool } from './chunks.js';
 import { syncDir, writeFileAtomic } from './cleaner.js';
@@ -367,24 +368,30 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
   }
 
   /**
-   * Deletes closed segments of non-compacted topics past their `retentionMs` (by their
-   * newest record's timestamp) or past `retentionBytes`. Also runs on its own after rolls
-   * and every `maintenanceIntervalMs`. Returns the number of segments deleted.
+   * Deletes closed segments of the topics that expire records (`retentionMs` ≥ 0, not
+   * compacted) past their retention (by their newest record's timestamp; at most
+   * `maxRetentionMs`) or past `retentionBytes`. Also runs on its own after rolls and every
+   * `maintenanceIntervalMs`. Returns the number of segments deleted.
    */
   async applyRetention(topic?: string): Promise<number> {
     this.assertOpen();
     const states = topic === undefined ? [...this.topics.values()] : [this.topic(topic)];
     let deleted = 0;
     for (const t of states) {
-      if (t.spec.compacted) continue;
-      for (const p of t.partitions) deleted += await p.applyRetention(this.options.clock.now(), t.spec.retentionMs, this.options.retentionBytes);
+      const { ms, bytes } = topicRetention(t.spec, this.options);
+      if (ms < 0 && bytes < 0) continue;
+      for (const p of t.partitions) deleted += await p.applyRetention(this.options.clock.now(), ms, bytes);
     }
     return deleted;
   }
 
   private async maintainPartition(spec: StoredTopic, p: PartitionLog): Promise<void> {
-    if (spec.compacted) await p.compact(this.options.clock.now(), this.options.deleteRetentionMs);
-    else if (spec.retentionMs >= 0 || this.options.retentionBytes >= 0) await p.applyRetention(this.options.clock.now(), spec.retentionMs, this.options.retentionBytes);
+    if (spec.compacted) {
+      await p.compact(this.options.clock.now(), this.options.deleteRetentionMs);
+      return;
+    }
+    const { ms, bytes } = topicRetention(spec, this.options);
+    if (ms >= 0 || bytes >= 0) await p.applyRetention(this.options.clock.now(), ms, bytes);
   }
 
   private async maintain(): Promise<void> {

@@ -63,8 +63,18 @@ export interface EmbeddedLogOptions {
   retryBackoffMaxMs?: number;
   /** How long a tombstone survives compaction on a compacted topic, in ms. @default 86_400_000 (1 day) */
   deleteRetentionMs?: number;
-  /** Size cap per partition of non-compacted topics (closed segments are deleted oldest first); -1 = none. @default -1 */
+  /**
+   * Size budget per partition of the topics that expire records (a `retentionMs` ≥ 0): past it,
+   * closed segments are deleted oldest first (the active segment never is, so a partition can
+   * reach this plus one segment). Topics kept forever and compacted topics are not trimmed by
+   * size. -1 = none. @default -1
+   */
   retentionBytes?: number;
+  /**
+   * Time budget of the topics that expire records: a topic's `retentionMs` above it is lowered
+   * to it. -1 = each topic's own. @default -1
+   */
+  maxRetentionMs?: number;
   /**
    * Period of the background retention and compaction pass, in ms. Besides, a partition is
    * maintained right after it rolls a segment. 0 turns background maintenance off: only
@@ -100,6 +110,7 @@ export function resolveEmbeddedLogOptions({
   retryBackoffMaxMs = 5_000,
   deleteRetentionMs = 86_400_000,
   retentionBytes = -1,
+  maxRetentionMs = -1,
   maintenanceIntervalMs = 60_000,
 }: EmbeddedLogOptions = {}): ResolvedEmbeddedLogOptions {
   check(typeof dir === 'string' && dir.length > 0, `dir must be a non-empty path, got ${String(dir)}`);
@@ -115,6 +126,7 @@ export function resolveEmbeddedLogOptions({
   check(isInt(retryBackoffMaxMs, retryBackoffMs, 3_600_000), `retryBackoffMaxMs must be an integer ≥ retryBackoffMs, got ${retryBackoffMaxMs}`);
   check(isInt(deleteRetentionMs, 0, Number.MAX_SAFE_INTEGER), `deleteRetentionMs must be a non-negative integer, got ${deleteRetentionMs}`);
   check(retentionBytes === -1 || isInt(retentionBytes, 0, Number.MAX_SAFE_INTEGER), `retentionBytes must be -1 or a non-negative integer, got ${retentionBytes}`);
+  check(maxRetentionMs === -1 || isInt(maxRetentionMs, 0, Number.MAX_SAFE_INTEGER), `maxRetentionMs must be -1 or a non-negative integer, got ${maxRetentionMs}`);
   check(isInt(maintenanceIntervalMs, 0, 2 ** 31 - 1), `maintenanceIntervalMs must be a non-negative integer, got ${maintenanceIntervalMs}`);
   return {
     dir,
@@ -131,6 +143,7 @@ export function resolveEmbeddedLogOptions({
     retryBackoffMaxMs,
     deleteRetentionMs,
     retentionBytes,
+    maxRetentionMs,
     maintenanceIntervalMs,
   };
 }

@@ -130,7 +130,7 @@ describe('embedded log retention', () => {
   });
 
   it('retentionBytes caps a partition, oldest segments first', async () => {
-    const l = await openLog({ retentionBytes: 3000 }, -1);
+    const l = await openLog({ retentionBytes: 3000 }, 1_000 * HOUR);
     await appendN(l, 100, 'x');
     await l.applyRetention();
     const segments = l.describePartition(TOPIC, 0);
@@ -138,6 +138,37 @@ describe('embedded log retention', () => {
     expect(total).toBeLessThanOrEqual(3000);
     expect(total).toBeGreaterThan(3000 - 1024);
     expect((await l.startOffsets(TOPIC))[0]).toBe(segments[0]!.baseOffset);
+  });
+
+  it('retentionBytes never trims a topic kept forever or a compacted one', async () => {
+    const l = await openLog({ retentionBytes: 3000 }, -1);
+    await l.ensureTopics([{ name: 'kv', partitions: 1, compacted: true }]);
+    await appendN(l, 100, 'x');
+    for (let i = 0; i < 100; i++) await l.append([{ topic: 'kv', partition: 0, key: `k${i}`, value: Buffer.alloc(90, i) }]);
+    expect(await l.applyRetention()).toBe(0);
+    expect(await l.startOffsets(TOPIC)).toEqual([0]);
+    expect(await l.startOffsets('kv')).toEqual([0]);
+    expect(l.describePartition(TOPIC, 0).reduce((n, s) => n + s.size, 0)).toBeGreaterThan(3000);
+  });
+
+  it('maxRetentionMs lowers a longer topic retention, and leaves a shorter one and a forever topic alone', async () => {
+    const l = await openLog({ maxRetentionMs: 2 * HOUR }, 7 * 24 * HOUR);
+    await l.ensureTopics([
+      { name: 'short', partitions: 1, retentionMs: HOUR },
+      { name: 'forever', partitions: 1, retentionMs: -1 },
+    ]);
+    for (const topic of [TOPIC, 'short', 'forever']) for (let i = 0; i < 40; i++) await l.append([{ topic, partition: 0, value: Buffer.alloc(90, i) }]);
+    now += 90 * 60_000;
+    for (const topic of [TOPIC, 'short', 'forever']) for (let i = 0; i < 20; i++) await l.append([{ topic, partition: 0, value: Buffer.alloc(90, i) }]);
+    // 1.5 h later: within the 2 h budget (TOPIC's own 7 days is lowered to it), past 'short''s 1 h.
+    await l.applyRetention();
+    expect(await l.startOffsets(TOPIC)).toEqual([0]);
+    expect((await l.startOffsets('short'))[0]).toBeGreaterThan(0);
+    now += HOUR;
+    // 2.5 h after the first records: past the budget.
+    await l.applyRetention();
+    expect((await l.startOffsets(TOPIC))[0]).toBeGreaterThan(0);
+    expect(await l.startOffsets('forever')).toEqual([0]);
   });
 
   it('runs on its own after a segment rolls', async () => {
