@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { SwitchyardError, errorMessage, isRetriable } from '../../lib/errors.js';
-import { deadLetterFor, type EventDecoder } from '../../lib/events/subscribe.js';
+import { deadLetterFor, type DeadLetterDuty, type EventDecoder } from '../../lib/events/subscribe.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Batch, EventLog, LogRecord, Subscription } from '../../lib/log/port.js';
 import type { DeadLetteredInit } from '../../schemas/generated/events.js';
@@ -14,6 +14,8 @@ export interface ResultsTrackerOptions {
   topic: string;
   /** Where undecodable records of `results` go (as the typed consumer does). */
   deadLetterTopic: string;
+  /** The sink owns the dead letters of `results` (`DEAD_LETTER_OWNERS`): the tracker skips and counts. @default 'skip' */
+  deadLetter?: DeadLetterDuty;
   /** Consumer group; must be unique to this gateway instance (every instance reads every partition). */
   groupId: string;
   /** This gateway's instance id (producer of DeadLettered events). */
@@ -74,6 +76,7 @@ export function resolveResultsTrackerOptions(o: ResultsTrackerOptions): Resolved
     settleMs: o.settleMs ?? 10_000,
     sweepIntervalMs: o.sweepIntervalMs ?? 200,
     maxWaiters: o.maxWaiters ?? 10_000,
+    deadLetter: o.deadLetter ?? 'skip',
   };
   positiveInt('maxEntries', r.maxEntries);
   positiveInt('maxBytes', r.maxBytes, 1024);
@@ -310,7 +313,7 @@ export class ResultsTracker {
         if (bad !== undefined) dead.push(bad);
         this.next[p] = record.offset + 1;
       }
-      if (dead.length > 0) await this.deadLetter(dead);
+      if (dead.length > 0 && this.options.deadLetter === 'write') await this.deadLetter(dead);
     });
   }
 
