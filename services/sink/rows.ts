@@ -241,6 +241,7 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.seq = event.seq;
       row.interval_ms = event.intervalMs;
       row.started_at = instant(event, 'startedAt', event.startedAt);
+      row.policy = event.policy;
       return { table: 'ticks', row };
     case 'ControllerElected':
       controlDefaults(row);

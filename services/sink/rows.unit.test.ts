@@ -27,6 +27,14 @@ const TABLE_OF: Record<EventType, SinkTable> = {
   ResultSuperseded: 'results',
 };
 
+/** Fields stored under another name than their snake_case (null: deliberately not stored). */
+const RENAMED: Partial<Record<EventType, Record<string, string | null>>> = {
+  // The decision's copy of the request: the request itself is in `requests`.
+  RequestRouted: { input: null, contentType: null, parameters: null, cacheable: null, request: null },
+  ModelVersionRegistered: { version: 'model_version', digest: 'model_digest', kind: 'model_kind' },
+  ScaleDecided: { from: 'workers_from', to: 'workers_to' },
+};
+
 describe('rowFor: the table and row of every event type', () => {
   it.each(EVENT_TYPES)('%s goes to its family table with the envelope and the log position', (type) => {
     const event = SAMPLE_EVENTS[type] as SwitchyardEvent;
@@ -59,6 +67,24 @@ describe('rowFor: the table and row of every event type', () => {
     for (const lengths of nested.values()) expect(new Set(lengths).size).toBe(1);
     // No undefined: a missing column would silently take its default.
     for (const v of Object.values(row)) expect(v).not.toBeUndefined();
+  });
+
+  it('every field of every event (latest schema) has its column: a new field comes with its migration', () => {
+    const envelopeFields = new Set(['type', 'eventId', 'occurredAt', 'requestId', 'traceId', 'producer', 'causationId', 'clock']);
+    const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    for (const type of EVENT_TYPES) {
+      const event = SAMPLE_EVENTS[type] as SwitchyardEvent;
+      const { row } = rowFor(event, at);
+      const columns = Object.keys(row);
+      for (const field of Object.keys(event).filter((f) => !envelopeFields.has(f))) {
+        const renamed = RENAMED[type]?.[field];
+        if (renamed === null) continue; // deliberately not stored (see RENAMED)
+        const name = renamed ?? snake(field);
+        // The column itself, or its flattened parts (`budget_max_error_rate`, `candidates.score`, `input_base64`).
+        const found = columns.some((c) => c === name || c.startsWith(`${name}_`) || c.startsWith(`${name}.`));
+        expect(found, `${type}.${field} has no column (${name}…) in its table`).toBe(true);
+      }
+    }
   });
 
   it('events of one table produce the same columns (no column forgotten for one event type)', () => {
@@ -261,8 +287,8 @@ describe('rowFor: the table and row of every event type', () => {
   it('ControllerTick → ticks: the controller, its epoch (null for a standby), tick number and interval', () => {
     const { table, row } = rowFor(SAMPLE_EVENTS.ControllerTick, at);
     expect(table).toBe('ticks');
-    expect(row).toMatchObject({ controller_id: 'controller-2', epoch: 3, seq: 48_113, interval_ms: 100, started_at: new Date(T0 - 100_000) });
-    expect(rowFor({ ...SAMPLE_EVENTS.ControllerTick, epoch: null }, at).row.epoch).toBeNull();
+    expect(row).toMatchObject({ controller_id: 'controller-2', epoch: 3, seq: 48_113, interval_ms: 100, started_at: new Date(T0 - 100_000), policy: 'controller/1' });
+    expect(rowFor({ ...SAMPLE_EVENTS.ControllerTick, epoch: null, policy: null }, at).row).toMatchObject({ epoch: null, policy: null });
     expect(() => rowFor({ ...SAMPLE_EVENTS.ControllerTick, startedAt: -1 }, at)).toThrow(/startedAt .* outside/);
   });
 

@@ -12,7 +12,7 @@ import type { AddColumns, ColumnSpec, Migration } from './types.js';
  * | `heartbeats` | WorkerHeartbeat v2: `queue_delay_ms`, `cache_hit_buckets`, `bucket_ms` (50 for rows written before, the Avro default), `completed` |
  * | `requests` | InferenceRequested v2: `max_attempts` |
  * | `results` | ResultSuperseded: `superseded_event_id`, `superseded_type`, `superseded_position_topic/_partition/_offset`, `superseded_worker_id`, `superseded_attempt`, `winner_event_id`, `winner_type`, `winner_position_topic/_partition/_offset` |
- * | `ticks` (new) | ControllerTick: `controller_id`, `epoch`, `seq`, `interval_ms`, `started_at` |
+ * | `ticks` (new) | ControllerTick: `controller_id`, `epoch`, `seq`, `interval_ms`, `started_at`, `policy` |
  *
  * Ticks get a table of their own rather than rows in `heartbeats`: `heartbeats` is a worker's
  * table whose `worker_id`, `lane` and `zone` are not nullable, and a tick (a controller's, on
@@ -96,6 +96,7 @@ export const controller: Migration = {
     'seq Int64',
     'interval_ms Int32',
     `started_at ${instant}`,
+    `policy ${lc('Nullable(String)')}`,
   ].join(',\n  ')}
 ) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(occurred_at) ORDER BY (controller_id, occurred_at, event_id)${ttl(f, 'toDateTime(occurred_at) + INTERVAL 30 DAY')}`,
     ];
