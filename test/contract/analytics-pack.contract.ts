@@ -5,7 +5,7 @@ import type { AnalyticsStore, Row } from '../../lib/analytics/port.js';
 import { EVENT_TYPES, type SwitchyardEvent } from '../../schemas/generated/events.js';
 import { SAMPLE_EVENTS } from '../../schemas/samples.js';
 import { SINK_TABLES, rowFor, type TableRow } from '../../services/sink/rows.js';
-import { WINDOW, at, fixtureEvents } from '../support/analytics-fixture.js';
+import { EVICTION_TICK_ID, WINDOW, at, fixtureEvents } from '../support/analytics-fixture.js';
 
 /**
  * The analytics schema and the query pack on one engine: migrations build every table and
@@ -46,7 +46,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
       await store?.close();
     });
 
-    it('migrations build one table per event family, the two rollups with their views, and the log archive', async () => {
+    it('migrations build one table per event family (and ticks), the two rollups with their views, and the log archive', async () => {
       const tables = await store.query<{ name: string; engine: string }>('SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name');
       expect(Object.fromEntries(tables.map((t) => [t.name, t.engine]))).toEqual({
         control: 'ReplacingMergeTree',
@@ -67,8 +67,17 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
         results_by_minute_mv: 'MaterializedView',
         schema_migrations: 'ReplacingMergeTree',
         sessions: 'ReplacingMergeTree',
+        ticks: 'ReplacingMergeTree',
       });
-      expect(await migrate(store)).toEqual({ applied: [], current: 4 });
+      expect(await migrate(store)).toEqual({ applied: [], current: 5 });
+      // The sink's rows and the tables agree column for column: no column a row leaves to its
+      // default, none a row sets that the table lacks.
+      for (const table of SINK_TABLES) {
+        const described = await store.query<{ name: string; default_type: string }>(`DESCRIBE TABLE ${table}`);
+        const insertable = described.filter((c) => c.default_type !== 'MATERIALIZED' && c.default_type !== 'ALIAS').map((c) => c.name);
+        const mapped = fixtureRows.find((r) => r.table === table) ?? rowFor(SAMPLE_EVENTS.ControllerTick, { topic: 't', partition: 0, offset: 0 });
+        expect({ table, columns: Object.keys(mapped.row).sort() }).toEqual({ table, columns: insertable.sort() });
+      }
     });
 
     it('the rollups hold per-minute counts, cache hits and latency quantile states', async () => {
@@ -106,6 +115,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
         { type: 'RequestRouted', reason: 'LEAST_LOADED', n: 9, degraded: 0 },
         { type: 'RequestRouted', reason: 'REDISPATCH', n: 1, degraded: 0 },
         { type: 'RequestRouted', reason: 'ZONE_FAILOVER', n: 1, degraded: 1 },
+        { type: 'RequestRejected', reason: 'DEADLINE_EXCEEDED', n: 1, degraded: 0 },
         { type: 'RequestRejected', reason: 'NO_CAPACITY', n: 1, degraded: 0 },
         { type: 'RequestRejected', reason: 'SHED', n: 3, degraded: 0 },
       ]);
@@ -123,6 +133,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
       const { ttl } = features(await store.serverVersion());
       await store.exec('OPTIMIZE TABLE heartbeats FINAL');
       const heartbeatsExpired = ttl && at(10, 0) + 30 * 86_400_000 <= Date.now();
+      expect(fixtureRows.filter((r) => r.table === 'ticks')).toEqual([]); // (so the TTL cannot make this flaky)
       for (const table of SINK_TABLES) {
         const expected = table === 'heartbeats' && heartbeatsExpired ? 0 : fixtureRows.filter((r) => r.table === table).length;
         expect({ table, rows: await count(`SELECT count() AS n FROM ${table} FINAL`) }).toEqual({ table, rows: expected });
@@ -133,9 +144,9 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
 
     it('every event type goes into its table and reads back as mapped', async () => {
       for (const type of EVENT_TYPES) {
-        // Recent enough for the heartbeats' TTL.
+        // Recent enough for the TTL of heartbeats and ticks.
         const sample = SAMPLE_EVENTS[type] as SwitchyardEvent;
-        const event = type === 'WorkerHeartbeat' ? { ...sample, occurredAt: Date.now() - 1_000 } : sample;
+        const event = type === 'WorkerHeartbeat' || type === 'ControllerTick' ? { ...sample, occurredAt: Date.now() - 1_000 } : sample;
         const { table, row } = rowFor(event, { topic: 'switchyard.samples', partition: 1, offset: 7 });
         await store.insert(table, [row]);
         const [back] = await store.query<Row>(`SELECT * FROM ${table} FINAL WHERE event_id = {id:UUID}`, { id: event.eventId });
@@ -156,6 +167,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
       expect(pack.map((q) => q.name)).toEqual([
         'cache-hit-ratio',
         'canary-vs-stable',
+        'control-actions',
         'decisions-by-reason',
         'failover-incidents',
         'latency-by-version',
@@ -243,20 +255,24 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
       ]);
     });
 
-    it('decisions-by-reason: 27 decisions in the window', async () => {
+    it('decisions-by-reason: 28 decisions in the window, the superseded rejection of r24 among them', async () => {
       const rows = await run('decisions-by-reason');
       expectColumns('decisions-by-reason', rows);
       expect(rows).toEqual([
-        { outcome: 'routed', reason: 'LEAST_LOADED', decisions: 9, degraded: 0, share: 0.3333 },
-        { outcome: 'routed', reason: 'AFFINITY', decisions: 7, degraded: 0, share: 0.2593 },
-        { outcome: 'routed', reason: 'CANARY', decisions: 4, degraded: 0, share: 0.1481 },
-        { outcome: 'rejected', reason: 'SHED', decisions: 3, degraded: 0, share: 0.1111 },
-        { outcome: 'rejected', reason: 'NO_CAPACITY', decisions: 1, degraded: 0, share: 0.037 },
-        { outcome: 'routed', reason: 'FALLBACK_MODEL', decisions: 1, degraded: 1, share: 0.037 },
-        { outcome: 'routed', reason: 'REDISPATCH', decisions: 1, degraded: 0, share: 0.037 },
-        { outcome: 'routed', reason: 'ZONE_FAILOVER', decisions: 1, degraded: 1, share: 0.037 },
+        { outcome: 'routed', reason: 'LEAST_LOADED', decisions: 9, degraded: 0, share: 0.3214 },
+        { outcome: 'routed', reason: 'AFFINITY', decisions: 7, degraded: 0, share: 0.25 },
+        { outcome: 'routed', reason: 'CANARY', decisions: 4, degraded: 0, share: 0.1429 },
+        { outcome: 'rejected', reason: 'SHED', decisions: 3, degraded: 0, share: 0.1071 },
+        { outcome: 'rejected', reason: 'DEADLINE_EXCEEDED', decisions: 1, degraded: 0, share: 0.0357 },
+        { outcome: 'rejected', reason: 'NO_CAPACITY', decisions: 1, degraded: 0, share: 0.0357 },
+        { outcome: 'routed', reason: 'FALLBACK_MODEL', decisions: 1, degraded: 1, share: 0.0357 },
+        { outcome: 'routed', reason: 'REDISPATCH', decisions: 1, degraded: 0, share: 0.0357 },
+        { outcome: 'routed', reason: 'ZONE_FAILOVER', decisions: 1, degraded: 1, share: 0.0357 },
       ]);
-      expect(await run('decisions-by-reason', { model: 'llm' })).toEqual([{ outcome: 'routed', reason: 'LEAST_LOADED', decisions: 4, degraded: 0, share: 1 }]);
+      expect(await run('decisions-by-reason', { model: 'llm' })).toEqual([
+        { outcome: 'routed', reason: 'LEAST_LOADED', decisions: 4, degraded: 0, share: 0.8 },
+        { outcome: 'rejected', reason: 'DEADLINE_EXCEEDED', decisions: 1, degraded: 0, share: 0.2 },
+      ]);
     });
 
     it('rejected-and-shed by priority, highest class first', async () => {
@@ -288,7 +304,7 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
       expect(rows.map(({ occurred_at: _o, ...r }) => r)).toEqual([
         first,
         { occurred_at_ms: at(11, 25, 1), incident: 'fallback_model', worker_id: 'w2', lane: 2, zone: 'a', request_id: 'r26', reason: 'FALLBACK_MODEL', detail: 'llm-big served by sentiment' },
-        { occurred_at_ms: at(11, 30), incident: 'eviction', worker_id: 'w1', lane: 1, zone: '', request_id: '', reason: 'HEARTBEAT_TIMEOUT', detail: 'no heartbeat for 10000 ms' },
+        { occurred_at_ms: at(11, 30), incident: 'eviction', worker_id: 'w1', lane: 1, zone: '', request_id: '', reason: 'SUSPECTED_DEAD', detail: 'no heartbeat for 690 ms (phi 9.2 ≥ 8, at least 500 ms)' },
         { occurred_at_ms: at(11, 30, 5), incident: 'redispatch', worker_id: 'w2', lane: 2, zone: 'a', request_id: 'r25', reason: 'REDISPATCH', detail: 'previous worker w1' },
       ]);
       expect((await run('failover-incidents', { limit: '2' })).map((r) => r.incident)).toEqual(['zone_failover', 'fallback_model']);
@@ -322,6 +338,118 @@ export function testAnalyticsPack(name: string, factory: () => Promise<Analytics
         ['r16', 1_160],
         ['r14', 1_140],
       ]);
+    });
+
+    it('exactly one outcome per request: the superseded outcomes are stored, and what the pack counts has one per request', async () => {
+      // The two losers are in the tables (so the answers above are not met by their absence)…
+      const named = "(SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')";
+      expect(await store.query(`SELECT request_id, type, worker_id, latency_ms FROM results FINAL WHERE event_id IN ${named}`)).toEqual([
+        { request_id: 'r25', type: 'InferenceCompleted', worker_id: 'w1', latency_ms: 779_000 },
+      ]);
+      expect(await store.query(`SELECT request_id, type, reason FROM decisions FINAL WHERE event_id IN ${named}`)).toEqual([{ request_id: 'r24', type: 'RequestRejected', reason: 'DEADLINE_EXCEEDED' }]);
+      // …and in the window two requests have two terminal outcomes until the losers are dropped.
+      const inWindow = `occurred_at_ms >= ${WINDOW.since.getTime()} AND occurred_at_ms < ${WINDOW.until.getTime()}`;
+      const outcomes = (exclude: boolean) => `
+        SELECT rid, count() AS n FROM (
+          SELECT ifNull(request_id, '') AS rid FROM results FINAL
+          WHERE type IN ('InferenceCompleted', 'InferenceFailed') AND ${inWindow}${exclude ? ` AND event_id NOT IN ${named}` : ''}
+          UNION ALL
+          SELECT ifNull(request_id, '') AS rid FROM decisions FINAL
+          WHERE type = 'RequestRejected' AND ${inWindow}${exclude ? ` AND event_id NOT IN ${named}` : ''}
+        ) GROUP BY rid HAVING n > 1 ORDER BY rid`;
+      expect(await store.query(outcomes(false))).toEqual([
+        { rid: 'r24', n: 2 },
+        { rid: 'r25', n: 2 },
+      ]);
+      expect(await store.query(outcomes(true))).toEqual([]);
+    });
+
+    it('control-actions: elections, evictions with their evidence, re-dispatches and superseded outcomes, in time order', async () => {
+      const rows = await run('control-actions');
+      expectColumns('control-actions', rows);
+      expect(String(rows[0]!.occurred_at).startsWith('2026-01-01 11:04:05')).toBe(true);
+      const none = { epoch: null, silence_ms: null, phi: null, phi_threshold: null, min_silence_ms: null, mean_interval_ms: null, std_interval_ms: null };
+      const superseded = {
+        occurred_at_ms: at(11, 4, 5, 100),
+        action: 'superseded',
+        ...none,
+        actor: 'controller-1',
+        worker_id: '',
+        lane: -1,
+        request_id: 'r24',
+        attempt: 1,
+        reason: 'RequestRejected',
+        detail: 'RequestRejected at switchyard.results/3:501 lost to InferenceCompleted at switchyard.results/3:500',
+      };
+      const election = {
+        occurred_at_ms: at(11, 10),
+        action: 'election',
+        ...none,
+        epoch: 2,
+        actor: 'controller-2',
+        worker_id: '',
+        lane: -1,
+        request_id: '',
+        attempt: null,
+        reason: 'LEADER_SILENT',
+        silence_ms: 2_150,
+        detail: 'replaces controller-1, lease 2000 ms',
+      };
+      const eviction = {
+        occurred_at_ms: at(11, 30),
+        action: 'eviction',
+        epoch: 2,
+        actor: 'controller-2',
+        worker_id: 'w1',
+        lane: 1,
+        request_id: '',
+        attempt: null,
+        reason: 'SUSPECTED_DEAD',
+        silence_ms: 690,
+        phi: 9.2,
+        phi_threshold: 8,
+        min_silence_ms: 500,
+        mean_interval_ms: 101.5,
+        std_interval_ms: 25,
+        detail: `last heartbeat switchyard.heartbeats/1:4711 (partition end 4712), decided at tick ${EVICTION_TICK_ID}`,
+      };
+      const redispatch = {
+        occurred_at_ms: at(11, 30, 5),
+        action: 'redispatch',
+        ...none,
+        actor: 'router-1',
+        worker_id: 'w2',
+        lane: 2,
+        request_id: 'r25',
+        attempt: 2,
+        reason: 'REDISPATCH',
+        detail: 'previous worker w1',
+      };
+      const lateAnswer = {
+        occurred_at_ms: at(11, 33, 0, 500),
+        action: 'superseded',
+        ...none,
+        actor: 'controller-2',
+        worker_id: 'w1',
+        lane: -1,
+        request_id: 'r25',
+        attempt: 1,
+        reason: 'InferenceCompleted',
+        detail: 'InferenceCompleted at switchyard.results/5:1201 lost to InferenceCompleted at switchyard.results/5:1200',
+      };
+      const withoutTime = (r: Row) => {
+        const { occurred_at: _o, ...rest } = r;
+        return rest;
+      };
+      expect(rows.map(withoutTime)).toEqual([superseded, election, eviction, redispatch, lateAnswer]);
+      expect((await run('control-actions', { action: 'eviction' })).map(withoutTime)).toEqual([eviction]);
+      expect((await run('control-actions', { limit: '2' })).map((r) => r.action)).toEqual(['superseded', 'election']);
+      // controller-1's election is before the window; the samples (00:00–00:02) are earlier still.
+      expect((await run('control-actions', { action: 'election', since: '2026-01-01T09:00:00Z' })).map(withoutTime)).toEqual([
+        { ...election, occurred_at_ms: at(9, 0, 0, 500), epoch: 1, actor: 'controller-1', reason: 'FIRST_LEADER', silence_ms: null, detail: 'first leader, lease 2000 ms' },
+        election,
+      ]);
+      expect(await run('control-actions', { since: '2026-01-01T11:34:00Z' })).toEqual([]);
     });
   });
 }

@@ -1,7 +1,8 @@
 -- Result-cache hit ratio per worker over time.
 --
 -- Over completed results deduplicated by event_id (FINAL): the share answered from the
--- worker's result cache.
+-- worker's result cache. Client-visible completions only: one named by a ResultSuperseded
+-- (it lost to an earlier outcome of its request) is left out.
 --
 -- @param since DateTime = -24h       start of the window (inclusive)
 -- @param until DateTime = now        end of the window (exclusive)
@@ -21,6 +22,7 @@ SELECT
   round(countIf(cache_hit = 1) / count(), 4) AS cache_hit_ratio
 FROM results FINAL
 WHERE type = 'InferenceCompleted'
+  AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
   AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
   AND ({model:String} = '' OR model = {model:String})
   AND ({worker:String} = '' OR worker_id = {worker:String})

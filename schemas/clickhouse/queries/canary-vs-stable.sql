@@ -5,7 +5,8 @@
 -- canary_version is the canary and its stable_version the stable version. Results of each
 -- version in the window, deduplicated by event_id (FINAL); exact latency percentiles over
 -- completed results (latency = queue_ms + compute_ms). No rows when the model never had a
--- canary before `until`.
+-- canary before `until`. One outcome per request: an outcome named by a ResultSuperseded is
+-- left out.
 --
 -- @param model String              the model (required)
 -- @param since DateTime = -24h     start of the window (inclusive)
@@ -44,6 +45,7 @@ FROM
   FROM results FINAL
   WHERE type IN ('InferenceCompleted', 'InferenceFailed') AND model = {model:String}
     AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
+    AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
 )
 WHERE canary_name != '' AND version IN (canary_name, stable_name)
 GROUP BY role, version

@@ -3,6 +3,9 @@
 -- Over decisions deduplicated by event_id (FINAL). outcome is `routed` (RequestRouted:
 -- AFFINITY, LEAST_LOADED, CANARY, PINNED, ZONE_FAILOVER, FALLBACK_MODEL, REDISPATCH…) or
 -- `rejected` (RequestRejected: SHED, NO_CAPACITY, DEADLINE_EXCEEDED, UNKNOWN_MODEL…).
+-- Every decision a router made counts, a rejection named by a ResultSuperseded (the request
+-- already had an outcome) included: this counts decisions, not the requests' outcomes (for
+-- those see throughput-and-errors and rejected-and-shed).
 --
 -- @param since DateTime = -24h  start of the window (inclusive)
 -- @param until DateTime = now   end of the window (exclusive)

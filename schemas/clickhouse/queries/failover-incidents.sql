@@ -1,7 +1,8 @@
 -- Failover and eviction incidents, in time order.
 --
 -- incident is one of:
---   eviction        the controller evicted a worker (WorkerEvicted: HEARTBEAT_TIMEOUT, DRAINED, ADMIN, FENCED)
+--   eviction        a worker was evicted (WorkerEvicted: SUSPECTED_DEAD, DRAINED, ADMIN; the
+--                   failure detector's evidence is in control-actions)
 --   redispatch      a request routed again after its worker was evicted or failed (attempt > 1 or reason REDISPATCH)
 --   zone_failover   a request routed out of its preferred zone (reason ZONE_FAILOVER)
 --   fallback_model  a request served by its model's fallback model (fallback)

@@ -4,6 +4,9 @@
 -- Exact percentiles (quantileExact: the value at rank floor(p * n) of the sorted latencies)
 -- over completed results deduplicated by event_id (FINAL).
 --
+-- Each request counts one outcome: an outcome named by a ResultSuperseded (a later terminal
+-- outcome of a request that already had one) is left out.
+--
 -- @param since DateTime = -24h       start of the window (inclusive)
 -- @param until DateTime = now        end of the window (exclusive)
 -- @param model String = ''           only this model ('' = every model)
@@ -25,6 +28,7 @@ SELECT
   quantileExact(0.99)(latency_ms) AS p99_ms
 FROM results FINAL
 WHERE type = 'InferenceCompleted'
+  AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
   AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
   AND ({model:String} = '' OR model = {model:String})
 GROUP BY bucket, model, model_version

@@ -3,6 +3,9 @@
 -- Latency is routing → completion as the worker measured it (queue_ms + compute_ms).
 -- Exact percentiles over completed results deduplicated by event_id (FINAL).
 --
+-- Each request counts one outcome: an outcome named by a ResultSuperseded (a later terminal
+-- outcome of a request that already had one) is left out.
+--
 -- @param since DateTime = -24h       start of the window (inclusive)
 -- @param until DateTime = now        end of the window (exclusive)
 -- @param model String = ''           only this model ('' = every model)
@@ -23,6 +26,7 @@ SELECT
   quantileExact(0.99)(latency_ms) AS p99_ms
 FROM results FINAL
 WHERE type = 'InferenceCompleted'
+  AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
   AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
   AND ({model:String} = '' OR model = {model:String})
   AND ({worker:String} = '' OR worker_id = {worker:String})

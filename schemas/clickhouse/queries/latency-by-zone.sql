@@ -5,6 +5,9 @@
 -- zone. Latency is routing → completion as the worker measured it. Exact percentiles over
 -- results and decisions deduplicated by event_id (FINAL).
 --
+-- Each request counts one outcome: an outcome named by a ResultSuperseded (a later terminal
+-- outcome of a request that already had one) is left out.
+--
 -- @param since DateTime = -24h       start of the window (inclusive)
 -- @param until DateTime = now        end of the window (exclusive)
 -- @param model String = ''           only this model ('' = every model)
@@ -33,6 +36,7 @@ FROM
   WHERE type = 'InferenceCompleted'
     AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
     AND ({model:String} = '' OR model = {model:String})
+    AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
 ) AS completions
 ANY LEFT JOIN
 (

@@ -2,7 +2,8 @@
 --
 -- requests counts InferenceRequested events of the class; rejected counts RequestRejected
 -- decisions (every reason), shed those with reason SHED (overload: the router sheds the
--- lowest class first). Base tables deduplicated by event_id (FINAL).
+-- lowest class first). Base tables deduplicated by event_id (FINAL). A rejection named by a
+-- ResultSuperseded (the request already had an outcome) is not counted: no client saw it.
 --
 -- @param since DateTime = -24h  start of the window (inclusive)
 -- @param until DateTime = now   end of the window (exclusive)
@@ -33,6 +34,7 @@ FROM
   WHERE type = 'RequestRejected'
     AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
     AND ({model:String} = '' OR model = {model:String})
+    AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
   GROUP BY priority
 )
 GROUP BY priority

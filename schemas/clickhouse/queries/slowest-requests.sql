@@ -3,7 +3,8 @@
 -- duration_ms is end to end — from the request's InferenceRequested to its
 -- InferenceCompleted — when the request is in ClickHouse, else the worker's latency
 -- (routing → completion, queue_ms + compute_ms). Results and requests deduplicated by
--- event_id (FINAL).
+-- event_id (FINAL). Client-visible completions only: one named by a ResultSuperseded (a
+-- presumed-dead worker answering after the re-dispatch did) is left out.
 --
 -- @param since DateTime = -24h  start of the window (inclusive), by completion time
 -- @param until DateTime = now   end of the window (exclusive)
@@ -39,6 +40,7 @@ FROM
   WHERE type = 'InferenceCompleted'
     AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
     AND ({model:String} = '' OR model = {model:String})
+    AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
 ) AS completions
 ANY LEFT JOIN
 (

@@ -2,7 +2,9 @@
 --
 -- Each event is counted once (base tables deduplicated by event_id with FINAL), in the
 -- bucket of its own occurred_at: a request received at 10:59 and completed at 11:00 counts
--- as received in the 10:00 bucket and completed in the 11:00 one.
+-- as received in the 10:00 bucket and completed in the 11:00 one. Each request counts one
+-- outcome: a completion, failure or rejection named by a ResultSuperseded (a later terminal
+-- outcome of a request that already had one) is left out.
 --
 -- @param since DateTime = -24h       start of the window (inclusive)
 -- @param until DateTime = now        end of the window (exclusive)
@@ -12,9 +14,9 @@
 -- @column model                model name
 -- @column requests             InferenceRequested events
 -- @column requests_per_second  requests / bucket width
--- @column completed            InferenceCompleted events
--- @column failed               InferenceFailed events
--- @column rejected             RequestRejected decisions
+-- @column completed            InferenceCompleted events (client-visible)
+-- @column failed               InferenceFailed events (client-visible)
+-- @column rejected             RequestRejected decisions (client-visible)
 -- @column error_rate           failed / (completed + failed), 0 when both are 0
 SELECT
   bucket,
@@ -44,6 +46,7 @@ FROM
   WHERE type IN ('InferenceCompleted', 'InferenceFailed')
     AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
     AND ({model:String} = '' OR model = {model:String})
+    AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
   GROUP BY bucket, model_name
   UNION ALL
   SELECT
@@ -54,6 +57,7 @@ FROM
   WHERE type = 'RequestRejected'
     AND occurred_at >= {since:DateTime} AND occurred_at < {until:DateTime}
     AND ({model:String} = '' OR model = {model:String})
+    AND event_id NOT IN (SELECT superseded_event_id FROM results FINAL WHERE type = 'ResultSuperseded')
   GROUP BY bucket, model_name
 )
 GROUP BY bucket, model
