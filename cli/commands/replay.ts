@@ -22,6 +22,7 @@ import { parseDuration, parseTime } from '../../replay/time.js';
 import { buildTrace, jsonSafe } from '../../replay/trace.js';
 import { verifyDecisionsParallel } from '../../replay/parallel.js';
 import { verifyDecisions } from '../../replay/verify.js';
+import { controllerVerifyText, verifyController } from '../../replay/verify-controller.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
 
 const SOURCES = `Sources: the embedded log under --home (default .switchyard; its request index is kept in
@@ -255,9 +256,11 @@ export function registerReplayCommands(program: Command): void {
           const bounded = o.from !== undefined || o.to !== undefined || o.offsets !== undefined || o.router !== undefined;
           throw new ReplayError('SY_ERR_REPLAY_NOT_FOUND', `no routing decisions in ${source.description}${bounded ? ' within the given bounds' : ''}: nothing was verified`);
         }
-        await emit(flags, undefined, report, () => verifyText(report), undefined);
-        const skipped = Object.values(report.skipped).reduce((a, b) => a + b, 0);
-        return report.diverged > 0 || (o.strict && (skipped > 0 || report.inconclusive > 0)) ? 1 : 0;
+        // The controller's decisions (evictions, re-dispatches, retries, ends, superseded outcomes): over the whole log.
+        const controller = await verifyController(source, { maxDivergences: o.maxDivergences });
+        await emit(flags, undefined, { ...report, controller }, () => `${verifyText(report)}\n${controllerVerifyText(controller)}`, undefined);
+        const skipped = Object.values(report.skipped).reduce((a, b) => a + b, 0) + controller.skipped;
+        return report.diverged > 0 || controller.diverged > 0 || (o.strict && (skipped > 0 || report.inconclusive > 0)) ? 1 : 0;
       }),
     );
 

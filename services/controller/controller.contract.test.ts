@@ -5,6 +5,9 @@ import type { SwitchyardEvent } from '../../schemas/generated/events.js';
 import { tempDir } from '../../test/support/log-dir.js';
 import { startCluster, type Cluster } from '../../cli/cluster.js';
 import { SyntheticBackend } from '../worker/backends/synthetic.js';
+import { logSourceFrom } from '../../replay/source.js';
+import { verifyDecisions } from '../../replay/verify.js';
+import { verifyController } from '../../replay/verify-controller.js';
 
 /**
  * The controller on the embedded log, driven by the real router, workers and controller code in
@@ -123,7 +126,7 @@ describe('controller (embedded log, in process)', () => {
     expect(ev.heartbeatPosition).not.toBeNull();
     expect(ev.occurredAt - stoppedAt).toBeLessThan(1_500);
 
-    const decisions = (await readTopic(rt, rt.ctx.topics.decisions.name)).map((l) => l.event).filter((e) => e.type === 'RequestRouted');
+    const decisions = (await readTopic(rt, rt.ctx.topics.decisions.name)).map((l) => l.event).filter((e): e is Extract<SwitchyardEvent, { type: 'RequestRouted' }> => e.type === 'RequestRouted');
     const redispatched = decisions.filter((d) => d.attempt > 1);
     expect(redispatched.length).toBeGreaterThan(0);
     for (const d of redispatched) {
@@ -137,6 +140,18 @@ describe('controller (embedded log, in process)', () => {
       expect(outcomes.get(id)![0]!.type).toBe('InferenceCompleted');
     }
     expect(cluster.controllers[0]!.stats()).toMatchObject({ evictions: 1, redispatches: redispatched.length });
+
+    // Replay re-derives every decision: the routers' and the controller's re-dispatches with the
+    // routing code, the eviction and the re-dispatch choices with the controller's.
+    const source = await logSourceFrom({ log: rt.log, registry: rt.registry, codec: rt.ctx.codec, description: 'test log' });
+    const routing = await verifyDecisions(source, { index: false });
+    expect(routing).toMatchObject({ diverged: 0, inconclusive: 0 });
+    expect(Object.values(routing.skipped).reduce((a, b) => a + b, 0)).toBe(0);
+    expect(routing.producers.map((p) => p.producer)).toContain('controller-1');
+    const controllerReport = await verifyController(source);
+    expect(controllerReport).toMatchObject({ diverged: 0, skipped: 0, ok: true });
+    expect(controllerReport.byKind.evict).toBe(1);
+    expect(controllerReport.byKind.route).toBe(redispatched.length);
   }, 40_000);
 
   it('ends a request no worker can serve at its deadline with DEADLINE_EXCEEDED: nothing stays accepted', async () => {
@@ -162,8 +177,8 @@ describe('controller (embedded log, in process)', () => {
     const results = (await readTopic(rt, rt.ctx.topics.results.name)).map((l) => l.event);
     const outcomes = terminals(await readTopic(rt, rt.ctx.topics.results.name));
     for (const id of ids) expect(outcomes.get(id), id).toHaveLength(1);
-    const refused = results.filter((e) => e.type === 'InferenceFailed' && e.errorCode === 'WORKER_DRAINING');
-    const decisions = (await readTopic(rt, rt.ctx.topics.decisions.name)).map((l) => l.event).filter((e) => e.type === 'RequestRouted');
+    const refused = results.filter((e): e is Extract<SwitchyardEvent, { type: 'InferenceFailed' }> => e.type === 'InferenceFailed' && e.errorCode === 'WORKER_DRAINING');
+    const decisions = (await readTopic(rt, rt.ctx.topics.decisions.name)).map((l) => l.event).filter((e): e is Extract<SwitchyardEvent, { type: 'RequestRouted' }> => e.type === 'RequestRouted');
     for (const r of refused) {
       const retry = decisions.find((d) => d.requestId === r.requestId && d.attempt === r.attempt + 1);
       expect(retry, `retry of ${r.requestId}`).toMatchObject({ reason: 'RETRY', producer: 'controller-1', workerId: 'w1' });

@@ -118,6 +118,8 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
   };
   let seq = 0;
   let claimedEpoch: number | null = null;
+  /** Set while a tick decides and builds its events: the fold waits. */
+  let gate: Promise<void> | null = null;
   let closed = false;
   const topics = TOPICS.map((t) => ctx.topics[t]);
   await ctx.log.ensureTopics(topics);
@@ -134,14 +136,24 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
     assignment: { kind: 'static', partitions: topics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },
     maxBatchRecords: 2_000,
     onBatch: async (batch) => {
+      const decoded: (SwitchyardEvent | null)[] = [];
       for (const record of batch.records) {
+        let event: SwitchyardEvent | null = null;
         if (record.value !== null && record.value.length > 0) {
           try {
-            fold(await ctx.codec.decode(record.value), record);
+            event = await ctx.codec.decode(record.value);
           } catch (err) {
             ctx.logger.warn({ err: errorMessage(err), topic: record.topic, partition: record.partition, offset: record.offset }, 'controller: undecodable record skipped');
           }
         }
+        decoded.push(event);
+      }
+      // A tick deciding holds the fold still, so its actions are made from exactly its clock.
+      while (gate !== null) await gate;
+      for (let i = 0; i < batch.records.length; i++) {
+        const record = batch.records[i]!;
+        const event = decoded[i]!;
+        if (event !== null) fold(event, record);
         const k = key(record.topic, record.partition);
         const entry = clock.get(k);
         if (entry) entry.offset = record.offset + 1;
@@ -241,6 +253,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
     let now = ctx.now();
     let actions: ControllerAction[] = unread.size > 0 ? [] : decideTick(state, tickCommand(tickId, now));
     let actionClock: ClockEntry[] = [];
+    let release: (() => void) | null = null;
     if (actions.length > 0) {
       // Decide again on a fold at the log's end (and learn of a newer epoch before acting).
       if (!(await catchUp(freshnessWaitMs))) {
@@ -249,11 +262,25 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
       } else if (!leading() || unread.size > 0) {
         actions = [];
       } else {
+        gate = new Promise<void>((r) => (release = r));
         now = ctx.now();
         actions = decideTick(state, tickCommand(tickId, now));
         actionClock = snapshotClock();
       }
     }
+    try {
+      await writeTick(tickId, now, actions, actionClock, () => {
+        gate = null;
+        (release as (() => void) | null)?.();
+      });
+    } finally {
+      gate = null;
+      (release as (() => void) | null)?.();
+    }
+  };
+
+  /** Build the tick and its actions' events on the held fold, let the fold go, append. */
+  const writeTick = async (tickId: string, now: number, actions: ControllerAction[], actionClock: ClockEntry[], letFoldGo: () => void) => {
     const tick: ControllerTickInit = {
       type: 'ControllerTick',
       eventId: tickId,
@@ -278,6 +305,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
         ids.push(built.eventId);
       }
     }
+    letFoldGo();
     await append(records, ids);
   };
 

@@ -19,6 +19,16 @@ export interface RouterOptions {
   groupId?: string;
   /** How many recently decided request ids are remembered to skip duplicates. @default 200_000 */
   dedupWindow?: number;
+  /**
+   * A view whose newest heartbeat is older than this is suspect: before deciding, the router
+   * checks that it has folded `heartbeats` and `control` to their end, and waits (up to
+   * `maxViewWaitMs`) while it has not — after a broker restart its view consumer may resume
+   * after its requests consumer, and a stale view would refuse requests healthy workers could
+   * serve. @default 500
+   */
+  staleViewMs?: number;
+  /** Longest a batch waits for the view to catch up, ms. @default 10_000 */
+  maxViewWaitMs?: number;
 }
 
 export interface RouterStats {
@@ -32,6 +42,9 @@ export interface RouterStats {
   viewLagMs: number;
   /** The largest such age seen. */
   maxViewLagMs: number;
+  /** Batches that waited for the view to reach the log's end before deciding, and for how long in all (ms). */
+  viewWaits: number;
+  viewWaitMs: number;
 }
 
 export interface RunningRouter {
@@ -68,11 +81,16 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   /** Own decisions appended but not yet folded back, by eventId. */
   const pending = new Map<string, { workerId: string; lane: number }>();
   const decided = new LRUCache<string, true>({ max: options.dedupWindow ?? 200_000 });
-  const stats: RouterStats = { decided: 0, routed: 0, rejected: 0, duplicatesSkipped: 0, undecodableViewRecords: 0, reasons: {}, viewLagMs: 0, maxViewLagMs: 0 };
+  const stats: RouterStats = { decided: 0, routed: 0, rejected: 0, duplicatesSkipped: 0, undecodableViewRecords: 0, reasons: {}, viewLagMs: 0, maxViewLagMs: 0, viewWaits: 0, viewWaitMs: 0 };
+  const staleViewMs = options.staleViewMs ?? 500;
+  const maxViewWaitMs = options.maxViewWaitMs ?? 10_000;
+  /** occurredAt of the newest heartbeat folded. */
+  let newestHeartbeatAt = 0;
 
   const fold = (event: SwitchyardEvent) => {
     evolve(state, event);
     if (event.type === 'WorkerHeartbeat') {
+      if (event.occurredAt > newestHeartbeatAt) newestHeartbeatAt = event.occurredAt;
       stats.viewLagMs = ctx.now() - event.occurredAt;
       if (stats.viewLagMs > stats.maxViewLagMs) stats.maxViewLagMs = stats.viewLagMs;
     }
@@ -121,6 +139,32 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const caughtUp = () => targets.every(({ topic, ends }) => ends.every((end, p) => end === 0 || (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) >= end));
   while (!caughtUp()) await new Promise((r) => setTimeout(r, 5));
 
+  /**
+   * Never decide on a view known to be stale: when no heartbeat was folded for `staleViewMs`,
+   * fold `heartbeats` and `control` to their current end first (bounded by `maxViewWaitMs`). A
+   * fleet that is really silent (every worker gone) is then decided on as it is.
+   */
+  const viewTopicsToCheck = [ctx.topics.heartbeats.name, ctx.topics.control.name];
+  const awaitFreshView = async (): Promise<void> => {
+    if (state.candidates.length === 0 || ctx.now() - newestHeartbeatAt <= staleViewMs) return;
+    const started = ctx.now();
+    let ends: { topic: string; ends: number[] }[];
+    try {
+      ends = await Promise.all(viewTopicsToCheck.map(async (topic) => ({ topic, ends: await ctx.log.endOffsets(topic) })));
+    } catch (err) {
+      // The log cannot say where its end is (broker down): wait for fresh heartbeats instead.
+      ctx.logger.warn({ routerId, err: errorMessage(err) }, 'router: cannot read end offsets to check the view; waiting for heartbeats');
+      ends = [];
+    }
+    const behind = () =>
+      ends.length === 0 ? ctx.now() - newestHeartbeatAt > staleViewMs : ends.some(({ topic, ends: e }) => e.some((end, p) => end > 0 && (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) < end));
+    if (!behind()) return;
+    stats.viewWaits++;
+    while (behind() && ctx.now() - started < maxViewWaitMs) await new Promise((r) => setTimeout(r, 5));
+    stats.viewWaitMs += ctx.now() - started;
+    ctx.logger.info({ routerId, waitedMs: ctx.now() - started }, 'router: waited for its view to catch up before deciding');
+  };
+
   const pendingDecisions = (): PendingDecision[] => {
     const counts = new Map<string, PendingDecision>();
     for (const { workerId, lane } of pending.values()) {
@@ -161,6 +205,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     now: ctx.now,
     maxBatchRecords: 500,
     onEvents: async ({ events }) => {
+      await awaitFreshView();
       const out: RouterDecision[] = [];
       for (const { event, record } of events) {
         if (event.type !== 'InferenceRequested') continue;
