@@ -17,6 +17,8 @@ const program = new Command('switchyard')
   .addOption(new Option('--brokers <list>', 'Kafka bootstrap brokers (host:port,…); default: the embedded log').env('SWITCHYARD_BROKERS'))
   .addOption(new Option('--home <dir>', 'local state directory (embedded log, analytics)').env('SWITCHYARD_HOME'))
   .addOption(new Option('--prefix <prefix>', 'topic name prefix').env('SWITCHYARD_TOPIC_PREFIX'))
+  .option('--retention-bytes <size>', 'size budget per partition of the topics that expire records, e.g. 10GiB; -1 = none (env SWITCHYARD_RETENTION_BYTES)')
+  .option('--retention-ms <duration>', "time budget of those topics, e.g. 2d or 36h; -1 = each topic's own (env SWITCHYARD_RETENTION_MS)")
   .option('--json', 'machine-readable output')
   .showHelpAfterError();
 

@@ -32,9 +32,44 @@ export interface SwitchyardConfig {
   kafkaSessionTimeoutMs?: number | undefined;
   /** Longest backoff of the Kafka clients' retries and consumer restarts, ms. @default 1000 (SWITCHYARD_KAFKA_RETRY_MAX_MS) */
   kafkaRetryMaxMs?: number;
+  /**
+   * Size budget per partition of the topics that expire records (requests, decisions, results,
+   * heartbeats, deadletter): past it the oldest closed segments are deleted — the embedded log's
+   * `retentionBytes`, Kafka's `retention.bytes` (set when Switchyard creates the topics). A
+   * partition can hold this plus its active segment (64 MiB embedded). `control` (kept forever)
+   * and the compacted topics are never trimmed by size. -1 = no size limit. Bytes, or with a
+   * unit: `500MiB`, `10GiB`, `2GB`. @default -1 (SWITCHYARD_RETENTION_BYTES, --retention-bytes)
+   */
+  retentionBytes?: number;
+  /**
+   * Time budget of the same topics: no record is kept longer than this — each topic's own
+   * retention (7 d requests, decisions, results; 6 h heartbeats; 90 d deadletter) is lowered to
+   * it. -1 = each topic's own. Milliseconds, or with a unit: `36h`, `2d`, `90m`, `30s`.
+   * @default -1 (SWITCHYARD_RETENTION_MS, --retention-ms)
+   */
+  retentionMs?: number;
 }
 
 const FSYNC = ['always', 'interval', 'never'] as const;
+
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 };
+const DURATION_UNITS: Readonly<Record<string, number>> = { '': 1, ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function parseAmount(text: string, units: Readonly<Record<string, number>>, name: string, what: string): number {
+  const t = text.trim();
+  if (t === '-1') return -1;
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(t);
+  const unit = m === null ? undefined : units[m[2]!.toLowerCase()];
+  const value = m === null || unit === undefined ? Number.NaN : Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(value)) throw new SwitchyardError('SY_ERR_CONFIG', `${name} must be -1 or ${what}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** Bytes from `1073741824`, `1GiB`, `500 MiB`, `2GB` (units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), or -1. `name` is for the error. */
+export const parseBytes = (text: string, name: string): number => parseAmount(text, BYTE_UNITS, name, 'a size in bytes (e.g. 1073741824, 500MiB, 10GiB)');
+
+/** Milliseconds from `86400000`, `36h`, `2d`, `90m`, `30s`, `250ms`, or -1. `name` is for the error. */
+export const parseDurationMs = (text: string, name: string): number => parseAmount(text, DURATION_UNITS, name, 'a duration in ms (e.g. 86400000, 36h, 2d)');
 
 export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
   const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -65,5 +100,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
     logLevel: overrides.logLevel ?? env.SWITCHYARD_LOG_LEVEL ?? 'info',
     kafkaSessionTimeoutMs: overrides.kafkaSessionTimeoutMs ?? kafkaMs('SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS', env.SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS),
     kafkaRetryMaxMs: overrides.kafkaRetryMaxMs ?? kafkaMs('SWITCHYARD_KAFKA_RETRY_MAX_MS', env.SWITCHYARD_KAFKA_RETRY_MAX_MS) ?? 1_000,
+    retentionBytes: overrides.retentionBytes ?? (env.SWITCHYARD_RETENTION_BYTES ? parseBytes(env.SWITCHYARD_RETENTION_BYTES, 'SWITCHYARD_RETENTION_BYTES') : -1),
+    retentionMs: overrides.retentionMs ?? (env.SWITCHYARD_RETENTION_MS ? parseDurationMs(env.SWITCHYARD_RETENTION_MS, 'SWITCHYARD_RETENTION_MS') : -1),
   };
 }

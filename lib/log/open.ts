@@ -5,11 +5,19 @@ import { openEmbeddedLog } from './embedded/index.js';
 import { openKafkaLog } from './kafka/index.js';
 import type { EventLog } from './port.js';
 
-/** The deployment's log: Kafka when brokers are configured, else the embedded log under `home/log`. */
-export async function openLog(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs'>, logger?: Logger): Promise<EventLog> {
+/**
+ * The deployment's log: Kafka when brokers are configured, else the embedded log under
+ * `home/log`. Either applies the retention budget (`retentionBytes`, `retentionMs`; see
+ * `SwitchyardConfig`) to the topics that expire records.
+ */
+export async function openLog(
+  config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'retentionBytes' | 'retentionMs'>,
+  logger?: Logger,
+): Promise<EventLog> {
+  const retention = { retentionBytes: config.retentionBytes ?? -1, maxRetentionMs: config.retentionMs ?? -1 };
   if (config.brokers.length > 0) {
     const { kafkaSessionTimeoutMs: sessionTimeoutMs, kafkaRetryMaxMs: retryMaxMs } = config;
-    return openKafkaLog({ brokers: config.brokers, ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) });
+    return openKafkaLog({ brokers: config.brokers, ...retention, ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) });
   }
-  return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync });
+  return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync, ...retention });
 }
