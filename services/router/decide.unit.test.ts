@@ -596,6 +596,25 @@ describe('outlier ejection', () => {
     expect(excludedOf(decide(command(request('r1'), { now: lastBad }), state)).w3).toBe('EJECTED');
   });
 
+  it('given the breaker on absolute compute time, then a worker over it is backed out however its peers do, and a fleet all over it falls back (degraded)', () => {
+    // Compute time is half of latencyMs in the fixtures: w3 computes 4 ms (its p90 bin edge 5.66 ms), the others 10 ms (bin edge 11.3 ms).
+    const policy = resolveRouterPolicy({ ejection: { maxComputeMs: 5 } });
+    const onlyW3 = given(scenario((i, at) => completed(`w3-${i}`, 'w3', 3, { at, latencyMs: 8 })));
+    fresh(onlyW3, lastBad);
+    // Every worker computes ≥ 5 ms: every one is over the objective, though none is a relative outlier.
+    const ex = excludedOf(decide(command(request('r1'), { now: lastBad, policy }), onlyW3));
+    expect(ex).toEqual({ w0: 'EJECTED', w1: 'EJECTED', w2: 'EJECTED', w3: 'EJECTED' });
+    const relaxed = resolveRouterPolicy({ ejection: { maxComputeMs: 6 } });
+    expect(excludedOf(decide(command(request('r2'), { now: lastBad, policy: relaxed }), onlyW3))).toEqual({ w0: 'EJECTED', w1: 'EJECTED', w2: 'EJECTED', w3: null });
+    // All over it, and the model has a fallback served by a fast worker: the fallback answers, degraded.
+    const events = [...scenario((i, at) => completed(`w3-${i}`, 'w3', 3, { at, latencyMs: 8 })), registered('tiny', 'v1'), registered('m', 'v2', { fallbackModel: 'tiny' }), joined('w9', 9, { models: ['tiny'] })];
+    const state = given(events);
+    fresh(state, lastBad);
+    evolve(state, heartbeat('w9', 9, { seq: lastBad, at: lastBad }));
+    const d = asRouted(decide(command(request('r3', { model: 'm' }), { now: lastBad, policy }), state));
+    expect(d).toMatchObject({ workerId: 'w9', model: 'tiny', fallback: true, degraded: true, reason: 'FALLBACK_MODEL', requestedModel: 'm' });
+  });
+
   it('given failures the client caused (deadline passed), then no ejection', () => {
     const state = given(scenario((i, at) => failed(`late-${i}`, 'w3', 3, { at, errorCode: 'DEADLINE_EXCEEDED' })));
     fresh(state, lastBad);

@@ -26,7 +26,7 @@ function referenceWindowStats(w: ResultWindow, windowMs: number, percentile: num
   for (let bucket = newest - span + 1; bucket <= newest; bucket++) {
     const slot = ((bucket % RESULT_RING_SIZE) + RESULT_RING_SIZE) % RESULT_RING_SIZE;
     if (w.bucketIds[slot] !== bucket) continue;
-    const base = slot * (2 + LATENCY_BINS);
+    const base = slot * (2 + 2 * LATENCY_BINS);
     const n = w.cells[base]!;
     if (n === 0) continue;
     results += n;
@@ -46,7 +46,7 @@ function referenceWindowStats(w: ResultWindow, windowMs: number, percentile: num
       }
     }
   }
-  return { results, errors, latencyMs };
+  return { results, errors, latencyMs, computeMs: null };
 }
 
 function referenceMedianWithout(sorted: readonly number[], self: number | null): number | null {

@@ -48,8 +48,8 @@ export const RESULT_BUCKET_MS = 1000;
 export const RESULT_RING_SIZE = 64;
 /** Latency histogram bins per bucket: half-octaves of ms (bin b ≥ 1 holds [2^((b-1)/2), 2^(b/2)) ms). */
 export const LATENCY_BINS = 40;
-/** Per bucket: [results, errors, ...latency bins]. */
-const SLOT_WIDTH = 2 + LATENCY_BINS;
+/** Per bucket: [results, errors, ...latency bins (queue + compute), ...compute-time bins]. */
+const SLOT_WIDTH = 2 + 2 * LATENCY_BINS;
 
 /**
  * InferenceFailed codes that say nothing about the worker's health (the client's deadline passed,
@@ -96,7 +96,7 @@ export interface ResultWindow {
   version: number;
   /** Bucket number (occurredAt / RESULT_BUCKET_MS) held by each slot, -1 when empty. */
   readonly bucketIds: Float64Array;
-  /** RESULT_RING_SIZE slots of [results, errors, ...LATENCY_BINS]. */
+  /** RESULT_RING_SIZE slots of [results, errors, ...LATENCY_BINS of latency, ...LATENCY_BINS of compute time]. */
   readonly cells: Uint32Array;
 }
 
@@ -437,9 +437,9 @@ function onResult(state: RouterState, e: InferenceCompleted | InferenceFailed): 
     }
   }
   if (e.type === 'InferenceFailed') {
-    if (!CLIENT_ERROR_CODES.has(e.errorCode)) recordResult(state, rec, e.occurredAt, true, 0);
+    if (!CLIENT_ERROR_CODES.has(e.errorCode)) recordResult(state, rec, e.occurredAt, true, 0, 0);
   } else {
-    recordResult(state, rec, e.occurredAt, false, e.queueMs + e.computeMs);
+    recordResult(state, rec, e.occurredAt, false, e.queueMs + e.computeMs, e.computeMs);
   }
 }
 
@@ -455,7 +455,7 @@ export function latencyBinUpperMs(bin: number): number {
   return bin === 0 ? 1 : 2 ** (bin / 2);
 }
 
-function recordResult(state: RouterState, rec: WorkerRecord, at: number, error: boolean, latencyMs: number): void {
+function recordResult(state: RouterState, rec: WorkerRecord, at: number, error: boolean, latencyMs: number, computeMs: number): void {
   let w = rec.results;
   if (w === null) {
     w = { lastResultAt: at, version: 0, bucketIds: new Float64Array(RESULT_RING_SIZE).fill(-1), cells: new Uint32Array(RESULT_RING_SIZE * SLOT_WIDTH) };
@@ -475,7 +475,10 @@ function recordResult(state: RouterState, rec: WorkerRecord, at: number, error: 
   }
   w.cells[base]!++;
   if (error) w.cells[base + 1]!++;
-  else w.cells[base + 2 + latencyBin(latencyMs)]!++;
+  else {
+    w.cells[base + 2 + latencyBin(latencyMs)]!++;
+    w.cells[base + 2 + LATENCY_BINS + latencyBin(computeMs)]!++;
+  }
 }
 
 /** Results, errors and the latency percentile of a worker over its judging window (`windowMs` before its newest result). */
@@ -484,12 +487,14 @@ export interface WindowStats {
   readonly errors: number;
   /** Latency percentile (bin upper edge, ms) of its successful results; null when it had none. */
   readonly latencyMs: number | null;
+  /** The same percentile of their compute time alone (the worker's own, without queue or log transit); null when not asked for or none. */
+  readonly computeMs: number | null;
 }
 
 /** Scratch for windowStats: the cell offsets of the buckets in the window (synchronous, never re-entered). */
 const windowSlots = new Int32Array(RESULT_RING_SIZE);
 
-export function windowStats(w: ResultWindow, windowMs: number, percentile: number): WindowStats {
+export function windowStats(w: ResultWindow, windowMs: number, percentile: number, withCompute = false): WindowStats {
   const newest = Math.floor(w.lastResultAt / RESULT_BUCKET_MS);
   const span = Math.min(RESULT_RING_SIZE, Math.ceil(windowMs / RESULT_BUCKET_MS));
   const cells = w.cells;
@@ -507,18 +512,17 @@ export function windowStats(w: ResultWindow, windowMs: number, percentile: numbe
     windowSlots[slots++] = base + 2;
   }
   const ok = results - errors;
-  let latencyMs: number | null = null;
-  if (ok > 0) {
-    // The bin where the cumulative count over the window's buckets reaches the rank.
-    const rank = Math.max(1, Math.ceil(percentile * ok));
-    let seen = 0;
-    for (let b = 0; b < LATENCY_BINS; b++) {
-      for (let k = 0; k < slots; k++) seen += cells[windowSlots[k]! + b]!;
-      if (seen >= rank) {
-        latencyMs = latencyBinUpperMs(b);
-        break;
-      }
-    }
+  const latencyMs = ok > 0 ? binPercentile(cells, slots, 0, Math.max(1, Math.ceil(percentile * ok))) : null;
+  const computeMs = withCompute && ok > 0 ? binPercentile(cells, slots, LATENCY_BINS, Math.max(1, Math.ceil(percentile * ok))) : null;
+  return { results, errors, latencyMs, computeMs };
+}
+
+/** The bin (of the histogram at `offset` in each slot) where the cumulative count over the window's slots reaches the rank, as its upper edge. */
+function binPercentile(cells: Uint32Array, slots: number, offset: number, rank: number): number | null {
+  let seen = 0;
+  for (let b = 0; b < LATENCY_BINS; b++) {
+    for (let k = 0; k < slots; k++) seen += cells[windowSlots[k]! + offset + b]!;
+    if (seen >= rank) return latencyBinUpperMs(b);
   }
-  return { results, errors, latencyMs };
+  return null;
 }

@@ -103,7 +103,7 @@ describe('result windows', () => {
     const forward = given(events);
     const backward = given([...events].reverse());
     for (const s of [forward, backward]) {
-      expect(windowStats(s.workers.get('w0')!.results!, 10_000, 0.9)).toEqual({ results: 11, errors: 1, latencyMs: latencyBinUpperMs(latencyBin(10)) });
+      expect(windowStats(s.workers.get('w0')!.results!, 10_000, 0.9)).toEqual({ results: 11, errors: 1, latencyMs: latencyBinUpperMs(latencyBin(10)), computeMs: null });
     }
     expect(Array.from(forward.workers.get('w0')!.results!.cells)).toEqual(Array.from(backward.workers.get('w0')!.results!.cells));
   });

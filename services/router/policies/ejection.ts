@@ -16,6 +16,11 @@ import type { EjectionPolicy } from './options.js';
  * `windowMs` of the log time (the newest result folded). At most `maxEjectedFraction` of the
  * live workers are ejected, the most severe first (ties by workerId).
  *
+ * - absolute (a breaker on the objective, not relative to peers): its `latencyPercentile` of
+ *   compute time — the worker's own computeMs, without queue or log transit — is at least
+ *   `maxComputeMs`. These are not capped by `maxEjectedFraction`: when the whole fleet is over the
+ *   objective the router falls back to the model's fallback (degraded) rather than keep routing.
+ *
  * An outlier is EJECTED until `cooldownMs` of log time after its newest result, then HALF_OPEN:
  * it may take a request only while nothing is outstanding on it (one probe at a time). A probe's
  * result moves its window forward: if the window still shows an outlier it is ejected for another
@@ -26,7 +31,7 @@ import type { EjectionPolicy } from './options.js';
 export interface EjectionMark {
   /** Newest result of the worker (log time the judgement was made at). */
   readonly tripAt: number;
-  readonly cause: 'ERROR_RATE' | 'LATENCY';
+  readonly cause: 'ERROR_RATE' | 'LATENCY' | 'COMPUTE_TIME';
   readonly severity: number;
 }
 
@@ -49,7 +54,7 @@ const statsMemo = new WeakMap<ResultWindow, { version: number; policy: EjectionP
 function cachedStats(w: ResultWindow, policy: EjectionPolicy): WindowStats {
   const m = statsMemo.get(w);
   if (m !== undefined && m.version === w.version && m.policy === policy) return m.stats;
-  const stats = windowStats(w, policy.windowMs, policy.latencyPercentile);
+  const stats = windowStats(w, policy.windowMs, policy.latencyPercentile, policy.maxComputeMs < Infinity);
   statsMemo.set(w, { version: w.version, policy, stats });
   return stats;
 }
@@ -98,6 +103,8 @@ const judged = {
   errorRate: new Float64Array(64),
   /** NaN: no successful result in the window. */
   latencyMs: new Float64Array(64),
+  /** NaN: not judged on compute time. */
+  computeMs: new Float64Array(64),
   lastResultAt: new Float64Array(64),
   active: new Uint8Array(64),
   peerErr: new Float64Array(64),
@@ -109,6 +116,7 @@ function ensureJudged(n: number): void {
   const size = Math.max(n, judged.errorRate.length * 2);
   judged.errorRate = new Float64Array(size);
   judged.latencyMs = new Float64Array(size);
+  judged.computeMs = new Float64Array(size);
   judged.lastResultAt = new Float64Array(size);
   judged.active = new Uint8Array(size);
   judged.peerErr = new Float64Array(size);
@@ -136,6 +144,7 @@ function compute(state: RouterState, policy: EjectionPolicy, logBucket: number):
     j.workerId[n] = rec.workerId;
     j.errorRate[n] = s.errors / s.results;
     j.latencyMs[n] = s.latencyMs ?? Number.NaN;
+    j.computeMs[n] = s.computeMs ?? Number.NaN;
     j.lastResultAt[n] = w.lastResultAt;
     j.active[n] = Math.floor(w.lastResultAt / RESULT_BUCKET_MS) > logBucket - spanBuckets ? 1 : 0;
     n++;
@@ -154,7 +163,13 @@ function compute(state: RouterState, policy: EjectionPolicy, logBucket: number):
   const peerLat = j.peerLat.subarray(0, nLat).sort();
 
   let found: { workerId: string; mark: EjectionMark }[] | undefined;
+  let absolute: { workerId: string; mark: EjectionMark }[] | undefined;
   for (let i = 0; i < n; i++) {
+    const computeMs = j.computeMs[i]!;
+    if (!Number.isNaN(computeMs) && computeMs >= policy.maxComputeMs) {
+      (absolute ??= []).push({ workerId: j.workerId[i]!, mark: { tripAt: j.lastResultAt[i]!, cause: 'COMPUTE_TIME', severity: computeMs / Math.max(policy.maxComputeMs, 1e-9) } });
+      continue;
+    }
     const active = j.active[i] === 1;
     const errorRate = j.errorRate[i]!;
     const latencyMs = j.latencyMs[i]!;
@@ -172,9 +187,12 @@ function compute(state: RouterState, policy: EjectionPolicy, logBucket: number):
     });
   }
   const cap = Math.floor(policy.maxEjectedFraction * live);
-  if (found === undefined || cap === 0) return NONE;
-  found.sort(bySeverity);
+  if ((found === undefined || cap === 0) && absolute === undefined) return NONE;
   const marks = new Map<string, EjectionMark>();
-  for (const f of found.slice(0, cap)) marks.set(f.workerId, f.mark);
+  for (const a of absolute ?? []) marks.set(a.workerId, a.mark);
+  if (found !== undefined && cap > 0) {
+    found.sort(bySeverity);
+    for (const f of found.slice(0, cap)) marks.set(f.workerId, f.mark);
+  }
   return marks;
 }

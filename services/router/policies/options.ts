@@ -40,6 +40,14 @@ export interface EjectionPolicy {
   readonly cooldownMs: number;
   /** At most this fraction of the live workers is ejected at once (worst first). @default 0.5 */
   readonly maxEjectedFraction: number;
+  /**
+   * Breaker on absolute latency: a worker whose `latencyPercentile` of compute time (its own
+   * computeMs, not queue or log transit) over the window reaches this is backed out, whatever its
+   * peers do (e.g. 6 for a 10 ms objective). Not capped by maxEjectedFraction: when every worker
+   * is over it, the fallback model answers (degraded). Infinity: off.
+   * @default Infinity
+   */
+  readonly maxComputeMs: number;
 }
 
 /**
@@ -120,6 +128,7 @@ const DEFAULTS: Leaves = {
     minLatencyMs: 100,
     cooldownMs: 5000,
     maxEjectedFraction: 0.5,
+    maxComputeMs: Infinity,
   },
 };
 
@@ -182,6 +191,7 @@ export function resolveRouterPolicy(input: RouterPolicyInput = {}): RouterPolicy
       minLatencyMs: num('ejection.minLatencyMs', ej.minLatencyMs, 0, Infinity),
       cooldownMs: num('ejection.cooldownMs', ej.cooldownMs, 0, 86_400_000),
       maxEjectedFraction: num('ejection.maxEjectedFraction', ej.maxEjectedFraction, 0, 1),
+      maxComputeMs: num('ejection.maxComputeMs', ej.maxComputeMs, 0, Infinity),
     }),
   };
   const s = p.shedAtQueueDelayMs;
