@@ -143,6 +143,22 @@ describe('gateway with API keys', () => {
   });
 });
 
+describe('gateway admin routes', () => {
+  const fx = useGatewayFixture();
+  const TOKEN = 'gateway-admin-token-0123456789';
+
+  it('mounts a route behind app.gateway.requireAdmin: 401 without the token, through with it, API keys not accepted for it', async () => {
+    const g = await fx.gateway({ apiKeys: KEYS, admin: { tokenHash: hashSecret(TOKEN) } });
+    g.app.post('/admin/v1/ping', { onRequest: g.app.gateway.requireAdmin }, async () => ({ pong: true }));
+    const none = await g.app.inject({ method: 'POST', url: '/admin/v1/ping' });
+    expect(none.statusCode).toBe(401);
+    expect(none.json<ErrorJson>().error).toMatchObject({ code: 'SY_ERR_AUTH_REQUIRED', reason: 'MISSING_ADMIN_TOKEN' });
+    const apiKey = await g.app.inject({ method: 'POST', url: '/admin/v1/ping', headers: { authorization: `Bearer ${SEARCH_KEY}` } });
+    expect(apiKey.json<ErrorJson>().error).toMatchObject({ code: 'SY_ERR_AUTH_INVALID', reason: 'INVALID_ADMIN_TOKEN' });
+    expect((await g.app.inject({ method: 'POST', url: '/admin/v1/ping', headers: { authorization: `Bearer ${TOKEN}` } })).json()).toEqual({ pong: true });
+  });
+});
+
 describe('gateway binding', () => {
   const fx = useGatewayFixture();
 
