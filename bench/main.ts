@@ -19,6 +19,9 @@ export interface BenchContext {
   /** Only the deployments whose name contains this (`--only kafka`). */
   only: string | undefined;
   brokers: string[];
+  /** `--minutes` and `--rate`, for the benchmarks that run for a time at a rate (soak). */
+  minutes?: number;
+  rate?: number;
   progress: (line: string) => void;
 }
 
@@ -27,6 +30,7 @@ type Bench = (ctx: BenchContext) => Promise<BenchResult[]>;
 const benches: Record<string, () => Promise<Bench>> = {
   log: async () => (await import('./log.js')).benchLog,
   'log-read': async () => (await import('./log-read.js')).benchLogRead,
+  soak: async () => (await import('./soak.js')).benchSoak,
   serve: async () => (await import('./serve.js')).benchServe,
   sink: async () => (await import('./sink.js')).benchSink,
   replay: async () => (await import('./replay.js')).benchReplay,
@@ -35,9 +39,10 @@ const benches: Record<string, () => Promise<Bench>> = {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' } },
 });
-const names = positionals.length > 0 ? positionals : Object.keys(benches);
+// Without a name: every benchmark but the soak (30 minutes by default; run it by name).
+const names = positionals.length > 0 ? positionals : Object.keys(benches).filter((n) => n !== 'soak');
 for (const name of names) {
   const load = benches[name];
   if (!load) {
@@ -46,7 +51,14 @@ for (const name of names) {
   }
   const bench = await load();
   const brokers = (values.brokers ?? process.env.SWITCHYARD_BENCH_BROKERS ?? '').split(',').filter(Boolean);
-  const results = await bench({ quick: values.quick ?? false, only: values.only, brokers, progress: (line) => process.stderr.write(`[${name}] ${line}\n`) });
+  const results = await bench({
+    quick: values.quick ?? false,
+    only: values.only,
+    brokers,
+    ...(values.minutes !== undefined ? { minutes: Number(values.minutes) } : {}),
+    ...(values.rate !== undefined ? { rate: Number(values.rate) } : {}),
+    progress: (line) => process.stderr.write(`[${name}] ${line}\n`),
+  });
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(`bench/results/${name}.json`, JSON.stringify({ at: new Date().toISOString(), results }, null, 2));
   if (values.json) console.log(JSON.stringify(results, null, 2));

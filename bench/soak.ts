@@ -1,0 +1,243 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchContext, BenchResult } from './main.js';
+import { percentile, round } from './stats.js';
+
+/**
+ * `npm run bench -- soak [--minutes N] [--rate R] [--json]`: a long open-loop run against
+ * `switchyard up` (embedded log, default fsync, the shipped no-op model) as a user runs it — its
+ * own process, started from bin/switchyard.js — with this process as the outside load
+ * generator. Requests are due at a fixed rate (default 300 req/s, half the maximum measured in
+ * issue 11) for `--minutes` (default 30); each has a unique input (no cache hits), and its
+ * latency runs from its due time (queueing counts).
+ *
+ * Every minute it prints a line: requests due, completed, shed (429), failed, p50/p99 latency of
+ * that minute's requests, the server's RSS and its CPU per completed request. At the end: the
+ * table of minutes, the RSS slope after warm-up (MB per 100k requests) and the bytes per request
+ * the log took on disk (total and per topic), with the issue's goals beside them.
+ * SWITCHYARD_SOAK_CPU_PROF=<dir> makes the server write a CPU profile (`--cpu-prof`) there.
+ */
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MiB = 1024 * 1024;
+/** Minutes before the RSS slope is measured (caches and pools fill, the JIT settles). */
+const WARMUP_MINUTES = 2;
+
+interface Minute {
+  minute: number;
+  due: number;
+  ok: number;
+  shed: number;
+  failed: number;
+  pending: number;
+  latencies: number[];
+  rssMiB: number;
+  cpuMs: number;
+  done: boolean;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** RSS (MiB) and CPU time (user + system, ms) of a process, from /proc (Linux). */
+function processFigures(pid: number): { rssMiB: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+  // /proc/<pid>/stat: fields after the command name; utime and stime are the 12th and 13th, in ticks.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rssMiB: rssKiB / 1024, cpuMs: ticks * 10 }; // CLK_TCK is 100 on Linux
+}
+
+/** Bytes of the files under `dir`, per top-level entry below `topics/` (and the rest by name). */
+async function diskUsage(dir: string): Promise<Map<string, number>> {
+  const usage = new Map<string, number>();
+  const walk = async (path: string, label: string): Promise<void> => {
+    for (const e of await readdir(path, { withFileTypes: true })) {
+      const p = join(path, e.name);
+      if (e.isDirectory()) await walk(p, label);
+      else usage.set(label, (usage.get(label) ?? 0) + (await stat(p)).size);
+    }
+  };
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.name === 'topics') {
+      for (const t of await readdir(join(dir, 'topics'), { withFileTypes: true })) await walk(join(dir, 'topics', t.name), t.name);
+    } else if (e.isDirectory()) await walk(join(dir, e.name), e.name);
+    else usage.set(e.name, (usage.get(e.name) ?? 0) + (await stat(join(dir, e.name))).size);
+  }
+  return usage;
+}
+
+/** `switchyard up` in a process of its own; resolves once /readyz answers 200. */
+async function startServer(home: string, port: number, progress: (line: string) => void): Promise<{ child: ChildProcess; url: string; exited: Promise<number | string> }> {
+  const out = createWriteStream(join(home, 'up.log'));
+  // SWITCHYARD_SOAK_CPU_PROF=<dir>: the server writes a V8 CPU profile there when it exits.
+  const prof = process.env.SWITCHYARD_SOAK_CPU_PROF;
+  const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'switchyard.js'), 'up', '--port', String(port), '--home', home], {
+    cwd: ROOT,
+    env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = performance.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`switchyard up exited ${child.exitCode}; see ${join(home, 'up.log')}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() > deadline) throw new Error(`switchyard up not ready after 180 s; see ${join(home, 'up.log')}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  progress(`switchyard up ready at ${url} (pid ${child.pid})`);
+  return { child, url, exited };
+}
+
+export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
+  const minutes = ctx.minutes ?? (ctx.quick ? 1 : 30);
+  const rate = ctx.rate ?? 300;
+  if (!Number.isInteger(minutes) || minutes < 1 || !(rate > 0)) throw new Error(`soak: --minutes must be a positive integer and --rate positive, got ${minutes}, ${rate}`);
+  const home = mkdtempSync(join(tmpdir(), 'sy-soak-'));
+  const { child, url, exited } = await startServer(home, await freePort(), ctx.progress);
+  const pid = child.pid!;
+  const run = Date.now().toString(36);
+  const send = async (i: number): Promise<number> => {
+    const res = await fetch(`${url}/v1/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'noop', input: { text: `soak ${run} ${i}` }, cacheable: false, deadlineMs: 30_000 }),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  const rows: Minute[] = [];
+  let succeeded = false;
+  try {
+    // Warm-up (not counted): JIT, connections, the model loaded on every worker.
+    ctx.progress('warm-up: 600 requests, 16 in flight');
+    let w = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (w < 600) await send(-1 - w++).catch(() => 0);
+    }));
+
+    ctx.progress(`soak: ${rate} req/s for ${minutes} min (open loop)`);
+    const perMinute = Math.round(rate * 60);
+    const total = perMinute * minutes;
+    const start = performance.now();
+    const startCpu = processFigures(pid).cpuMs;
+    let lastCpu = startCpu;
+    const windows: Minute[] = Array.from({ length: minutes }, (_, m) => ({ minute: m + 1, due: 0, ok: 0, shed: 0, failed: 0, pending: 0, latencies: [], rssMiB: 0, cpuMs: 0, done: false }));
+    const inFlight = new Set<Promise<void>>();
+    const report = (m: Minute): void => {
+      if (m.done || m.pending > 0 || m.due < perMinute || m.rssMiB === 0) return;
+      m.done = true;
+      m.latencies.sort((a, b) => a - b);
+      rows.push(m);
+      ctx.progress(
+        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB, CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req`,
+      );
+    };
+    for (let i = 0; i < total; ) {
+      const now = performance.now();
+      for (; i < total && start + (i * 1000) / rate <= now; i++) {
+        const due = start + (i * 1000) / rate;
+        const m = windows[Math.floor(i / perMinute)]!;
+        m.due++;
+        m.pending++;
+        const p: Promise<void> = send(i).then(
+          (status) => {
+            if (status === 200) {
+              m.ok++;
+              m.latencies.push(performance.now() - due);
+            } else if (status === 429) m.shed++;
+            else m.failed++;
+          },
+          () => void m.failed++,
+        );
+        const tracked = p.finally(() => {
+          m.pending--;
+          inFlight.delete(tracked);
+          report(m);
+        });
+        inFlight.add(tracked);
+        if (m.due === perMinute) {
+          // The minute's last request is out: its server figures are taken now.
+          const f = processFigures(pid);
+          m.rssMiB = f.rssMiB;
+          m.cpuMs = f.cpuMs - lastCpu;
+          lastCpu = f.cpuMs;
+          report(m);
+        }
+      }
+      const next = start + (i * 1000) / rate;
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(5, next - performance.now()))));
+    }
+    await Promise.all(inFlight);
+    rows.sort((a, b) => a.minute - b.minute);
+    const elapsedS = (performance.now() - start) / 1000;
+    const cpuMsTotal = processFigures(pid).cpuMs - startCpu;
+
+    child.kill('SIGTERM');
+    await exited;
+    const disk = await diskUsage(join(home, 'log'));
+    const completed = rows.reduce((n, m) => n + m.ok, 0) + 600;
+    const diskTotal = [...disk.values()].reduce((a, b) => a + b, 0);
+
+    // RSS slope after warm-up: least squares of RSS against requests completed so far.
+    let cumulative = 0;
+    const points = rows.map((m) => ({ x: (cumulative += m.ok), y: m.rssMiB })).slice(Math.min(WARMUP_MINUTES, Math.max(0, rows.length - 2)));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const mx = mean(points.map((p) => p.x));
+    const my = mean(points.map((p) => p.y));
+    const slope = points.length < 2 ? Number.NaN : points.reduce((n, p) => n + (p.x - mx) * (p.y - my), 0) / points.reduce((n, p) => n + (p.x - mx) ** 2, 0);
+    const mbPer100k = (slope * MiB * 100_000) / 1e6;
+    const shed = rows.reduce((n, m) => n + m.shed, 0);
+    const failed = rows.reduce((n, m) => n + m.failed, 0);
+    const second = rows[1];
+    const last = rows.at(-1)!;
+    const ratio = (a: number, b: number) => (b > 0 ? round(a / b, 2) : Number.NaN);
+
+    succeeded = true;
+    return [
+      {
+        title: `Soak: switchyard up (embedded, default fsync, no-op model), HTTP open loop at ${rate} req/s for ${minutes} min`,
+        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'CPU ms/req'],
+        rows: rows.map((m) => [m.minute, m.due, m.ok, m.shed, m.failed, round(percentile(m.latencies, 50), 1), round(percentile(m.latencies, 99), 1), Math.round(m.rssMiB), round(m.cpuMs / Math.max(1, m.ok), 2)]),
+        notes: [
+          `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
+          `Shed ${shed}, failed ${failed} of ${rows.reduce((n, m) => n + m.due, 0)} (goal: 0 shed).`,
+          second === undefined ? 'One minute only: no drift figures.' : `Last minute vs second: p50 ×${ratio(percentile(last.latencies, 50), percentile(second.latencies, 50))}, p99 ×${ratio(percentile(last.latencies, 99), percentile(second.latencies, 99))} (goal: ≤ 1.2).`,
+          `RSS slope after minute ${WARMUP_MINUTES}: ${round(mbPer100k, 1)} MB per 100k requests (goal: ≤ 5). RSS ${Math.round(rows[0]!.rssMiB)} → ${Math.round(last.rssMiB)} MiB.`,
+          `Server CPU: ${round(cpuMsTotal / Math.max(1, completed - 600), 3)} ms per completed request over the run.`,
+          `Disk: ${round(diskTotal / MiB, 1)} MiB of log for ${completed} requests (600 warm-up included) = ${Math.round(diskTotal / completed)} bytes per request; by topic: ${[...disk].sort((a, b) => b[1] - a[1]).map(([t, b]) => `${t} ${Math.round(b / completed)}`).join(', ')} bytes/request.`,
+        ],
+      },
+    ];
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    if (succeeded) rmSync(home, { recursive: true, force: true });
+    else ctx.progress(`kept ${home} (the server's output is in up.log)`);
+  }
+}
