@@ -149,7 +149,7 @@ describe('registry write routes behind the admin token', () => {
     const app = guarded();
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const schema = { type: SchemaType.AVRO, schema: user() };
+      const schema = { type: SchemaType.AVRO as const, schema: user() };
       const anonymous = new ConfluentClient({ host: url, retry: { retries: 0 } });
       const refused = await anonymous.register(schema, { subject: 'test.User' }).then(
         () => undefined,
