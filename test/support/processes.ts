@@ -14,15 +14,24 @@ export interface ServiceProcess {
   logFile: string;
   /** Resolves with the exit code (or signal) once the process ended. */
   exited: Promise<number | string>;
+  /** The command's arguments (after `switchyard`) and added environment, to start it again. */
+  args: string[];
+  env: Record<string, string>;
   /** The last lines of its output, for failure messages. */
   tail(lines?: number): string;
+  /** Sends `signal` (SIGKILL, SIGSTOP, SIGCONT…) without waiting; false when the process has ended. */
+  signal(signal: NodeJS.Signals): boolean;
+  /** Sends `signal` (default SIGTERM) and resolves once the process has ended. */
   kill(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `switchyard <args>` with `env` added to this process's environment. */
+/**
+ * Starts `switchyard <args>` with `env` added to this process's environment. Its output is
+ * appended to `<logDir>/<name>.log` (a restarted process of the same name continues the file).
+ */
 export function startSwitchyard(name: string, args: string[], env: Record<string, string>, logDir: string): ServiceProcess {
   const logFile = join(logDir, `${name}.log`);
-  const out = createWriteStream(logFile);
+  const out = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
@@ -34,12 +43,16 @@ export function startSwitchyard(name: string, args: string[], env: Record<string
       return '';
     }
   };
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     name,
     child,
     logFile,
     exited,
+    args,
+    env,
     tail,
+    signal: (signal) => running() && child.kill(signal),
     kill: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
