@@ -111,6 +111,10 @@ export function summarize(samples: Sample[], seconds: number, cluster: Cluster) 
     workers,
     decisionsByReason: reasons,
     routers: cluster.routers.map((r) => ({ router: r.id, ...r.stats(), reasons: undefined })),
+    controllers: cluster.controllers.map((c) => {
+      const st = c.stats();
+      return { controller: st.id, leading: st.leading, epoch: st.epoch, evictions: st.evictions, redispatches: st.redispatches, retries: st.retries, ended: st.failed, superseded: st.superseded };
+    }),
     servedByModelVersion: versions,
     sampleRequestId: ok.find((s) => s.model === 'sentiment-small')?.requestId ?? ok[0]?.requestId,
   };
@@ -130,7 +134,7 @@ export async function runDemo(base: SwitchyardConfig, options: DemoOptions): Pro
   const rt: Runtime = await openRuntime(config, { logger: createLogger('demo', config.logLevel === 'info' ? 'warn' : config.logLevel) });
   let cluster: Cluster | undefined;
   try {
-    say(`demo: starting an embedded cluster under ${home} (4 workers in 2 zones, 2 routers, gateway)`);
+    say(`demo: starting an embedded cluster under ${home} (4 workers in 2 zones, 2 routers, a controller, gateway)`);
     cluster = await startCluster(rt, { routers: 2, gateway: { port: 0 }, analytics: options.analytics ? {} : false });
     await setRollout(rt, 'sentiment-small', [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10 }], 'v1', 'v2');
     const url = cluster.gateway!.url;
@@ -153,6 +157,8 @@ export async function runDemo(base: SwitchyardConfig, options: DemoOptions): Pro
     console.log(renderTable(['requests', 'ok', 'by HTTP status', 'seconds', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms'], [[t.requests, t.ok, JSON.stringify(t.byStatus), t.seconds, t.throughputPerSec, t.latencyMs.p50, t.latencyMs.p95, t.latencyMs.p99]]));
     console.log('\nWorkers');
     console.log(renderTable(['worker', 'zone', 'lane', 'served', 'cache hit ratio', 'models loaded'], summary.workers.map((w) => [w.worker, w.zone, w.lane, w.served, w.cacheHitRatio, w.loadedModels])));
+    console.log('\nController (failure detection, re-dispatch, retries)');
+    console.log(renderTable(['controller', 'leading', 'epoch', 'evictions', 're-dispatches', 'retries', 'ended by controller', 'superseded'], summary.controllers.map((c) => [c.controller, c.leading ? 'yes' : 'no', c.epoch, c.evictions, c.redispatches, c.retries, c.ended, c.superseded])));
     console.log('\nDecisions by reason');
     console.log(renderTable(['reason', 'decisions'], Object.entries(summary.decisionsByReason).sort((a, b) => b[1] - a[1])));
     console.log('\nServed by model version (canary: sentiment-small v2 at 10%)');
