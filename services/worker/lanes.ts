@@ -25,6 +25,7 @@ export class LaneTable {
       case 'WorkerJoined':
       case 'WorkerDraining':
       case 'WorkerEvicted':
+      case 'ControllerElected': // the epoch in force: a deposed controller's evictions are ignored here too
         evolve(this.state, event);
         break;
       default:

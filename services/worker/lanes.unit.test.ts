@@ -63,6 +63,18 @@ describe('lane table (the router fold over control)', () => {
     expect(t.laneOf('a')).toBeUndefined();
   });
 
+  it("applies a controller's eviction only under the epoch in force: a deposed leader's is ignored", () => {
+    const elected = (epoch: number, controllerId: string): SwitchyardEvent => ({
+      type: 'ControllerElected', eventId: `el-${epoch}`, occurredAt: T0, requestId: null, traceId: null, producer: controllerId, causationId: null, clock: [],
+      controllerId, epoch, previousControllerId: null, reason: 'FIRST_LEADER', leaderSilenceMs: null, leaseMs: 2000,
+    });
+    const byEpoch = (workerId: string, lane: number, epoch: number): WorkerEvicted => ({ ...evicted(workerId, lane, 'SUSPECTED_DEAD'), epoch });
+    expect(fold([elected(1, 'c1'), joined('a', 1), byEpoch('a', 1, 1)]).laneOf('a')).toBeUndefined();
+    const deposed = fold([elected(1, 'c1'), joined('a', 1), elected(2, 'c2'), byEpoch('a', 1, 1)]);
+    expect(deposed.laneOf('a')).toBe(1);
+    expect(deposed.isEvicted('a')).toBe(false);
+  });
+
   it('ignores an eviction that names another lane than the worker holds', () => {
     expect(fold([joined('a', 1), evicted('a', 2)]).holder(1)).toBe('a');
   });

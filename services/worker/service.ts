@@ -501,7 +501,7 @@ class Worker implements RunningWorker {
           records.push(this.failedRecord(job, p, r === undefined ? failure! : failureOf(r.error), m));
         }
       });
-      write = started.then(() => this.fence()).then(() => this.append(records)).then(() => undefined);
+      write = started.then(() => this.append(records)).then(() => undefined);
     } catch (err) {
       write = Promise.reject(err);
     }
@@ -603,8 +603,11 @@ class Worker implements RunningWorker {
     return this.append([this.completedRecord(job, p, answer, { cacheHit: true, batchSize: 1, queueMs: this.queueMs(job, this.ctx.now()), computeMs: 0, metrics: {} })]).then(() => undefined);
   }
 
-  private append(records: AppendRecord[]): Promise<unknown> {
-    return records.length === 0 ? Promise.resolve() : this.ctx.log.append(records);
+  /** Append result events — only on a fresh view of control (fenced: see `fence`). */
+  private async append(records: AppendRecord[]): Promise<unknown> {
+    if (records.length === 0) return;
+    await this.fence();
+    return this.ctx.log.append(records);
   }
 
   // ---------------------------------------------------------------------------------------

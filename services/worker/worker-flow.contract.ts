@@ -16,6 +16,7 @@ import { workerHarness, type WorkerHarness } from './harness.js';
 import { LaneTable } from './lanes.js';
 import { pushModel } from './publish.js';
 import { startWorker, type RunningWorker, type WorkerOptions } from './service.js';
+import { startController } from '../controller/service.js';
 
 export interface WorkerFlowFixture {
   log: EventLog;
@@ -239,26 +240,27 @@ export function testWorkerFlow(name: string, factory: () => Promise<WorkerFlowFi
       for (const id of ids) expect((await completedOf(id)).length, id).toBeGreaterThanOrEqual(1);
     });
 
-    it('stops consuming its lane when the controller evicts it (fenced), and says so', async () => {
+    it('is evicted by the real controller when its heartbeats stop, writes no result for work it no longer owns (fenced), and says so', async () => {
       let told: string | undefined;
-      const w = await start({ workerId: 'w-fenced', onEvicted: (reason) => (told = reason) });
+      // One heartbeat, then silence (as a frozen process): the controller's failure detector evicts it.
+      const w = await start({ workerId: 'w-fenced', heartbeatIntervalMs: 600_000, onEvicted: (reason) => (told = reason) });
       await h.route([{ requestId: 'before', workerId: 'w-fenced', lane: w.lane }]);
       await wait(() => answered(['before']), 'answered before the eviction');
-      await h.ctx.log.append([
-        {
-          topic: h.ctx.topics.control.name,
-          partition: 0,
-          value: h.ctx.codec.encode({ type: 'WorkerEvicted', eventId: h.ctx.newEventId(), occurredAt: h.ctx.now(), producer: 'controller-test', workerId: 'w-fenced', lane: w.lane, reason: 'HEARTBEAT_TIMEOUT' }),
-        },
-      ]);
-      await wait(() => w.stats().phase === 'evicted' && told !== undefined, 'the worker to notice its eviction');
-      expect(told).toMatch(/evicted/);
-      const beatsAt = (await h.events('heartbeats')).length;
-      await h.route([{ requestId: 'after', workerId: 'w-fenced', lane: w.lane }]);
-      await new Promise((r) => setTimeout(r, 300));
-      expect(await h.resultsOf('after')).toEqual([]);
-      // At most the heartbeat that was in flight when it noticed lands after that.
-      expect((await h.events('heartbeats')).length).toBeLessThanOrEqual(beatsAt + 1);
+      const controller = await startController(h.ctx, { controllerId: 'controller-test' });
+      try {
+        await wait(async () => (await control()).some((e) => e.type === 'WorkerEvicted' && e.workerId === 'w-fenced'), 'the controller to evict the silent worker');
+        const eviction = (await control()).find((e): e is WorkerEvicted => e.type === 'WorkerEvicted' && e.workerId === 'w-fenced')!;
+        expect(eviction).toMatchObject({ reason: 'SUSPECTED_DEAD', producer: 'controller-test', lane: w.lane, epoch: 1 });
+        expect(eviction.silenceMs!).toBeGreaterThanOrEqual(500);
+        // A decision still reaching its lane is not answered: the worker reads control before it writes a result.
+        await h.route([{ requestId: 'after', workerId: 'w-fenced', lane: w.lane }]);
+        await wait(() => w.stats().phase === 'evicted' && told !== undefined, 'the worker to notice its eviction');
+        expect(told).toMatch(/evicted/);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await h.resultsOf('after')).toEqual([]);
+      } finally {
+        await controller.close();
+      }
     });
 
     it('drains an idle worker with an empty lane promptly', async () => {
