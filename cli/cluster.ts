@@ -3,6 +3,8 @@ import { blobStoreFrom } from './commands/models.js';
 import type { Runtime } from '../lib/bootstrap.js';
 import { startRegistryService, type RunningRegistry } from '../services/registry/service.js';
 import { startGateway, type RunningGateway } from '../services/gateway/service.js';
+import type { GatewayOptions } from '../services/gateway/service.js';
+import type { AdminAuthOptions } from '../lib/auth/admin.js';
 import { startRouter, type RunningRouter } from '../services/router/service.js';
 import { startController, type ControllerOptions, type RunningController } from '../services/controller/service.js';
 import type { RouterPolicyInput } from '../services/router/policies/options.js';
@@ -25,12 +27,12 @@ export interface ClusterPlan {
   routerPolicy?: RouterPolicyInput;
   /** @default two workers in zone-a and two in zone-b */
   workers?: WorkerPlan[];
-  /** Gateway listen address; port 0 picks a free port. @default 127.0.0.1:8080 */
-  gateway?: { host?: string; port?: number } | false;
+  /** Gateway listen address and auth; port 0 picks a free port. @default 127.0.0.1:8080, no keys */
+  gateway?: ({ host?: string; port?: number } & Partial<Pick<GatewayOptions, 'apiKeys' | 'admin'>> & { insecure?: boolean }) | false;
   /** Also serve the schema registry REST API over the log's schemas (for Kafka clients). */
-  registry?: { host?: string; port?: number } | false;
+  registry?: { host?: string; port?: number; admin?: AdminAuthOptions } | false;
   /** Serve the blob store over HTTP (workers in other processes fetch weights from it). */
-  blobServer?: { host?: string; port?: number } | false;
+  blobServer?: { host?: string; port?: number; admin?: AdminAuthOptions } | false;
   /** Register the shipped models (models/) when missing. @default true */
   installModels?: boolean;
   /**

@@ -1,5 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { adminAuthFromToken } from '../../lib/auth/admin.js';
 import { openRuntime } from '../../lib/bootstrap.js';
+import { loadApiKeys } from '../../services/gateway/auth.js';
+import { adminTokenOption } from './gateway.js';
 import { createLogger } from '../../lib/logger.js';
 import { startCluster, DEFAULT_WORKERS } from '../cluster.js';
 import { runDemo } from '../demo.js';
@@ -7,28 +10,50 @@ import { configFrom, type GlobalFlags } from '../flags.js';
 
 const int = (v: string) => Number.parseInt(v, 10);
 
+interface UpFlags {
+  port: number;
+  host: string;
+  insecure: boolean;
+  apiKeysFile?: string;
+  adminToken?: string;
+  routers: number;
+  controllers: number;
+  workers: number;
+  registryPort?: number;
+  blobPort?: number;
+  analytics: boolean;
+}
+
 /** `switchyard up` (a whole cluster in one process) and `switchyard demo`. */
 export function registerClusterCommands(program: Command): void {
   program
     .command('up')
-    .description('run gateway, router(s), workers and the registry in one process (embedded log by default; --brokers for Kafka)')
+    .description('run gateway, router(s), a controller, workers and the registry in one process (embedded log by default; --brokers for Kafka)')
     .option('--port <port>', 'gateway port', int, 8080)
+    .option('--host <address>', 'gateway address; anything but loopback needs API keys or --insecure', '127.0.0.1')
+    .option('--insecure', 'allow a non-loopback --host with no API keys (anyone who reaches the port can run inference)', false)
+    .addOption(new Option('--api-keys-file <path>', 'API keys (JSON/YAML, hashed: switchyard gateway hash-key); auth is on whenever keys are configured').env('SWITCHYARD_API_KEYS_FILE'))
+    .addOption(adminTokenOption())
     .option('--routers <n>', 'router replicas', int, 1)
+    .option('--controllers <n>', 'controllers (one leads, the others stand by)', int, 1)
     .option('--workers <n>', 'workers (alternating zone-a / zone-b)', int, DEFAULT_WORKERS.length)
     .option('--registry-port <port>', 'also serve the schema registry REST API on this port', int)
     .option('--blob-port <port>', 'also serve the blob store over HTTP on this port', int)
     .option('--analytics', 'run the sink into ClickHouse (SWITCHYARD_CLICKHOUSE_URL, else the embedded chDB engine)', false)
-    .action(async (opts: { port: number; routers: number; workers: number; registryPort?: number; blobPort?: number; analytics: boolean }, cmd: Command) => {
+    .action(async (opts: UpFlags, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('switchyard', config.logLevel);
+      const apiKeys = opts.apiKeysFile === undefined || opts.apiKeysFile === '' ? [] : await loadApiKeys(opts.apiKeysFile);
+      const admin = adminAuthFromToken(opts.adminToken);
       const rt = await openRuntime(config, { logger });
       const workers = Array.from({ length: opts.workers }, (_, i) => ({ workerId: `worker-${i + 1}`, zone: i % 2 === 0 ? 'zone-a' : 'zone-b' }));
       const cluster = await startCluster(rt, {
         routers: opts.routers,
+        controllers: opts.controllers,
         workers,
-        gateway: { port: opts.port },
-        ...(opts.registryPort !== undefined ? { registry: { port: opts.registryPort } } : {}),
-        ...(opts.blobPort !== undefined ? { blobServer: { port: opts.blobPort } } : {}),
+        gateway: { host: opts.host, port: opts.port, insecure: opts.insecure, apiKeys, admin },
+        ...(opts.registryPort !== undefined ? { registry: { port: opts.registryPort, admin } } : {}),
+        ...(opts.blobPort !== undefined ? { blobServer: { port: opts.blobPort, admin } } : {}),
         ...(opts.analytics ? { analytics: { clickhouseUrl: config.clickhouseUrl } } : {}),
       });
       logger.info(
