@@ -38,7 +38,28 @@ interface Minute {
   latencies: number[];
   rssMiB: number;
   cpuMs: number;
+  /** From the gateway's /metrics at the minute's end. */
+  server: ServerMetrics | undefined;
   done: boolean;
+}
+
+interface ServerMetrics {
+  trackedRequests: number;
+  trackedMiB: number;
+}
+
+/** The results tracker's size from the gateway's /metrics (Prometheus text, unlabelled series). */
+async function serverMetrics(url: string): Promise<ServerMetrics | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string): number => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return {
+      trackedRequests: value('switchyard_gateway_tracked_requests'),
+      trackedMiB: value('switchyard_gateway_tracked_bytes') / MiB,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function freePort(): Promise<number> {
@@ -145,15 +166,16 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     const start = performance.now();
     const startCpu = processFigures(pid).cpuMs;
     let lastCpu = startCpu;
-    const windows: Minute[] = Array.from({ length: minutes }, (_, m) => ({ minute: m + 1, due: 0, ok: 0, shed: 0, failed: 0, pending: 0, latencies: [], rssMiB: 0, cpuMs: 0, done: false }));
+    const windows: Minute[] = Array.from({ length: minutes }, (_, m) => ({ minute: m + 1, due: 0, ok: 0, shed: 0, failed: 0, pending: 0, latencies: [], rssMiB: 0, cpuMs: 0, server: undefined, done: false }));
+    const sampling = new Set<Promise<void>>();
     const inFlight = new Set<Promise<void>>();
     const report = (m: Minute): void => {
-      if (m.done || m.pending > 0 || m.due < perMinute || m.rssMiB === 0) return;
+      if (m.done || m.pending > 0 || m.due < perMinute || m.rssMiB === 0 || m.server === undefined) return;
       m.done = true;
       m.latencies.sort((a, b) => a - b);
       rows.push(m);
       ctx.progress(
-        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB, CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req`,
+        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB (tracker: ${m.server.trackedRequests} requests, ${round(m.server.trackedMiB, 0)} MiB), CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req`,
       );
     };
     for (let i = 0; i < total; ) {
@@ -185,13 +207,19 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           m.rssMiB = f.rssMiB;
           m.cpuMs = f.cpuMs - lastCpu;
           lastCpu = f.cpuMs;
-          report(m);
+          const sample: Promise<void> = serverMetrics(url).then((x) => {
+            m.server = x ?? { trackedRequests: Number.NaN, trackedMiB: Number.NaN };
+            sampling.delete(sample);
+            report(m);
+          });
+          sampling.add(sample);
         }
       }
       const next = start + (i * 1000) / rate;
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(5, next - performance.now()))));
     }
     await Promise.all(inFlight);
+    await Promise.all(sampling);
     rows.sort((a, b) => a.minute - b.minute);
     const elapsedS = (performance.now() - start) / 1000;
     const cpuMsTotal = processFigures(pid).cpuMs - startCpu;
@@ -220,10 +248,22 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     return [
       {
         title: `Soak: switchyard up (embedded, default fsync, no-op model), HTTP open loop at ${rate} req/s for ${minutes} min`,
-        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'CPU ms/req'],
-        rows: rows.map((m) => [m.minute, m.due, m.ok, m.shed, m.failed, round(percentile(m.latencies, 50), 1), round(percentile(m.latencies, 99), 1), Math.round(m.rssMiB), round(m.cpuMs / Math.max(1, m.ok), 2)]),
+        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'tracker requests', 'tracker MiB', 'CPU ms/req'],
+        rows: rows.map((m) => [
+          m.minute,
+          m.due,
+          m.ok,
+          m.shed,
+          m.failed,
+          round(percentile(m.latencies, 50), 1),
+          round(percentile(m.latencies, 99), 1),
+          Math.round(m.rssMiB),
+          m.server!.trackedRequests,
+          Math.round(m.server!.trackedMiB),
+          round(m.cpuMs / Math.max(1, m.ok), 2),
+        ]),
         notes: [
-          `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
+          `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute; the gateway results tracker's requests and counted bytes from its /metrics then. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
           `Shed ${shed}, failed ${failed} of ${rows.reduce((n, m) => n + m.due, 0)} (goal: 0 shed).`,
           second === undefined ? 'One minute only: no drift figures.' : `Last minute vs second: p50 ×${ratio(percentile(last.latencies, 50), percentile(second.latencies, 50))}, p99 ×${ratio(percentile(last.latencies, 99), percentile(second.latencies, 99))} (goal: ≤ 1.2).`,
           `RSS slope after minute ${WARMUP_MINUTES}: ${round(mbPer100k, 1)} MB per 100k requests (goal: ≤ 5). RSS ${Math.round(rows[0]!.rssMiB)} → ${Math.round(last.rssMiB)} MiB.`,
