@@ -93,6 +93,10 @@ export function sessionText(s: SessionTrace): string {
     lines.push('', 'moves:');
     for (const x of moves) lines.push(`  ${iso(x.at)} ${x.requestId}: ${x.move!.from ?? '—'} → ${x.move!.to ?? '—'} (${x.move!.changed.join(', ')}): ${x.move!.why}`);
   }
+  if (s.migrations.length > 0) {
+    lines.push('', 'migrations (controller):');
+    for (const m of s.migrations) lines.push(`  ${iso(m.at)} ${m.from ?? '—'} → ${m.to} by ${m.by} · context ${m.contextBytes} B · ${m.requestCount} request(s) so far`);
+  }
   return lines.join('\n');
 }
 

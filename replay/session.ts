@@ -41,6 +41,17 @@ export interface SessionTrace {
   moves: number;
   /** The latest SessionState record, when the log has one. */
   state: SessionState | null;
+  /** The controller's migrations of the session (SessionState MIGRATED), in log order. */
+  migrations: SessionMigration[];
+}
+
+export interface SessionMigration {
+  at: number;
+  from: string | null;
+  to: string;
+  by: string;
+  contextBytes: number;
+  requestCount: number;
 }
 
 function explainMove(prevWorker: string | null, routed: RequestRouted | undefined, previous: RequestRouted | undefined, changed: SessionMove['changed'], prev: SessionStep): string {
@@ -105,7 +116,20 @@ export function buildSessionTrace(lookup: SessionLookup): SessionTrace {
   const workers: string[] = [];
   for (const s of steps) if (s.workerId !== null && !workers.includes(s.workerId)) workers.push(s.workerId);
   const last = lookup.states[lookup.states.length - 1];
+  const migrations: SessionMigration[] = lookup.states
+    .map((f) => f.event as SessionState)
+    .filter((s) => s.reason === 'MIGRATED')
+    .map((s) => ({ at: s.occurredAt, from: s.migratedFrom, to: s.workerId, by: s.producer, contextBytes: s.contextBytes, requestCount: s.requestCount }));
+  // A move that follows a migration to the new worker says so first.
+  for (let i = 0; i < steps.length; i++) {
+    const move = steps[i]!.move;
+    if (move === null || !move.changed.includes('worker')) continue;
+    const since = i > 0 ? steps[i - 1]!.at : 0;
+    const m = migrations.find((x) => x.to === move.to && x.at >= since && x.at <= steps[i]!.at);
+    if (m !== undefined) move.why = `the controller (${m.by}) migrated the session from ${m.from ?? '—'} to ${m.to} with its context (${m.contextBytes} bytes) and pre-warmed it; ${move.why}`;
+  }
   return {
+    migrations,
     sessionId: lookup.sessionId,
     steps,
     workers,

@@ -43,7 +43,7 @@ export interface ControllerVerifyReport {
   /** Recorded controller events re-derived identically. */
   verified: number;
   /** Of those, by kind. */
-  byKind: Record<'evict' | 'fail' | 'supersede' | 'route', number>;
+  byKind: Record<ControllerAction['kind'], number>;
   diverged: number;
   /** Ticks whose policy was made by other controller code (not re-derived). */
   skipped: number;
@@ -53,7 +53,7 @@ export interface ControllerVerifyReport {
   ok: boolean;
 }
 
-const TOPICS = ['control', 'heartbeats', 'requests', 'decisions', 'results'] as const;
+const TOPICS = ['control', 'heartbeats', 'requests', 'decisions', 'results', 'sessions'] as const;
 
 interface Logged {
   event: SwitchyardEvent;
@@ -154,6 +154,8 @@ function recordedAction(e: SwitchyardEvent): { kind: ControllerAction['kind']; k
       return { kind: 'supersede', key: e.supersededEventId, fields: { superseded: e.supersededEventId, winner: e.winnerEventId, position: e.supersededPosition } };
     case 'RequestRouted':
       return { kind: 'route', key: `${e.requestId}#${e.attempt}`, fields: { requestId: e.requestId, attempt: e.attempt, reason: e.reason === 'RETRY' ? 'RETRY' : 'REDISPATCH' } };
+    case 'SessionState':
+      return { kind: 'migrate', key: e.sessionId, fields: { sessionId: e.sessionId, from: e.migratedFrom, to: e.workerId, lane: e.lane, contextBytes: e.contextBytes, requestCount: e.requestCount } };
     default:
       return null;
   }
@@ -173,13 +175,15 @@ function derivedAction(a: ControllerAction): { kind: ControllerAction['kind']; k
       return { kind: 'supersede', key: a.loss.loser.eventId, fields: { superseded: a.loss.loser.eventId, winner: a.loss.winner.eventId, position: a.loss.loser.position } };
     case 'route':
       return { kind: 'route', key: `${a.requestId}#${a.attempt}`, fields: { requestId: a.requestId, attempt: a.attempt, reason: a.reason } };
+    case 'migrate':
+      return { kind: 'migrate', key: a.session.sessionId, fields: { sessionId: a.session.sessionId, from: a.session.workerId, to: a.toWorkerId, lane: a.toLane, contextBytes: a.session.contextBytes, requestCount: a.session.requestCount } };
   }
 }
 
 export async function verifyController(source: LogSource, o: { maxDivergences?: number } = {}): Promise<ControllerVerifyReport> {
   const logs = await readAll(source);
   const lanes = Math.max(1, source.topics.decisions.partitions);
-  const report: ControllerVerifyReport = { ticks: 0, verified: 0, byKind: { evict: 0, fail: 0, supersede: 0, route: 0 }, diverged: 0, skipped: 0, unplaced: 0, divergences: [], ok: true };
+  const report: ControllerVerifyReport = { ticks: 0, verified: 0, byKind: { evict: 0, fail: 0, supersede: 0, route: 0, migrate: 0 }, diverged: 0, skipped: 0, unplaced: 0, divergences: [], ok: true };
   const maxDivergences = o.maxDivergences ?? 50;
 
   // Deciding ticks, and what each caused.
@@ -191,7 +195,7 @@ export async function verifyController(source: LogSource, o: { maxDivergences?: 
       for (const { event, record } of list) {
         if (event.type === 'ControllerTick') {
           if (event.policy !== null) ticks.push({ tick: event, position: record });
-        } else if (event.causationId !== null && (event.type === 'WorkerEvicted' || event.type === 'InferenceFailed' || event.type === 'ResultSuperseded')) {
+        } else if (event.causationId !== null && (event.type === 'WorkerEvicted' || event.type === 'InferenceFailed' || event.type === 'ResultSuperseded' || (event.type === 'SessionState' && event.reason === 'MIGRATED'))) {
           const list2 = caused.get(event.causationId);
           if (list2) list2.push(event);
           else caused.set(event.causationId, [event]);
@@ -269,7 +273,7 @@ export async function verifyController(source: LogSource, o: { maxDivergences?: 
 /** Text summary of a controller verify. */
 export function controllerVerifyText(r: ControllerVerifyReport): string {
   const lines = [
-    `controller decisions: ${r.verified} re-derived identically over ${r.ticks} deciding tick(s) (evictions ${r.byKind.evict}, re-dispatches/retries ${r.byKind.route}, ends ${r.byKind.fail}, superseded ${r.byKind.supersede}); diverged ${r.diverged}; skipped ticks ${r.skipped}; unplaced re-dispatches ${r.unplaced}`,
+    `controller decisions: ${r.verified} re-derived identically over ${r.ticks} deciding tick(s) (evictions ${r.byKind.evict}, re-dispatches/retries ${r.byKind.route}, ends ${r.byKind.fail}, superseded ${r.byKind.supersede}, session migrations ${r.byKind.migrate}); diverged ${r.diverged}; skipped ticks ${r.skipped}; unplaced re-dispatches ${r.unplaced}`,
   ];
   for (const d of r.divergences) lines.push(`  DIVERGED ${d.kind} at tick ${d.tickId} (${d.controller}): recorded ${JSON.stringify(d.recorded)} re-derived ${JSON.stringify(d.rederived)}`);
   return lines.join('\n');

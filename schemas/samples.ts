@@ -355,6 +355,12 @@ export const SAMPLE_EVENTS: { [K in EventType]: EventOf<K> } = {
     lastRequestId: REQUEST_ID,
     updatedAt: T0 + 3,
     requestCount: 12,
+    context: Buffer.from('{"text":"hello"}\n{"text":"and then?"}\n'),
+    contextBytes: 38,
+    reason: 'MIGRATED',
+    migratedFrom: 'worker-d9',
+    modelDigest: MODEL_DIGEST,
+    epoch: 3,
   },
   DeadLettered: {
     type: 'DeadLettered',

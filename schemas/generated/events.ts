@@ -852,8 +852,8 @@ export interface ScaleDecided extends EventEnvelope {
 export type ScaleDecidedInit = WithDefaults<ScaleDecided, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'model' | 'zone' | 'signals' | 'cooldownUntil' | 'epoch'>;
 
 /**
- * Where a session lives now. Topic `sessions` (compacted), key sessionId: the latest record per session is its state.
- * Schema: switchyard.events.SessionState v1.
+ * The state a worker keeps for a session — its context (e.g. the conversation so far), its size, its worker — on the compacted `sessions` topic, keyed by session id: written by the worker that served the session (SERVED) and by the controller when it moves the session off an evicted or draining worker (MIGRATED), handing the context to the new worker, which loads the model before the session's next request.
+ * Schema: switchyard.events.SessionState v2.
  */
 export interface SessionState extends EventEnvelope {
   type: 'SessionState';
@@ -882,9 +882,39 @@ export interface SessionState extends EventEnvelope {
    * @default 0
    */
   requestCount: number;
+  /**
+   * What the worker keeps for the session (the recent inputs, newest last), at most the worker's session context budget; handed over on migration.
+   * @default ""
+   */
+  context: Buffer;
+  /**
+   * Size of the session's context on its worker, bytes (before any cut to fit `context`).
+   * @default 0
+   */
+  contextBytes: number;
+  /**
+   * SERVED (the worker answered a request of the session) or MIGRATED (the controller moved it).
+   * @default "SERVED"
+   */
+  reason: string;
+  /**
+   * The worker the controller moved the session from.
+   * @default null
+   */
+  migratedFrom: string | null;
+  /**
+   * sha256 of the weights serving the session: what the new worker loads ahead of the next request.
+   * @default null
+   */
+  modelDigest: string | null;
+  /**
+   * The controller epoch of a migration (null when a worker wrote it).
+   * @default null
+   */
+  epoch: number | null;
 }
 /** SessionState as a producer writes it: fields with defaults may be left out. */
-export type SessionStateInit = WithDefaults<SessionState, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'model' | 'requestCount'>;
+export type SessionStateInit = WithDefaults<SessionState, 'requestId' | 'traceId' | 'causationId' | 'clock' | 'model' | 'requestCount' | 'context' | 'contextBytes' | 'reason' | 'migratedFrom' | 'modelDigest' | 'epoch'>;
 
 /**
  * A worker stops taking new work and finishes what it has (e.g. on SIGTERM). Topic `control`.
@@ -1284,8 +1314,8 @@ export const EVENT_SCHEMAS: { readonly [K in EventType]: EventSchema } = {
   SessionState: {
     type: 'SessionState',
     fullName: 'switchyard.events.SessionState',
-    version: 1,
-    schema: "{\"type\":\"record\",\"name\":\"SessionState\",\"namespace\":\"switchyard.events\",\"doc\":\"Where a session lives now. Topic `sessions` (compacted), key sessionId: the latest record per session is its state.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"sessionId\",\"type\":\"string\",\"doc\":\"Session id.\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker holding the session.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"That worker's lane.\"},{\"name\":\"model\",\"type\":\"string\",\"default\":\"\",\"doc\":\"Model name.\"},{\"name\":\"modelVersion\",\"type\":\"string\",\"doc\":\"Version the session is pinned to (canary stickiness).\"},{\"name\":\"lastRequestId\",\"type\":\"string\",\"doc\":\"Latest request of the session.\"},{\"name\":\"updatedAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the session last moved or served a request.\"},{\"name\":\"requestCount\",\"type\":\"long\",\"default\":0,\"doc\":\"Requests the session has made.\"}]}",
+    version: 2,
+    schema: "{\"type\":\"record\",\"name\":\"SessionState\",\"namespace\":\"switchyard.events\",\"doc\":\"The state a worker keeps for a session — its context (e.g. the conversation so far), its size, its worker — on the compacted `sessions` topic, keyed by session id: written by the worker that served the session (SERVED) and by the controller when it moves the session off an evicted or draining worker (MIGRATED), handing the context to the new worker, which loads the model before the session's next request.\",\"fields\":[{\"name\":\"eventId\",\"type\":\"string\",\"doc\":\"UUIDv7 of this event (time-ordered, unique); consumers deduplicate by it.\"},{\"name\":\"occurredAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the producer made the event, ms since the Unix epoch. For decisions this is the `now` the decision was made with.\"},{\"name\":\"requestId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The inference request this event belongs to, when it belongs to one.\"},{\"name\":\"traceId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"W3C trace id (32 hex chars) for distributed tracing, when known.\"},{\"name\":\"producer\",\"type\":\"string\",\"doc\":\"Instance id of the service that produced the event (e.g. \\\"router-7f3a\\\", \\\"gateway-1\\\", or a Kafka client id).\"},{\"name\":\"causationId\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"eventId of the event that caused this one, when there is one.\"},{\"name\":\"clock\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ClockEntry\",\"doc\":\"The end of the log prefix the producer had consumed from one topic-partition: every record below `offset` was applied to the state the event was made in.\",\"fields\":[{\"name\":\"topic\",\"type\":\"string\",\"doc\":\"Physical topic name (with prefix).\"},{\"name\":\"partition\",\"type\":\"int\",\"doc\":\"Partition number.\"},{\"name\":\"offset\",\"type\":\"long\",\"doc\":\"Next offset the producer would have read (records with smaller offsets were consumed).\"}]}},\"default\":[],\"doc\":\"Offsets per topic-partition of the log prefix the producer had consumed when it made the event: the exact state it was made in. Empty for producers that consume nothing (e.g. external Kafka clients).\"},{\"name\":\"sessionId\",\"type\":\"string\",\"doc\":\"Session id.\"},{\"name\":\"workerId\",\"type\":\"string\",\"doc\":\"Worker holding the session.\"},{\"name\":\"lane\",\"type\":\"int\",\"doc\":\"That worker's lane.\"},{\"name\":\"model\",\"type\":\"string\",\"default\":\"\",\"doc\":\"Model name.\"},{\"name\":\"modelVersion\",\"type\":\"string\",\"doc\":\"Version the session is pinned to (canary stickiness).\"},{\"name\":\"lastRequestId\",\"type\":\"string\",\"doc\":\"Latest request of the session.\"},{\"name\":\"updatedAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"doc\":\"When the session last moved or served a request.\"},{\"name\":\"requestCount\",\"type\":\"long\",\"default\":0,\"doc\":\"Requests the session has made.\"},{\"name\":\"context\",\"type\":\"bytes\",\"default\":\"\",\"doc\":\"What the worker keeps for the session (the recent inputs, newest last), at most the worker's session context budget; handed over on migration.\"},{\"name\":\"contextBytes\",\"type\":\"long\",\"default\":0,\"doc\":\"Size of the session's context on its worker, bytes (before any cut to fit `context`).\"},{\"name\":\"reason\",\"type\":\"string\",\"default\":\"SERVED\",\"doc\":\"SERVED (the worker answered a request of the session) or MIGRATED (the controller moved it).\"},{\"name\":\"migratedFrom\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"The worker the controller moved the session from.\"},{\"name\":\"modelDigest\",\"type\":[\"null\",\"string\"],\"default\":null,\"doc\":\"sha256 of the weights serving the session: what the new worker loads ahead of the next request.\"},{\"name\":\"epoch\",\"type\":[\"null\",\"long\"],\"default\":null,\"doc\":\"The controller epoch of a migration (null when a worker wrote it).\"}]}",
   },
   WorkerDraining: {
     type: 'WorkerDraining',

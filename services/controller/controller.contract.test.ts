@@ -73,7 +73,7 @@ describe('controller (embedded log, in process)', () => {
     return { rt, cluster };
   };
 
-  const request = async (rt: Runtime, i: number, o: { deadlineMs?: number } = {}) => {
+  const request = async (rt: Runtime, i: number, o: { deadlineMs?: number; sessionId?: string } = {}) => {
     const requestId = `req-${i.toString().padStart(4, '0')}`;
     await rt.log.append([
       {
@@ -88,6 +88,7 @@ describe('controller (embedded log, in process)', () => {
           model: 'sentiment-small',
           input: Buffer.from(JSON.stringify({ i })),
           deadlineAt: Date.now() + (o.deadlineMs ?? 20_000),
+          sessionId: o.sessionId ?? null,
           cacheable: false,
         }),
       },
@@ -152,6 +153,38 @@ describe('controller (embedded log, in process)', () => {
     expect(controllerReport).toMatchObject({ diverged: 0, skipped: 0, ok: true });
     expect(controllerReport.byKind.evict).toBe(1);
     expect(controllerReport.byKind.route).toBe(redispatched.length);
+  }, 40_000);
+
+  it("migrates an evicted worker's sessions with their context to the worker affinity picks, which pre-warms; their next requests land there", async () => {
+    const { rt, cluster } = await boot(2, 5);
+    const sessions = Array.from({ length: 8 }, (_, i) => `s-${i}`);
+    await Promise.all(sessions.map((s, i) => request(rt, 200 + i, { sessionId: s })));
+    await until('every session served', async () => terminals(await readTopic(rt, rt.ctx.topics.results.name)).size === sessions.length);
+    const sessionEvents = async () => (await readTopic(rt, rt.ctx.topics.sessions.name)).map((l) => l.event).filter((e): e is Extract<SwitchyardEvent, { type: 'SessionState' }> => e.type === 'SessionState');
+    await until('every session recorded', async () => new Set((await sessionEvents()).map((e) => e.sessionId)).size === sessions.length);
+    const owner = new Map((await sessionEvents()).map((e) => [e.sessionId, e.workerId]));
+    const victim = cluster.workers.find((w) => [...owner.values()].includes(w.id))!;
+    const survivor = cluster.workers.find((w) => w !== victim)!;
+    const moving = sessions.filter((s) => owner.get(s) === victim.id);
+    expect(moving.length).toBeGreaterThan(0);
+    await victim.stop();
+    await until('the sessions migrated', async () => (await sessionEvents()).filter((e) => e.reason === 'MIGRATED').length === moving.length);
+    const migrated = (await sessionEvents()).filter((e) => e.reason === 'MIGRATED');
+    for (const m of migrated) {
+      expect(moving).toContain(m.sessionId);
+      expect(m).toMatchObject({ workerId: survivor.id, migratedFrom: victim.id, producer: 'controller-1', epoch: 1, requestCount: 1 });
+      expect(m.context.toString()).toContain('"i":');
+    }
+    await until('the survivor adopted them', () => survivor.stats().sessionsAdopted === moving.length);
+    // The next request of a moved session goes to the survivor, which had its model loaded already.
+    await request(rt, 300, { sessionId: moving[0]! });
+    await until('answered', async () => terminals(await readTopic(rt, rt.ctx.topics.results.name)).has('req-0300'));
+    const [next] = terminals(await readTopic(rt, rt.ctx.topics.results.name)).get('req-0300')!;
+    expect(next).toMatchObject({ type: 'InferenceCompleted', workerId: survivor.id });
+    const source = await logSourceFrom({ log: rt.log, registry: rt.registry, codec: rt.ctx.codec, description: 'test log' });
+    const report = await verifyController(source);
+    expect(report).toMatchObject({ diverged: 0, skipped: 0 });
+    expect(report.byKind.migrate).toBe(moving.length);
   }, 40_000);
 
   it('ends a request no worker can serve at its deadline with DEADLINE_EXCEEDED: nothing stays accepted', async () => {

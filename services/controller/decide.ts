@@ -2,7 +2,9 @@ import { backoffDelayMs, jitterOf } from '../../lib/backoff.js';
 import type { LogPosition } from '../../schemas/generated/events.js';
 import { hash32 } from '../router/hash.js';
 import { judge } from './detector.js';
-import { attemptLost, type ControllerState, type Loser, type RequestTrack } from './state.js';
+import { attemptLost, type ControllerState, type Loser, type RequestTrack, type SessionView } from './state.js';
+import { hashPair } from '../router/hash.js';
+import type { WorkerRecord } from '../router/state.js';
 
 /**
  * The controller's decider: at each tick, from the state alone (a fold of the log prefix named by
@@ -86,7 +88,19 @@ export interface SupersedeAction {
   readonly loss: Loser;
 }
 
-export type ControllerAction = EvictAction | RouteAction | FailAction | SupersedeAction;
+/** Move a session off an evicted or draining worker to the one the affinity rule picks now. */
+export interface MigrateAction {
+  readonly kind: 'migrate';
+  readonly session: SessionView;
+  readonly toWorkerId: string;
+  readonly toLane: number;
+  readonly why: 'EVICTED' | 'DRAINING';
+}
+
+export type ControllerAction = EvictAction | RouteAction | FailAction | SupersedeAction | MigrateAction;
+
+/** Migrations decided at one tick, at most (the rest follow at the next ticks). */
+export const MAX_MIGRATIONS_PER_TICK = 500;
 
 /** Terminal codes the controller writes. */
 export const CONTROLLER_FAILURE = {
@@ -107,7 +121,58 @@ export function decideTick(state: ControllerState, tick: Tick): ControllerAction
   for (const loss of [...state.losers.values()].sort((a, b) => (a.loser.eventId < b.loser.eventId ? -1 : 1))) actions.push({ kind: 'supersede', loss });
   const ids = [...state.requests.keys()].sort();
   for (const id of ids) decideRequest(state, tick, state.requests.get(id)!, actions);
+  migrate(state, tick, actions);
   return actions;
+}
+
+/**
+ * Session migration: every session whose worker is evicted or draining moves to the worker the
+ * routers' affinity rule ranks first for it now — the highest rendezvous weight
+ * hashPair(hash32(sessionId), hash32(workerId)) among the workers that can serve its model (a
+ * lane held, not draining, a heartbeat of this claim no older than the routing policy's
+ * staleHeartbeatMs, the model allowed). Routers rank sessions the same way, so the session's next
+ * request lands on the worker that already has its context and model, unless the bounded-load
+ * rule spills it (then that worker's own SessionState takes over).
+ */
+function migrate(state: ControllerState, tick: Tick, actions: ControllerAction[]): void {
+  const view = state.view;
+  let moved = 0;
+  const ids = [...state.sessions.keys()].sort();
+  for (const id of ids) {
+    if (moved >= MAX_MIGRATIONS_PER_TICK) return;
+    const s = state.sessions.get(id)!;
+    const rec = view.workers.get(s.workerId);
+    let why: MigrateAction['why'] | null = null;
+    if (rec === undefined || rec.evicted || rec.claim === null || rec.claim.lane !== s.lane) why = 'EVICTED';
+    else if (rec.draining || rec.heartbeat?.draining === true) why = 'DRAINING';
+    if (why === null) continue;
+    const to = sessionHome(state, s, tick.now);
+    if (to === null || to.workerId === s.workerId) continue;
+    actions.push({ kind: 'migrate', session: s, toWorkerId: to.workerId, toLane: to.claim!.lane, why });
+    moved++;
+  }
+}
+
+/** The worker the affinity rule ranks first for a session among those that can take it now. */
+export function sessionHome(state: ControllerState, s: SessionView, now: number): WorkerRecord | null {
+  const staleMs = state.policy.staleHeartbeatMs;
+  const sessionHash = hash32(s.sessionId);
+  let best: WorkerRecord | null = null;
+  let bestWeight = -1;
+  for (const rec of state.view.candidates) {
+    const claim = rec.claim!;
+    const hb = rec.heartbeat;
+    if (rec.evicted || rec.draining || hb === null || hb.draining || hb.lane !== claim.lane) continue;
+    if (claim.startedAt !== null && hb.startedAt !== null && hb.startedAt < claim.startedAt) continue;
+    if (now - hb.at > staleMs) continue;
+    if (claim.models.length > 0 && !claim.models.includes(s.model)) continue;
+    const w = hashPair(sessionHash, rec.hash);
+    if (w > bestWeight || (w === bestWeight && best !== null && claim.lane < best.claim!.lane)) {
+      best = rec;
+      bestWeight = w;
+    }
+  }
+  return best;
 }
 
 function detect(state: ControllerState, tick: Tick, actions: ControllerAction[]): void {

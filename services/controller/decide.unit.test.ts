@@ -12,7 +12,7 @@ import type {
   SwitchyardEvent,
 } from '../../schemas/generated/events.js';
 import { heartbeat, joined, NO_EVIDENCE, registered, request, T0 } from '../router/fixtures.js';
-import { decideTick, retryDelayMs, type ControllerAction, type Tick } from './decide.js';
+import { decideTick, retryDelayMs, sessionHome, type ControllerAction, type Tick } from './decide.js';
 import { addInterval, intervalWindow, judge, phiOf } from './detector.js';
 import { DEFAULT_CONTROLLER_POLICY, resolveControllerPolicy, type ControllerPolicy } from './options.js';
 import { evolve, initialControllerState, type ControllerState } from './state.js';
@@ -291,6 +291,57 @@ describe('retries', () => {
     const state = given([...base(), request('r1', { deadlineAt: T0 + 30_000 }), routedTo('r1', 'w0', 0), failed('r1', 'w0', { retriable: false })]);
     expect(state.requests.size).toBe(0);
     expect(when(state, T0 + 5_000)).toEqual([]);
+  });
+});
+
+describe('session migration', () => {
+  const session = (sessionId: string, workerId: string, lane: number): SwitchyardEvent => ({
+    type: 'SessionState',
+    ...env(workerId, T0, null),
+    clock: [],
+    sessionId,
+    workerId,
+    lane,
+    model: 'm',
+    modelVersion: 'v1',
+    lastRequestId: `${sessionId}-r1`,
+    updatedAt: T0,
+    requestCount: 3,
+    context: Buffer.from('turn 1\nturn 2\n'),
+    contextBytes: 14,
+    reason: 'SERVED',
+    migratedFrom: null,
+    modelDigest: 'digest-m-v1',
+    epoch: null,
+  });
+  const fleetOf = (n: number): SwitchyardEvent[] => {
+    const out: SwitchyardEvent[] = [registered('m', 'v1'), elected(1)];
+    for (let i = 0; i < n; i++) out.push(joined(`w${i}`, i, { startedAt: T0 }), heartbeat(`w${i}`, i, { at: T0 + 900, seq: 9, startedAt: T0 }));
+    return out;
+  };
+  const evict = (workerId: string, lane: number): SwitchyardEvent => ({ type: 'WorkerEvicted', ...env('c1', T0 + 950), clock: [], workerId, lane, reason: 'SUSPECTED_DEAD', lastHeartbeatAt: null, lastHeartbeatSeq: null, detail: null, ...NO_EVIDENCE, epoch: 1 });
+
+  it("given sessions on an evicted worker, then each moves with its context to the live worker ranked first for it; the others' stay", () => {
+    const sessions = Array.from({ length: 12 }, (_, i) => session(`s${i}`, `w${i % 3}`, i % 3));
+    const state = given([...fleetOf(3), ...sessions, evict('w0', 0)]);
+    const moves = when(state, T0 + 1_000).filter((a): a is Extract<ControllerAction, { kind: 'migrate' }> => a.kind === 'migrate');
+    expect(moves.map((m) => m.session.sessionId).sort()).toEqual(['s0', 's3', 's6', 's9']);
+    for (const m of moves) {
+      expect(m).toMatchObject({ why: 'EVICTED', session: { workerId: 'w0', contextBytes: 14, requestCount: 3 } });
+      expect(['w1', 'w2']).toContain(m.toWorkerId);
+      expect(m.toWorkerId).toBe(sessionHome(state, m.session, T0 + 1_000)!.workerId);
+    }
+    // Spread by rendezvous hashing, not all to one worker.
+    expect(new Set(moves.map((m) => m.toWorkerId)).size).toBe(2);
+  });
+
+  it('given a draining worker, then its sessions move too; once the move is folded, nothing more to do', () => {
+    const draining: SwitchyardEvent = { type: 'WorkerDraining', ...env('w1', T0 + 950), clock: [], workerId: 'w1', lane: 1, reason: 'SIGTERM', drainDeadlineAt: null };
+    const state = given([...fleetOf(2), session('a', 'w1', 1), draining]);
+    const [move] = when(state, T0 + 1_000);
+    expect(move).toMatchObject({ kind: 'migrate', why: 'DRAINING', toWorkerId: 'w0', toLane: 0 });
+    evolve(state, { ...(session('a', 'w0', 0) as Extract<SwitchyardEvent, { type: 'SessionState' }>), reason: 'MIGRATED', migratedFrom: 'w1', epoch: 1 }, at('switchyard.sessions'));
+    expect(when(state, T0 + 1_000)).toEqual([]);
   });
 });
 

@@ -57,6 +57,8 @@ export interface ControllerPolicy {
   readonly deadlineGraceMs: number;
   /** Terminal outcomes remembered per results partition to recognise a later one as superseded. @default 50000 */
   readonly outcomeMemory: number;
+  /** A worker whose latest heartbeat is older than this cannot receive a migrated session (the routers' staleHeartbeatMs). @default 2000 */
+  readonly staleHeartbeatMs: number;
 }
 
 export interface ControllerPolicyInput {
@@ -66,6 +68,7 @@ export interface ControllerPolicyInput {
   models?: Record<string, Partial<ModelControl>>;
   deadlineGraceMs?: number;
   outcomeMemory?: number;
+  staleHeartbeatMs?: number;
 }
 
 const DETECTOR: DetectorPolicy = {
@@ -111,8 +114,9 @@ export function resolveControllerPolicy(input: ControllerPolicyInput = {}): Cont
   const retry = backoffSchedule(input.retry);
   const deadlineGraceMs = num('deadlineGraceMs', input.deadlineGraceMs ?? 1000, 0, 3_600_000, true);
   const outcomeMemory = num('outcomeMemory', input.outcomeMemory ?? 50_000, 16, 10_000_000, true);
-  const version = `${CONTROLLER_CODE_VERSION};${JSON.stringify({ detector, retry, model, models, deadlineGraceMs, outcomeMemory })}`;
-  return Object.freeze({ version, detector, retry, model, models: Object.freeze(models), deadlineGraceMs, outcomeMemory });
+  const staleHeartbeatMs = num('staleHeartbeatMs', input.staleHeartbeatMs ?? 2000, 1, 86_400_000);
+  const version = `${CONTROLLER_CODE_VERSION};${JSON.stringify({ detector, retry, model, models, deadlineGraceMs, outcomeMemory, staleHeartbeatMs })}`;
+  return Object.freeze({ version, detector, retry, model, models: Object.freeze(models), deadlineGraceMs, outcomeMemory, staleHeartbeatMs });
 }
 
 export const DEFAULT_CONTROLLER_POLICY = resolveControllerPolicy();

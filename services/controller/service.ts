@@ -9,6 +9,7 @@ import type {
   InferenceFailedInit,
   InferenceRequested,
   ResultSupersededInit,
+  SessionStateInit,
   SwitchyardEvent,
   WorkerEvictedInit,
 } from '../../schemas/generated/events.js';
@@ -52,6 +53,8 @@ export interface ControllerStats {
   superseded: number;
   /** Re-dispatches the router's decide could not place (no capacity): tried again next tick. */
   unplaced: number;
+  /** Sessions moved off evicted or draining workers. */
+  migrations: number;
   elections: number;
   trackedRequests: number;
 }
@@ -66,7 +69,7 @@ export interface RunningController {
 }
 
 /** Topics the controller folds. */
-const TOPICS = ['control', 'heartbeats', 'requests', 'decisions', 'results'] as const;
+const TOPICS = ['control', 'heartbeats', 'requests', 'decisions', 'results', 'sessions'] as const;
 
 /**
  * The controller: a pure fold of the log (state.ts) and a tick decider (decide.ts), wired here.
@@ -113,6 +116,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
     failed: 0,
     superseded: 0,
     unplaced: 0,
+    migrations: 0,
     elections: 0,
     trackedRequests: 0,
   };
@@ -373,6 +377,30 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
         };
         stats.superseded++;
         return { eventId, record: { topic: ctx.topics.results.name, key: loser.requestId, value: ctx.codec.encode(event) } };
+      }
+      case 'migrate': {
+        const s = action.session;
+        const event: SessionStateInit = {
+          type: 'SessionState',
+          ...envelope,
+          requestId: null,
+          sessionId: s.sessionId,
+          workerId: action.toWorkerId,
+          lane: action.toLane,
+          model: s.model,
+          modelVersion: s.modelVersion,
+          lastRequestId: s.lastRequestId,
+          updatedAt: now,
+          requestCount: s.requestCount,
+          context: s.context,
+          contextBytes: s.contextBytes,
+          reason: 'MIGRATED',
+          migratedFrom: s.workerId,
+          modelDigest: s.modelDigest,
+          epoch: state.view.epoch,
+        };
+        stats.migrations++;
+        return { eventId, record: { topic: ctx.topics.sessions.name, key: s.sessionId, value: ctx.codec.encode(event) } };
       }
       case 'route': {
         const [record] = await ctx.log.read({ topic: action.requestPosition.topic, partition: action.requestPosition.partition, from: action.requestPosition.offset, to: action.requestPosition.offset + 1, maxRecords: 1 });

@@ -7,6 +7,7 @@ import type {
   RequestRejected,
   RequestRouted,
   ResultSuperseded,
+  SessionState,
   SwitchyardEvent,
   WorkerEvicted,
   WorkerHeartbeat,
@@ -118,8 +119,25 @@ export interface TickView {
   readonly runStartAt: number;
 }
 
+/** A session's latest state (the compacted `sessions` topic: latest per key, one partition per key). */
+export interface SessionView {
+  readonly sessionId: string;
+  readonly workerId: string;
+  readonly lane: number;
+  readonly model: string;
+  readonly modelVersion: string;
+  readonly modelDigest: string | null;
+  readonly context: Buffer;
+  readonly contextBytes: number;
+  readonly requestCount: number;
+  readonly lastRequestId: string;
+  readonly reason: string;
+}
+
 export interface ControllerState {
   readonly view: RouterState;
+  /** Every session's latest state, by session id. */
+  readonly sessions: Map<string, SessionView>;
   readonly health: Map<string, WorkerHealth>;
   readonly requests: Map<string, RequestTrack>;
   /** requestId → winning outcome, for finished requests (bounded per partition). */
@@ -141,6 +159,7 @@ export interface ControllerState {
 export function initialControllerState(policy: ControllerPolicy, lanes = 64): ControllerState {
   return {
     view: initialRouterState({ lanes }),
+    sessions: new Map(),
     health: new Map(),
     requests: new Map(),
     outcomes: new Map(),
@@ -188,6 +207,9 @@ export function evolve(state: ControllerState, event: SwitchyardEvent, at: LogPo
       break;
     case 'ResultSuperseded':
       onSuperseded(state, event);
+      break;
+    case 'SessionState':
+      onSession(state, event);
       break;
     default:
       evolveView(state.view, event);
@@ -306,6 +328,22 @@ function onTerminal(state: ControllerState, e: InferenceCompleted | InferenceFai
     const drop = order.splice(0, order.length - state.policy.outcomeMemory);
     for (const id of drop) state.outcomes.delete(id);
   }
+}
+
+function onSession(state: ControllerState, e: SessionState): void {
+  state.sessions.set(e.sessionId, {
+    sessionId: e.sessionId,
+    workerId: e.workerId,
+    lane: e.lane,
+    model: e.model,
+    modelVersion: e.modelVersion,
+    modelDigest: e.modelDigest,
+    context: e.context,
+    contextBytes: e.contextBytes,
+    requestCount: e.requestCount,
+    lastRequestId: e.lastRequestId,
+    reason: e.reason,
+  });
 }
 
 function onSuperseded(state: ControllerState, e: ResultSuperseded): void {

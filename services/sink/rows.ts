@@ -340,6 +340,12 @@ export function rowFor(event: SwitchyardEvent, at: LogPosition): TableRow {
       row.last_request_id = event.lastRequestId;
       row.updated_at = instant(event, 'updatedAt', event.updatedAt);
       row.request_count = event.requestCount;
+      row.context_base64 = event.context.toString('base64');
+      row.context_bytes = event.contextBytes;
+      row.reason = event.reason;
+      row.migrated_from = event.migratedFrom;
+      row.model_digest = event.modelDigest;
+      row.epoch = event.epoch;
       return { table: 'sessions', row };
     case 'DeadLettered':
       deadLetterColumns(event, row);

@@ -54,6 +54,10 @@ export interface WorkerOptions {
    * Keep it below the controller's minimum silence (500 ms). @default 250
    */
   fenceMs?: number;
+  /** Bytes of context kept per session (the newest inputs), handed over when the session migrates. @default 8192 */
+  sessionContextBytes?: number;
+  /** Sessions kept in memory (least recently used dropped beyond). @default 10000 */
+  maxSessions?: number;
   /** Read decisions ahead of the committed position while earlier ones compute. @default true */
   readAhead?: boolean;
   /** Most decisions read ahead of the lane batch being processed. @default 1_000 */
@@ -108,6 +112,8 @@ export function resolveWorkerOptions(o: WorkerOptions, randomId: () => string): 
     drainTimeoutMs: nonNegative('drainTimeoutMs', o.drainTimeoutMs ?? 30_000),
     drainQuietMs: nonNegative('drainQuietMs', o.drainQuietMs ?? 500),
     fenceMs: nonNegative('fenceMs', o.fenceMs ?? 250),
+    sessionContextBytes: nonNegative('sessionContextBytes', o.sessionContextBytes ?? 8192),
+    maxSessions: positiveInt('maxSessions', o.maxSessions ?? 10_000),
     readAhead: o.readAhead ?? true,
     readAheadMaxRecords: positiveInt('readAheadMaxRecords', o.readAheadMaxRecords ?? 1_000),
     readAheadPollMs: o.readAheadPollMs === undefined ? undefined : positiveInt('readAheadPollMs', o.readAheadPollMs),

@@ -22,6 +22,7 @@ import { decide, nextDispatchAt, type WorkerCommand } from './decide.js';
 import { failureOf, type Failure } from './failures.js';
 import { chooseLane, LaneTable } from './lanes.js';
 import { ModelLoader } from './loader.js';
+import { SessionBook, servedState } from './sessions.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { evolve, hitRatio, initialWorkerState, isIdle, loadOf, oldestQueuedAt, type DecisionView, type Job, type WorkerCounters, type WorkerEvent, type WorkerState } from './state.js';
 import { deferred, type Deferred } from '../../lib/deferred.js';
@@ -95,6 +96,9 @@ export interface WorkerStats {
   heartbeatsSent: number;
   /** Decisions answered before the lane consumer delivered them. */
   readAhead: number;
+  /** Sessions kept, and how many were handed over by the controller (migrations). */
+  sessions: number;
+  sessionsAdopted: number;
 }
 
 interface Payload {
@@ -156,6 +160,8 @@ class Worker implements RunningWorker {
   /** Decision ids answered (or skipped), so a redelivery is not executed twice. */
   private readonly answered: LRUCache<string, true>;
   private sub: Subscription | undefined;
+  private sessionSub: Subscription | undefined;
+  private readonly sessions: SessionBook;
   private dispatchQueued = false;
   private dispatchTimer: NodeJS.Timeout | undefined;
   private dispatchTimerAt = Infinity;
@@ -200,6 +206,7 @@ class Worker implements RunningWorker {
         : null;
     this.answered = new LRUCache<string, true>({ max: 4 * options.readAheadMaxRecords + 4_096 });
     this.probe = new AcceleratorProbe(options.runCommand);
+    this.sessions = new SessionBook({ contextBytes: options.sessionContextBytes, maxSessions: options.maxSessions });
     this.table = new LaneTable(ctx.topics.decisions.partitions);
     this.control = new ControlReader(ctx, (event) => this.table.apply(event));
     this.decisionsTopic = ctx.topics.decisions.name;
@@ -242,7 +249,59 @@ class Worker implements RunningWorker {
       await this.stop();
       throw err;
     }
+    try {
+      this.sessionSub = await this.watchSessions();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     logger.info({ workerId: this.id, lane: this.lane, zone: this.o.zone, capacity: this.o.capacity, backend: this.o.backendName }, 'worker joined');
+  }
+
+  /**
+   * Session hand-over: the controller's SessionState (MIGRATED) naming this worker brings the
+   * session's context here and loads its model now, before the session's next request; one naming
+   * another worker as the new home of a session this worker kept releases it. Read from the end:
+   * a restarted worker starts with no sessions (they come back as they are served or migrated).
+   */
+  private async watchSessions(): Promise<Subscription> {
+    const topic = this.ctx.topics.sessions;
+    return this.ctx.log.subscribe({
+      groupId: `${this.laneGroup.replace(/worker\.lane-$/, '')}worker-sessions.${this.id}.${this.ctx.newEventId()}`,
+      topics: [topic.name],
+      fromBeginning: false,
+      assignment: { kind: 'static', partitions: [{ topic: topic.name, partitions: [...Array(topic.partitions).keys()] }] },
+      onBatch: async (batch) => {
+        for (const record of batch.records) {
+          if (record.value === null || record.value.length === 0) continue;
+          let event: SwitchyardEvent;
+          try {
+            event = await this.ctx.codec.decode(record.value);
+          } catch {
+            continue; // the sink dead-letters bad records of `sessions`
+          }
+          if (event.type !== 'SessionState' || event.reason !== 'MIGRATED') continue;
+          if (event.workerId === this.id) {
+            this.sessions.adopt(event);
+            if (event.modelDigest !== null && event.modelDigest !== '') {
+              this.loader.load(event.modelDigest).catch((err: unknown) => this.ctx.logger.warn({ workerId: this.id, sessionId: event.sessionId, err: errorMessage(err) }, 'pre-warming a migrated session failed'));
+            }
+            this.ctx.logger.info({ workerId: this.id, sessionId: event.sessionId, from: event.migratedFrom }, 'session migrated here; model pre-warmed');
+          } else if (event.migratedFrom === this.id) {
+            this.sessions.release(event.sessionId);
+          }
+        }
+      },
+    });
+  }
+
+  /** The session's state after this answer, as a record for `sessions` (none without a session). */
+  private sessionRecord(p: Payload): AppendRecord | null {
+    const entry = this.sessions.served(p.event);
+    if (entry === undefined) return null;
+    const { eventId, occurredAt, producer, traceId, causationId, clock } = this.envelope(p);
+    const state = servedState({ eventId, occurredAt, producer, traceId, causationId, clock }, p.event, this.id, this.lane, entry);
+    return { topic: this.ctx.topics.sessions.name, key: state.sessionId, value: this.ctx.codec.encode(state) };
   }
 
   private accelerator(): Accelerator {
@@ -497,6 +556,8 @@ class Worker implements RunningWorker {
           completed++;
           if (p.cacheKey !== null) this.cache!.set(p.cacheKey, answer);
           records.push(record);
+          const session = this.sessionRecord(p);
+          if (session !== null) records.push(session);
         } else {
           records.push(this.failedRecord(job, p, r === undefined ? failure! : failureOf(r.error), m));
         }
@@ -600,7 +661,10 @@ class Worker implements RunningWorker {
       // Expired between the lookup and now (TTL): unlikely, but answer honestly by computing.
       return Promise.reject(new SwitchyardError('SY_ERR_BACKEND', 'cached result expired before it was written', { retriable: true }));
     }
-    return this.append([this.completedRecord(job, p, answer, { cacheHit: true, batchSize: 1, queueMs: this.queueMs(job, this.ctx.now()), computeMs: 0, metrics: {} })]).then(() => undefined);
+    const records = [this.completedRecord(job, p, answer, { cacheHit: true, batchSize: 1, queueMs: this.queueMs(job, this.ctx.now()), computeMs: 0, metrics: {} })];
+    const session = this.sessionRecord(p);
+    if (session !== null) records.push(session);
+    return this.append(records).then(() => undefined);
   }
 
   /** Append result events — only on a fresh view of control (fenced: see `fence`). */
@@ -838,7 +902,7 @@ class Worker implements RunningWorker {
       // consumer's close) can take a Kafka round trip or more, and `stop()` means at once.
       if (this.state !== undefined) this.run({ type: 'Abandon', now: this.ctx.now(), reason: why });
       await this.heartbeatInFlight;
-      const closing = this.sub?.close();
+      const closing = Promise.all([this.sub?.close(), this.sessionSub?.close()]);
       if (this.state !== undefined) this.run({ type: 'Abandon', now: this.ctx.now(), reason: why });
       await closing?.catch((err: unknown) => this.ctx.logger.warn({ workerId: this.id, err: errorMessage(err) }, 'closing the lane consumer failed'));
       await Promise.allSettled([...this.batchesRunning]);
@@ -891,6 +955,8 @@ class Worker implements RunningWorker {
       loadedModels: this.loader.loaded(),
       heartbeatsSent: this.heartbeatsSent,
       readAhead: this.readAheadCount,
+      sessions: this.sessions.size,
+      sessionsAdopted: this.sessions.adopted,
     };
   }
 }

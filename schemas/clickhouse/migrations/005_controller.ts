@@ -11,6 +11,7 @@ import type { AddColumns, ColumnSpec, Migration } from './types.js';
  * | `control` | ControllerElected (`controller_id`, `previous_controller_id`, `lease_ms`, `leader_silence_ms`; its `reason` in `reason`); `epoch` of ControllerElected, WorkerEvicted, RolloutChanged and ScaleDecided; WorkerEvicted v2's evidence (`heartbeat_position_topic/_partition/_offset`, `heartbeat_end`, `silence_ms`, `phi`, `phi_threshold`, `min_silence_ms`, `mean_interval_ms`, `std_interval_ms`, `tick_id`; the evicted incarnation in the existing `started_at`) |
  * | `heartbeats` | WorkerHeartbeat v2: `queue_delay_ms`, `cache_hit_buckets`, `bucket_ms` (50 for rows written before, the Avro default), `completed` |
  * | `requests` | InferenceRequested v2: `max_attempts` |
+ * | `sessions` | SessionState v2: `context_base64`, `context_bytes`, `reason` (SERVED for rows written before), `migrated_from`, `model_digest`, `epoch` |
  * | `results` | ResultSuperseded: `superseded_event_id`, `superseded_type`, `superseded_position_topic/_partition/_offset`, `superseded_worker_id`, `superseded_attempt`, `winner_event_id`, `winner_type`, `winner_position_topic/_partition/_offset` |
  * | `ticks` (new) | ControllerTick: `controller_id`, `epoch`, `seq`, `interval_ms`, `started_at`, `policy` |
  *
@@ -78,6 +79,14 @@ export const controller: Migration = {
         col('completed', 'Int64'),
       ]),
       add('requests', [col('max_attempts', 'Nullable(Int32)')]),
+      add('sessions', [
+        col('context_base64', 'String'),
+        col('context_bytes', 'Int64'),
+        col('reason', lc('String'), "'SERVED'"),
+        col('migrated_from', 'Nullable(String)'),
+        col('model_digest', 'Nullable(String)'),
+        col('epoch', 'Nullable(Int64)'),
+      ]),
       add('results', [
         col('superseded_event_id', 'Nullable(UUID)'),
         col('superseded_type', lc('Nullable(String)')),
