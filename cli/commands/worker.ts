@@ -81,7 +81,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--synthetic-per-item-ms <ms>', 'synthetic backend: cost per request of a batch', num('--synthetic-per-item-ms', { integer: false }), 0)
     .option('--synthetic-jitter-ms <ms>', 'synthetic backend: largest extra delay (from a hash of the request ids)', num('--synthetic-jitter-ms', { integer: false }), 0)
     .addOption(blobsOption())
-    .option('--heartbeat-ms <ms>', 'heartbeat interval', num('--heartbeat-ms', { min: 1 }), 200)
+    .option('--heartbeat-ms <ms>', 'heartbeat interval (the controller learns it: keep it well under its 500 ms minimum silence)', num('--heartbeat-ms', { min: 1 }), 100)
     .option('--drain-timeout-ms <ms>', 'longest a drain waits for in-flight work', num('--drain-timeout-ms'), 30_000)
     .option('--cache-entries <n>', 'result cache entries (0 disables it)', num('--cache-entries'), 10_000)
     .option('--cache-ttl-ms <ms>', 'result cache time to live', num('--cache-ttl-ms', { min: 1 }), 300_000)
