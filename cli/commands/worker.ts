@@ -6,11 +6,12 @@ import { BuiltinBackend } from '../../services/worker/backends/builtin.js';
 import { OpenAiBackend } from '../../services/worker/backends/openai.js';
 import type { Backend } from '../../services/worker/backends/port.js';
 import { SyntheticBackend } from '../../services/worker/backends/synthetic.js';
-import { startWorker } from '../../services/worker/service.js';
+import { startWorker, type RunningWorker, type WorkerOptions } from '../../services/worker/service.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
 import { blobStoreFrom, blobsOption } from './models.js';
 
 interface WorkerFlags {
+  exitOnEviction?: boolean;
   id?: string;
   zone: string;
   capacity: number;
@@ -81,6 +82,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--synthetic-per-item-ms <ms>', 'synthetic backend: cost per request of a batch', num('--synthetic-per-item-ms', { integer: false }), 0)
     .option('--synthetic-jitter-ms <ms>', 'synthetic backend: largest extra delay (from a hash of the request ids)', num('--synthetic-jitter-ms', { integer: false }), 0)
     .addOption(blobsOption())
+    .option('--exit-on-eviction', 'exit (code 3) when the controller evicts this worker, for a supervisor to restart it, instead of rejoining as a new incarnation')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (the controller learns it: keep it well under its 500 ms minimum silence)', num('--heartbeat-ms', { min: 1 }), 100)
     .option('--drain-timeout-ms <ms>', 'longest a drain waits for in-flight work', num('--drain-timeout-ms'), 30_000)
     .option('--cache-entries <n>', 'result cache entries (0 disables it)', num('--cache-entries'), 10_000)
@@ -90,9 +92,10 @@ export function registerWorkerCommand(program: Command): void {
       const logger = createLogger('worker', config.logLevel);
       const backends = backendsFrom(opts);
       const rt = await openRuntime(config, { logger });
-      let worker;
-      try {
-        worker = await startWorker(rt.ctx, {
+      let running: RunningWorker;
+      // After an eviction (the controller judged it dead: a freeze, a partition) the process
+      // rejoins as a new incarnation — a new startedAt and a fresh lane claim — unless told to exit.
+      const options = (): WorkerOptions => ({
           blobStore: blobStoreFrom(opts.blobs, config.home),
           backends,
           zone: opts.zone,
@@ -108,15 +111,30 @@ export function registerWorkerCommand(program: Command): void {
           ...(opts.lane !== undefined ? { lane: opts.lane } : {}),
           ...(opts.models !== undefined ? { models: opts.models.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
           onEvicted: (reason) => {
-            logger.error({ reason }, 'worker evicted; exiting so a supervisor can restart it');
-            void rt.close().finally(() => process.exit(3));
+            if (opts.exitOnEviction) {
+              logger.error({ reason }, 'worker evicted; exiting so a supervisor can restart it');
+              void rt.close().finally(() => process.exit(3));
+              return;
+            }
+            logger.warn({ reason }, 'worker evicted; rejoining as a new incarnation');
+            void startWorker(rt.ctx, options()).then(
+              (w) => {
+                running = w;
+                logger.info({ workerId: w.id, lane: w.lane }, 'worker rejoined');
+              },
+              (err: unknown) => {
+                logger.error({ err }, 'rejoining failed; exiting');
+                void rt.close().finally(() => process.exit(3));
+              },
+            );
           },
         });
+      try {
+        running = await startWorker(rt.ctx, options());
       } catch (err) {
         await rt.close();
         throw err;
       }
-      const running = worker;
       // One line on stdout for scripts and tests that start the worker as a process.
       process.stdout.write(`${JSON.stringify({ service: 'worker', id: running.id, lane: running.lane, log: rt.log.kind, backend: backends[0]!.name })}\n`);
       let signals = 0;
