@@ -42,8 +42,8 @@ export interface ControllerVerifyReport {
   ticks: number;
   /** Recorded controller events re-derived identically. */
   verified: number;
-  /** Of those, by kind. */
-  byKind: Record<ControllerAction['kind'], number>;
+  /** Of those, by kind ('elect': leadership claims, each checked against the control prefix it was made on). */
+  byKind: Record<ControllerAction['kind'] | 'elect', number>;
   diverged: number;
   /** Ticks whose policy was made by other controller code (not re-derived). */
   skipped: number;
@@ -183,7 +183,7 @@ function derivedAction(a: ControllerAction): { kind: ControllerAction['kind']; k
 export async function verifyController(source: LogSource, o: { maxDivergences?: number } = {}): Promise<ControllerVerifyReport> {
   const logs = await readAll(source);
   const lanes = Math.max(1, source.topics.decisions.partitions);
-  const report: ControllerVerifyReport = { ticks: 0, verified: 0, byKind: { evict: 0, fail: 0, supersede: 0, route: 0, migrate: 0 }, diverged: 0, skipped: 0, unplaced: 0, divergences: [], ok: true };
+  const report: ControllerVerifyReport = { ticks: 0, verified: 0, byKind: { evict: 0, fail: 0, supersede: 0, route: 0, migrate: 0, elect: 0 }, diverged: 0, skipped: 0, unplaced: 0, divergences: [], ok: true };
   const maxDivergences = o.maxDivergences ?? 50;
 
   // Deciding ticks, and what each caused.
@@ -209,6 +209,7 @@ export async function verifyController(source: LogSource, o: { maxDivergences?: 
       }
     }
   }
+  verifyElections(logs, source.topics.control.name, report, maxDivergences);
   const byController = new Map<string, typeof ticks>();
   for (const t of ticks) {
     const list = byController.get(t.tick.controllerId);
@@ -270,10 +271,49 @@ export async function verifyController(source: LogSource, o: { maxDivergences?: 
   return report;
 }
 
+/**
+ * Leadership claims: a ControllerElected is the controller's own decision, made on the `control`
+ * prefix its clock names. Folding that prefix must justify it: FIRST_LEADER when no leader was in
+ * force; LEADER_SILENT when the leader it names was the one in force and its recorded silence
+ * exceeds the lease; and the epoch claimed is the one after the epoch in force. (A claim that lost
+ * the race for its epoch is refused by every fold; it is still a well-made claim.)
+ */
+function verifyElections(logs: Map<string, Logged[][]>, controlTopic: string, report: ControllerVerifyReport, maxDivergences: number): void {
+  const control = logs.get(controlTopic)?.[0] ?? [];
+  for (const { event } of control) {
+    if (event.type === 'ControllerElected') {
+      const at = event.clock.find((c) => c.topic === controlTopic)?.offset;
+      // Fold exactly the prefix the claim was made on (control is one partition, in order).
+      const prefix = initialControllerState(resolveControllerPolicy(), 1);
+      for (const x of control) {
+        if (at === undefined || x.record.offset >= at) break;
+        evolve(prefix, x.event, x.record);
+      }
+      const v = prefix.view;
+      const ok =
+        event.epoch === v.epoch + 1 &&
+        (event.reason === 'FIRST_LEADER'
+          ? v.leader === null
+          : event.reason === 'LEADER_SILENT'
+            ? event.previousControllerId === v.leader && event.leaderSilenceMs !== null && event.leaderSilenceMs > event.leaseMs
+            : true);
+      if (ok) {
+        report.verified++;
+        report.byKind.elect++;
+      } else {
+        report.diverged++;
+        if (report.divergences.length < maxDivergences) {
+          report.divergences.push({ tickId: event.eventId, controller: event.controllerId, occurredAt: event.occurredAt, kind: 'different', recorded: { epoch: event.epoch, reason: event.reason, previous: event.previousControllerId, silenceMs: event.leaderSilenceMs }, rederived: { epochInForce: v.epoch, leader: v.leader } });
+        }
+      }
+    }
+  }
+}
+
 /** Text summary of a controller verify. */
 export function controllerVerifyText(r: ControllerVerifyReport): string {
   const lines = [
-    `controller decisions: ${r.verified} re-derived identically over ${r.ticks} deciding tick(s) (evictions ${r.byKind.evict}, re-dispatches/retries ${r.byKind.route}, ends ${r.byKind.fail}, superseded ${r.byKind.supersede}, session migrations ${r.byKind.migrate}); diverged ${r.diverged}; skipped ticks ${r.skipped}; unplaced re-dispatches ${r.unplaced}`,
+    `controller decisions: ${r.verified} re-derived identically over ${r.ticks} deciding tick(s) (evictions ${r.byKind.evict}, re-dispatches/retries ${r.byKind.route}, ends ${r.byKind.fail}, superseded ${r.byKind.supersede}, session migrations ${r.byKind.migrate}, elections ${r.byKind.elect}); diverged ${r.diverged}; skipped ticks ${r.skipped}; unplaced re-dispatches ${r.unplaced}`,
   ];
   for (const d of r.divergences) lines.push(`  DIVERGED ${d.kind} at tick ${d.tickId} (${d.controller}): recorded ${JSON.stringify(d.recorded)} re-derived ${JSON.stringify(d.rederived)}`);
   return lines.join('\n');

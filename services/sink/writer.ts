@@ -8,6 +8,7 @@
 import type { ArchiveTable } from '../../lib/analytics/archive.js';
 import { isRejectedData } from '../../lib/analytics/errors.js';
 import type { AnalyticsStore } from '../../lib/analytics/port.js';
+import { backoffDelayMs, backoffSchedule } from '../../lib/backoff.js';
 import { isRetriable } from '../../lib/errors.js';
 import type { LogRecord } from '../../lib/log/port.js';
 import type { SwitchyardEvent } from '../../schemas/generated/events.js';
@@ -36,7 +37,7 @@ export interface WriterOptions {
   store: AnalyticsStore;
   /** Keep retrying an unavailable ClickHouse this long per flush, then fail the flush. */
   retryBudgetMs: number;
-  /** First retry delay; doubles per attempt up to `retryBackoffMaxMs`. */
+  /** Ceiling of the first retry delay; doubles per attempt up to `retryBackoffMaxMs` (full jitter below the ceiling). */
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
   /** Insert into the tables of a flush concurrently rather than one after another. */
@@ -47,6 +48,8 @@ export interface WriterOptions {
   deadLetter: (rejected: Rejected[]) => Promise<void>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** Jitter source for the retry delays. @default Math.random */
+  random?: () => number;
   onInserted?: (table: SinkTableName, rows: number, seconds: number) => void;
   onRetry?: (table: SinkTableName, error: unknown, attempt: number, delayMs: number) => void;
 }
@@ -55,6 +58,8 @@ export interface WriterOptions {
 export function createWriter(opts: WriterOptions): (entries: SinkEntry[]) => Promise<void> {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const random = opts.random ?? Math.random;
+  const schedule = backoffSchedule({ baseMs: opts.retryBackoffMs, factor: 2, capMs: Math.max(opts.retryBackoffMs, opts.retryBackoffMaxMs) });
 
   const insert = async (table: SinkTableName, entries: SinkEntry[], deadline: number): Promise<Rejected[]> => {
     for (let attempt = 1; ; attempt++) {
@@ -65,7 +70,8 @@ export function createWriter(opts: WriterOptions): (entries: SinkEntry[]) => Pro
         return [];
       } catch (err) {
         if (isRetriable(err)) {
-          const delay = Math.min(opts.retryBackoffMs * 2 ** (attempt - 1), opts.retryBackoffMaxMs);
+          // The project's one schedule (lib/backoff.ts): exponential, capped, full jitter; the budget is the deadline.
+          const delay = backoffDelayMs(schedule, attempt, random());
           if (opts.closing() || now() + delay > deadline) throw err;
           opts.onRetry?.(table, err, attempt, delay);
           await sleep(delay);

@@ -33,6 +33,8 @@ function writer(store: AnalyticsStore, overrides: Partial<Parameters<typeof crea
     retryBudgetMs: 1_000,
     retryBackoffMs: 100,
     retryBackoffMaxMs: 400,
+    // Full jitter at its top: the delays are the schedule's ceilings, less a hair.
+    random: () => 0.99999,
     parallel: false,
     closing: () => false,
     now: () => t,
@@ -57,14 +59,14 @@ describe('sink writer', () => {
     ]);
   });
 
-  it('retries an unavailable ClickHouse with doubling backoff, then writes', async () => {
+  it('retries an unavailable ClickHouse on the backoff schedule (doubling ceilings, full jitter), then writes', async () => {
     let calls = 0;
     const { store, inserted } = fakeStore(() => {
       if (++calls <= 3) throw unavailableError('ClickHouse is unreachable (ECONNREFUSED)');
     });
     const { write, sleeps } = writer(store);
     await write([entry('results', 1)]);
-    expect(sleeps).toEqual([100, 200, 400]);
+    expect(sleeps).toEqual([99, 199, 399]);
     expect(inserted).toEqual([{ table: 'results', ids: [1] }]);
   });
 

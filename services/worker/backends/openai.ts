@@ -1,3 +1,4 @@
+import { backoffDelayMs, backoffSchedule } from '../../../lib/backoff.js';
 import { SwitchyardError, errorMessage } from '../../../lib/errors.js';
 import type { ModelFile } from './format.js';
 import { inputError, jsonInput, jsonOutput } from './input.js';
@@ -34,7 +35,7 @@ export interface OpenAiBackendOptions {
   timeoutMs?: number;
   /** Retries after the first attempt for retriable failures. @default 2 */
   retries?: number;
-  /** First retry delay, doubled per retry. @default 100 */
+  /** Ceiling of the first retry delay, doubled per retry (full jitter below it). @default 100 */
   backoffMs?: number;
   /** Longest retry delay (also caps Retry-After). @default 2_000 */
   maxBackoffMs?: number;
@@ -42,6 +43,8 @@ export interface OpenAiBackendOptions {
   fetch?: typeof globalThis.fetch;
   /** @default setTimeout */
   sleep?: (ms: number) => Promise<void>;
+  /** Jitter of the retry delays (lib/backoff.ts, full jitter). @default Math.random */
+  random?: () => number;
 }
 
 export type OpenAiEndpoint = 'chat' | 'completions' | 'embeddings';
@@ -109,7 +112,7 @@ export class OpenAiBackend implements Backend {
   private readonly base: string;
   private readonly opts: Required<Omit<OpenAiBackendOptions, 'apiKey' | 'url'>> & { apiKey: string | undefined };
 
-  constructor({ url, apiKey, timeoutMs = 60_000, retries = 2, backoffMs = 100, maxBackoffMs = 2_000, fetch = globalThis.fetch, sleep = realSleep }: OpenAiBackendOptions) {
+  constructor({ url, apiKey, timeoutMs = 60_000, retries = 2, backoffMs = 100, maxBackoffMs = 2_000, fetch = globalThis.fetch, sleep = realSleep, random = Math.random }: OpenAiBackendOptions) {
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -118,7 +121,7 @@ export class OpenAiBackend implements Backend {
     }
     if (!Number.isInteger(retries) || retries < 0) throw new SwitchyardError('SY_ERR_CONFIG', `retries must be a non-negative integer, got ${retries}`);
     this.base = parsed.toString().replace(/\/+$/, '').replace(/\/v1$/, '');
-    this.opts = { timeoutMs, retries, backoffMs, maxBackoffMs, fetch, sleep, apiKey };
+    this.opts = { timeoutMs, retries, backoffMs, maxBackoffMs, fetch, sleep, random, apiKey };
   }
 
   supports(kind: string): boolean {
@@ -220,7 +223,8 @@ export class OpenAiBackend implements Backend {
           throw e;
         }
         const retryAfter = typeof e.detail['retryAfterMs'] === 'number' ? (e.detail['retryAfterMs'] as number) : undefined;
-        await sleep(Math.min(retryAfter ?? backoffMs * 2 ** attempt, maxBackoffMs));
+        // The server's Retry-After when it gave one, else the project's one schedule (lib/backoff.ts, full jitter).
+        await sleep(Math.min(retryAfter ?? backoffDelayMs(backoffSchedule({ baseMs: backoffMs, capMs: Math.max(backoffMs, maxBackoffMs) }), attempt + 1, this.opts.random()), maxBackoffMs));
       }
     }
   }

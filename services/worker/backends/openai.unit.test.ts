@@ -123,10 +123,11 @@ describe('OpenAI-compatible HTTP backend (against a local stand-in server)', () 
   it('retries retriable statuses (503, 429 with Retry-After) and then succeeds', async () => {
     const waits: number[] = [];
     script = [(res) => send(res, 503, { error: { message: 'loading model' } }), (res) => send(res, 429, { error: { message: 'slow down' } }, { 'retry-after': '1' })];
-    const model = await new OpenAiBackend({ url, retries: 2, backoffMs: 10, maxBackoffMs: 5_000, sleep: async (ms) => void waits.push(ms) }).load(httpModel({ endpoint: 'chat', servedModel: 'served-model' }), 'd');
+    const model = await new OpenAiBackend({ url, retries: 2, backoffMs: 10, maxBackoffMs: 5_000, sleep: async (ms) => void waits.push(ms), random: () => 0.5 }).load(httpModel({ endpoint: 'chat', servedModel: 'served-model' }), 'd');
     expect(out((await model.infer([item({ prompt: 'x' })]))[0]).json.text).toBe('echo: x');
     expect(seen).toHaveLength(3);
-    expect(waits).toEqual([10, 1000]);
+    // The first wait is the schedule's (ceiling 10 ms, full jitter at 0.5), the second the server's Retry-After.
+    expect(waits).toEqual([5, 1000]);
   });
 
   it('gives up after the retries with a retriable BACKEND_UNAVAILABLE carrying the server message', async () => {

@@ -1,0 +1,63 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChaosCluster, figuresOf, printFigures, startHttpLoad, startKafkaLoad } from '../support/chaos.js';
+import { verifyCluster } from './verify.js';
+
+/**
+ * A slow but alive worker (the synthetic backend at 200 ms against its peers' 20 ms: 10×) while
+ * `stress-ng --cpu 2` loads both cores: outlier ejection takes it out of rotation (the breaker),
+ * and the failure detector evicts nobody — a slow or starved worker still heartbeats.
+ */
+describe('chaos: a slow worker on a loaded machine', () => {
+  let cluster: ChaosCluster;
+  let stress: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    if (spawnSync('stress-ng', ['--version']).status !== 0) throw new Error('stress-ng is not installed: apt-get install stress-ng (.ci/run installs it)');
+    cluster = await ChaosCluster.start({
+      scenario: 'slow-worker',
+      workers: 3,
+      controllers: 1,
+      workerArgs: (i) => ['--backend', 'synthetic', '--synthetic-base-ms', i === 2 ? '200' : '20', '--capacity', '8', '--max-batch', '1', '--cache-entries', '0'],
+    });
+  }, 90_000);
+  afterAll(async () => {
+    stress?.kill('SIGKILL');
+    await cluster?.close();
+  });
+
+  it('ejects the slow worker and evicts nobody, with both cores busy', async () => {
+    stress = spawn('stress-ng', ['--cpu', '2', '--timeout', '40s', '--quiet'], { stdio: 'ignore' });
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 25, count: 500 });
+    const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 10, count: 200 });
+    const [httpOutcomes, kafkaOutcomes] = await Promise.all([http.done, kafka.done]);
+    stress.kill('SIGKILL');
+    const report = await cluster.settle({ timeoutMs: 30_000 });
+
+    const evictions = report.events.filter((e) => e.topic === 'control' && e.event.type === 'WorkerEvicted');
+    const ejectedDecisions = report.events.filter(
+      (e) => e.topic === 'decisions' && e.event.type === 'RequestRouted' && e.event.candidates.some((c) => c.workerId === 'worker-3' && c.excluded === 'EJECTED'),
+    );
+    const routedToSlow = [...report.requests.values()].filter((v) => v.routed.some((r) => r.workerId === 'worker-3')).length;
+    const verify = await verifyCluster(cluster);
+    printFigures(
+      figuresOf('a slow worker (10×) under stress-ng --cpu 2', '25 req/s HTTP + 10 req/s Kafka for 20 s; worker-3 at 200 ms, its peers at 20 ms; stress-ng --cpu 2 throughout', httpOutcomes.length + kafkaOutcomes.length, report, {
+        extra: {
+          'decisions with worker-3 EJECTED': ejectedDecisions.length,
+          'requests routed to worker-3': routedToSlow,
+          'false evictions': evictions.length,
+          'replay: routing verified / diverged': `${verify.routing.verified} / ${verify.routing.diverged}`,
+        },
+      }),
+      report,
+    );
+
+    expect(evictions.map((e) => e.event), cluster.diagnostics()).toEqual([]);
+    expect(ejectedDecisions.length).toBeGreaterThan(0);
+    expect(report.withoutTerminal, cluster.diagnostics()).toEqual([]);
+    expect(report.duplicated).toEqual([]);
+    expect(httpOutcomes.filter((o) => o.status !== 200).map((o) => `${o.requestId} ${o.status}`)).toEqual([]);
+    expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+    expect(verify.controller.verified).toBeGreaterThan(0);
+  }, 90_000);
+});

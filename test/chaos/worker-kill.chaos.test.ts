@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerEvicted } from '../../schemas/generated/events.js';
+import { ChaosCluster, figuresOf, printFigures, startHttpLoad, startKafkaLoad } from '../support/chaos.js';
+import { waitFor } from '../support/services.js';
+import { verifyCluster } from './verify.js';
+
+/**
+ * A worker SIGKILLed with at least five unfinished requests on it (read from the log at the kill):
+ * the controller evicts it within a second, with its evidence, and every one of those requests is
+ * re-dispatched and answered; nothing stays accepted, no request has two client-visible outcomes,
+ * and replay re-derives every decision, the controller's included.
+ */
+describe('chaos: SIGKILL a worker with work on it', () => {
+  let cluster: ChaosCluster;
+
+  beforeAll(async () => {
+    cluster = await ChaosCluster.start({
+      scenario: 'worker-kill',
+      workers: 2,
+      controllers: 1,
+      // 300 ms per request, four at once: at ~15 req/s per worker there is always work in hand.
+      workerArgs: () => ['--backend', 'synthetic', '--synthetic-base-ms', '300', '--capacity', '4', '--max-batch', '1', '--cache-entries', '0'],
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it('re-dispatches and answers every unfinished request of the killed worker; evicted within 1 s', async () => {
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 240 });
+    const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 10, count: 120 });
+    await new Promise((r) => setTimeout(r, 3_000));
+
+    // Kill worker-1 once the log shows at least five requests routed to it without an outcome.
+    let unfinished: string[] = [];
+    await waitFor(
+      async () => {
+        const report = await cluster.judge();
+        unfinished = [...report.requests.values()].filter((v) => v.terminals.length === 0 && v.routed.at(-1)?.workerId === 'worker-1').map((v) => v.requestId);
+        return unfinished.length >= 5;
+      },
+      { timeoutMs: 20_000, intervalMs: 50, what: 'five unfinished requests on worker-1' },
+    );
+    const kill = await cluster.signal('worker-1', 'SIGKILL');
+    const [httpOutcomes, kafkaOutcomes] = await Promise.all([http.done, kafka.done]);
+    const report = await cluster.settle({ timeoutMs: 30_000 });
+
+    const evictions = report.events
+      .filter((e) => e.topic === 'control' && e.event.type === 'WorkerEvicted' && e.event.workerId === 'worker-1')
+      .map((e) => e.event as WorkerEvicted);
+    const detectionMs = evictions.length > 0 ? evictions[0]!.occurredAt - kill.at : Number.NaN;
+    const answeredAt = unfinished.map((id) => report.requests.get(id)?.visible?.at ?? Number.NaN);
+    const verify = await verifyCluster(cluster);
+    printFigures(
+      figuresOf('SIGKILL a worker with work on it', '20 req/s HTTP + 10 req/s Kafka for 12 s; 300 ms per request; worker-1 SIGKILLed with ≥ 5 unfinished', httpOutcomes.length + kafkaOutcomes.length, report, {
+        recoveryMs: Math.max(...answeredAt) - kill.at,
+        extra: {
+          'unfinished at the kill': unfinished.length,
+          'detection (kill → WorkerEvicted)': `${detectionMs} ms`,
+          're-dispatched': report.redispatched,
+          'replay: routing verified / diverged': `${verify.routing.verified} / ${verify.routing.diverged}`,
+          'replay: controller decisions verified / diverged': `${verify.controller.verified} / ${verify.controller.diverged}`,
+        },
+      }),
+      report,
+    );
+
+    expect(evictions, cluster.diagnostics()).toHaveLength(1);
+    expect(evictions[0]).toMatchObject({ reason: 'SUSPECTED_DEAD', epoch: 1 });
+    expect(evictions[0]!.phi!).toBeGreaterThanOrEqual(evictions[0]!.phiThreshold!);
+    expect(detectionMs).toBeLessThan(1_000);
+    for (const id of unfinished) {
+      const v = report.requests.get(id)!;
+      expect(v.routed.some((r) => r.attempt >= 2 && r.reason === 'REDISPATCH' && r.workerId === 'worker-2'), id).toBe(true);
+      expect(v.visible?.type, id).toBe('InferenceCompleted');
+    }
+    expect(report.withoutTerminal, cluster.diagnostics()).toEqual([]);
+    expect(report.duplicated).toEqual([]);
+    expect(httpOutcomes.filter((o) => o.status !== 200).map((o) => `${o.requestId} ${o.status}`)).toEqual([]);
+    expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+    expect(verify.controller.verified).toBeGreaterThan(0);
+  }, 90_000);
+});
