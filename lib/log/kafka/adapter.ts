@@ -64,8 +64,8 @@ export interface KafkaLogOptions extends RetentionBudget {
    */
   retryMaxMs?: number;
   /**
-   * How long an append keeps sending while the broker is unreachable (restarting, a connection
-   * refused or closed) before it fails, retriable, in ms. Appends queue behind it meanwhile,
+   * How long an append keeps sending while the failure is transient (the broker restarting or
+   * unreachable, leadership moving) before it fails, in ms. Appends queue behind it meanwhile,
    * in order. @default 15_000
    */
   appendRetryMs?: number;
@@ -118,7 +118,9 @@ class KafkaLog implements EventLog {
   readonly kind = 'kafka' as const;
   private readonly kafka: Kafka;
   private readonly admin: Admin;
-  private readonly producer: Producer;
+  private producer: Producer;
+  /** The producer's sequence numbers may disagree with the broker's: replace it before the next send. */
+  private producerStale = false;
   private readonly reader: RangeReader;
   private readonly opts: Required<Omit<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs' | keyof RetentionBudget>> & Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>;
   private readonly retention: Required<RetentionBudget>;
@@ -190,8 +192,8 @@ class KafkaLog implements EventLog {
     // sequence numbers per send, and concurrent sends can reach the broker out of order
     // (OUT_OF_ORDER_SEQUENCE_NUMBER). Appends queue up and are coalesced instead.
     // kafkajs' retries are bounded (as its default, 5, was), capped at retryMaxMs; sendWithRetry
-    // sends the same records again for up to appendRetryMs while the broker is unreachable.
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: this.retry });
+    // sends the same records again for up to appendRetryMs while the failure is transient.
+    this.producer = this.createProducer();
     this.reader = createRangeReader(this.kafka, maxWaitMs);
     this.janitor = createGroupJanitor(this.kafka);
   }
@@ -378,24 +380,58 @@ class KafkaLog implements EventLog {
     placed.forEach(({ pending }, p) => (failed.has(p) ? pending.reject(failed.get(p)) : pending.resolve(positions[p]!)));
   }
 
+  private createProducer(): Producer {
+    return this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: this.retry });
+  }
+
   /**
-   * One produce request, sent again (the same records: the idempotent producer's sequence
-   * numbers make a copy that did land a duplicate the broker drops) while the broker is
-   * unreachable, for up to appendRetryMs. kafkajs' own retries give up as soon as one
-   * reconnect attempt runs out of retries (~2.5 s at the default cap), which a broker restart
-   * outlasts.
+   * One produce request, sent again — the same records: where an earlier attempt did land, the
+   * idempotent producer's sequence numbers make the copy a duplicate the broker drops — while
+   * the failure is transient (the broker unreachable or restarting, leadership moving), for up
+   * to appendRetryMs. kafkajs' own retries give up as soon as one reconnect runs out of retries
+   * (~2.5 s at the default cap), which a broker restart outlasts.
+   *
+   * When a request finally fails, kafkajs has rolled back the sequence numbers of every partition
+   * in it, although some may have been written (a partial failure): the next records would reuse
+   * those numbers and the broker would drop them as duplicates or refuse them
+   * (OUT_OF_ORDER_SEQUENCE_NUMBER, for every later send). So the producer is replaced — a new
+   * producer id, fresh sequences — before the next send, as it is when the broker refuses its
+   * sequence numbers or its id outright.
    */
   private async sendWithRetry(topicMessages: { topic: string; messages: Message[] }[]) {
     const giveUpAt = Date.now() + this.opts.appendRetryMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.producer.sendBatch({ acks: -1, topicMessages });
+        return await (await this.readyProducer()).sendBatch({ acks: -1, topicMessages });
       } catch (err) {
-        if (this.closed || !isBrokerUnreachable(err) || Date.now() >= giveUpAt) throw err;
-        this.opts.logger.warn({ err: errorMessage(err), attempt }, 'append: broker unreachable; sending again');
+        const sequence = isSequenceError(err);
+        if (sequence) this.producerStale = true;
+        if (this.closed || !(sequence || isTransient(err)) || Date.now() >= giveUpAt) {
+          this.producerStale = true;
+          throw err;
+        }
+        this.opts.logger.warn({ err: errorMessage(err), attempt, newProducer: sequence }, 'append: transient failure; sending again');
         await new Promise((r) => setTimeout(r, Math.min(this.opts.retryMaxMs, 100 * 2 ** attempt)));
       }
     }
+  }
+
+  /** The producer, replaced first when it is stale (a new one, connected; the old one disconnected). */
+  private async readyProducer(): Promise<Producer> {
+    if (this.producerStale) {
+      const old = this.producer;
+      this.producer = this.createProducer();
+      this.producerStale = false;
+      void old.disconnect().catch(() => {});
+      try {
+        await this.producer.connect();
+      } catch (err) {
+        this.producerStale = true;
+        throw err;
+      }
+      this.opts.logger.warn({}, 'append: replaced the idempotent producer (new producer id) after a failed send');
+    }
+    return this.producer;
   }
 
   private async placeRecord(r: AppendRecord): Promise<number> {
@@ -654,6 +690,24 @@ function recordBytes(m: Message): number {
 }
 
 const UNREACHABLE = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound']);
+
+/** The broker refused the producer's sequence numbers or its id: only a new producer id helps. */
+const SEQUENCE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
+
+function causes(err: unknown): { name?: string; type?: string; retriable?: boolean }[] {
+  const out: { name?: string; type?: string; retriable?: boolean }[] = [];
+  for (let e = err as { cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 8; e = e.cause as typeof e, depth++) out.push(e as (typeof out)[number]);
+  return out;
+}
+
+const isSequenceError = (err: unknown): boolean => causes(err).some((e) => e.type !== undefined && SEQUENCE_ERRORS.has(e.type));
+
+/**
+ * Worth sending the same records again: the broker unreachable, or an error kafkajs itself
+ * calls retriable (leadership moving, the broker still loading) somewhere in the cause chain —
+ * kafkajs wraps the last one in a non-retriable "retries exceeded" error.
+ */
+const isTransient = (err: unknown): boolean => isBrokerUnreachable(err) || causes(err).some((e) => e.retriable === true);
 
 /**
  * Whether a kafkajs error, or any error in its cause chain, says the broker could not be
