@@ -20,8 +20,9 @@ export function registerRouterCommand(program: Command): void {
     .option('--stale-heartbeat-ms <ms>', 'a worker whose last heartbeat is older is not routed to (default 2000)', num('--stale-heartbeat-ms'))
     .option('--no-p2c', 'least loaded instead of power of two choices')
     .option('--no-ejection', 'do not eject latency/error outliers')
+    .option('--max-compute-ms <ms>', 'breaker on absolute latency: back a worker out when its p90 compute time (not queue or log transit) reaches this (default: off)', num('--max-compute-ms'))
     .option('--stats-interval-ms <ms>', 'log decision counters this often (0 = never)', num('--stats-interval-ms'), 10_000)
-    .action(async (opts: { routerId?: string; affinityEpsilon?: number; staleHeartbeatMs?: number; p2c: boolean; ejection: boolean; statsIntervalMs: number }, cmd: Command) => {
+    .action(async (opts: { routerId?: string; affinityEpsilon?: number; staleHeartbeatMs?: number; p2c: boolean; ejection: boolean; maxComputeMs?: number; statsIntervalMs: number }, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('router', config.logLevel);
       const runtime = await openRuntime(config, { logger });
@@ -31,7 +32,7 @@ export function registerRouterCommand(program: Command): void {
           ...(opts.affinityEpsilon !== undefined ? { affinityEpsilon: opts.affinityEpsilon } : {}),
           ...(opts.staleHeartbeatMs !== undefined ? { staleHeartbeatMs: opts.staleHeartbeatMs } : {}),
           ...(opts.p2c ? {} : { powerOfTwoChoices: false }),
-          ...(opts.ejection ? {} : { ejection: { enabled: false } }),
+          ...(opts.ejection ? (opts.maxComputeMs !== undefined ? { ejection: { maxComputeMs: opts.maxComputeMs } } : {}) : { ejection: { enabled: false } }),
         },
       });
       logger.info({ routerId: router.id, policy: router.policy.version, log: runtime.log.kind }, 'router running');

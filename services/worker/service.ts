@@ -740,10 +740,12 @@ class Worker implements RunningWorker {
    * was evicted, and writes nothing for work it no longer owns (it was re-dispatched).
    */
   private async fence(): Promise<void> {
-    if (this.ctx.now() - this.lastControlReadAt <= this.o.fenceMs) return;
-    await this.control.catchUp();
-    this.lastControlReadAt = this.ctx.now();
-    this.checkFenced();
+    if (this.ctx.now() - this.lastControlReadAt > this.o.fenceMs) {
+      await this.control.catchUp();
+      this.lastControlReadAt = this.ctx.now();
+      this.checkFenced();
+    }
+    // Also when another path (the heartbeat's control read) found the eviction first.
     if (this.phase === 'evicted') throw stoppedError('evicted by the controller: results of re-dispatched work are fenced');
   }
 

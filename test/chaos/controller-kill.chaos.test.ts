@@ -33,7 +33,8 @@ describe('chaos: SIGKILL the leading controller', () => {
       scenario: 'controller-kill',
       workers: 2,
       controllers: 2,
-      workerArgs: () => ['--backend', 'synthetic', '--synthetic-base-ms', '200', '--capacity', '4', '--max-batch', '1', '--cache-entries', '0'],
+      // 1 s per request, 40 at once: the survivor alone has room for the whole load.
+      workerArgs: () => ['--backend', 'synthetic', '--synthetic-base-ms', '1000', '--capacity', '40', '--max-batch', '1', '--cache-entries', '0'],
     });
     await waitFor(async () => leaderOf(await cluster.judge()).epoch === 1, { timeoutMs: 20_000, what: 'a first leader' });
   }, 90_000);

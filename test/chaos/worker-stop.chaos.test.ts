@@ -18,7 +18,8 @@ describe('chaos: SIGSTOP a worker for 15 s, then SIGCONT', () => {
       scenario: 'worker-stop',
       workers: 2,
       controllers: 1,
-      workerArgs: () => ['--backend', 'synthetic', '--synthetic-base-ms', '300', '--capacity', '4', '--max-batch', '1', '--cache-entries', '0'],
+      // 1 s per request, 40 at once: the survivor alone has room for the whole load.
+      workerArgs: () => ['--backend', 'synthetic', '--synthetic-base-ms', '1000', '--capacity', '40', '--max-batch', '1', '--cache-entries', '0'],
     });
   }, 90_000);
   afterAll(async () => {
@@ -51,7 +52,7 @@ describe('chaos: SIGSTOP a worker for 15 s, then SIGCONT', () => {
     const lateFromStopped = report.events.filter((e) => e.topic === 'results' && e.event.producer === 'worker-1' && e.record.timestamp > cont.at && e.event.type !== 'InferenceStarted');
     const verify = await verifyCluster(cluster);
     printFigures(
-      figuresOf('SIGSTOP a worker 15 s, then SIGCONT', '15 req/s HTTP + 5 req/s Kafka for 25 s; 300 ms per request; worker-1 frozen at 3 s for 15 s', httpOutcomes.length + kafkaOutcomes.length, report, {
+      figuresOf('SIGSTOP a worker 15 s, then SIGCONT', '15 req/s HTTP + 5 req/s Kafka for 25 s; 1 s per request; worker-1 frozen at 3 s for 15 s', httpOutcomes.length + kafkaOutcomes.length, report, {
         recoveryMs: Math.max(...unfinished.map((id) => report.requests.get(id)?.visible?.at ?? Number.NaN)) - stop.at,
         extra: {
           'unfinished at the freeze': unfinished.length,
