@@ -10,9 +10,9 @@
  *   const report = await cluster.judge();
  *   process.stderr.write(formatFigures([figures]));
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { v7 as uuidv7 } from 'uuid';
 import { deadLetterPolicy, type DeadLetterPolicy } from '../../lib/events/subscribe.js';
@@ -83,6 +83,8 @@ export interface BrokerRestart {
   downAt: number;
   /** When a client that never retries could write again. */
   writableAt: number;
+  /** When the group coordinator answered for the routers' group again (it loads every group's offsets first). */
+  coordinatorAt: number;
   /** When `services.sh up kafka` said healthy. */
   healthyAt: number;
 }
@@ -243,7 +245,8 @@ export class ChaosCluster {
     // Writes go to a topic of the harness's own: no service reads it.
     const probeTopic = `${this.prefix}chaos-probe`;
     await this.log.ensureTopics([{ name: probeTopic, partitions: 1 }]);
-    const probe = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 }).producer();
+    const probeClient = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 500 });
+    const probe = probeClient.producer();
     try {
       await servicesScript('down', 'kafka');
       const downAt = Date.now();
@@ -260,9 +263,23 @@ export class ChaosCluster {
         }
       }
       this.faults.push({ at: writableAt, target: 'kafka', action: 'broker-writable' });
+      let coordinatorAt = 0;
+      while (coordinatorAt === 0) {
+        const admin = probeClient.admin();
+        try {
+          await admin.connect();
+          await admin.describeCluster(); // loads the broker pool describeGroups needs
+          await admin.describeGroups([`${this.prefix}router`]); // throws while the coordinator loads
+          coordinatorAt = Date.now();
+        } catch {
+          await new Promise((r) => setTimeout(r, 20));
+        } finally {
+          await admin.disconnect().catch(() => {});
+        }
+      }
       await up;
       this.faults.push({ at: healthyAt, target: 'kafka', action: 'broker-up' });
-      return { stoppingAt, downAt, writableAt, healthyAt };
+      return { stoppingAt, downAt, writableAt, coordinatorAt, healthyAt };
     } finally {
       await probe.disconnect().catch(() => {});
       if (healthyAt === 0) await servicesScript('up', 'kafka');
@@ -314,7 +331,30 @@ export class ChaosCluster {
       }),
     );
     await this.log?.close().catch(() => {});
+    await this.deleteTopics().catch((err: Error) => process.stderr.write(`[chaos] could not delete the topics of ${this.prefix}: ${err.message}\n`));
+    // SWITCHYARD_CHAOS_LOGS=<dir> keeps every process's output (CI artifacts, debugging).
+    const keep = process.env.SWITCHYARD_CHAOS_LOGS;
+    if (keep) {
+      const dir = join(keep, this.prefix.replace(/\.$/, ''));
+      mkdirSync(dir, { recursive: true });
+      for (const p of this.procs.values()) cpSync(p.logFile, join(dir, basename(p.logFile)));
+    }
     rmSync(this.home, { recursive: true, force: true });
+  }
+
+  /**
+   * Deletes the scenario's topics: the shared broker keeps every topic it ever had, and its
+   * restart time grows with them (tens of seconds with a few thousand partitions).
+   */
+  private async deleteTopics(): Promise<void> {
+    const admin = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const mine = (await admin.listTopics()).filter((t) => t.startsWith(this.prefix));
+      if (mine.length > 0) await admin.deleteTopics({ topics: mine, timeout: 30_000 });
+    } finally {
+      await admin.disconnect();
+    }
   }
 }
 
