@@ -43,7 +43,7 @@ describe('chaos: SIGKILL the leading controller', () => {
   });
 
   it('a standby takes over within seconds and performs each control action exactly once', async () => {
-    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 300 });
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 300, deadlineMs: 30_000 });
     const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 10, count: 150 });
     await new Promise((r) => setTimeout(r, 3_000));
     const first = leaderOf(await cluster.judge());

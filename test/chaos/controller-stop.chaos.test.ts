@@ -30,7 +30,7 @@ describe('chaos: SIGSTOP the leading controller, then SIGCONT', () => {
   });
 
   it("the old leader's late events are ignored by every consumer, and it stands down", async () => {
-    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 400 });
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 400, deadlineMs: 30_000 });
     await new Promise((r) => setTimeout(r, 2_000));
     const old = elections(await cluster.judge())[0]!;
     const stop = await cluster.signal(old.controllerId, 'SIGSTOP');

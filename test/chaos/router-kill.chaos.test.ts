@@ -21,7 +21,7 @@ describe('chaos: SIGKILL a router', () => {
   });
 
   it('the survivor takes over within the session timeout + 1 s and serves the backlog, shedding nothing', async () => {
-    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 300 });
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 20, count: 300, deadlineMs: 30_000 });
     const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 10, count: 150 });
     await new Promise((r) => setTimeout(r, 3_000));
     const kill = await cluster.signal('router-1', 'SIGKILL');

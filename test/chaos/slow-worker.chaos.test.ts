@@ -33,7 +33,7 @@ describe('chaos: a slow worker on a loaded machine', () => {
 
   it('ejects the slow worker and evicts nobody, with both cores busy', async () => {
     stress = spawn('stress-ng', ['--cpu', '2', '--timeout', '40s', '--quiet'], { stdio: 'ignore' });
-    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 25, count: 500 });
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 25, count: 500, deadlineMs: 30_000 });
     const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 10, count: 200 });
     const [httpOutcomes, kafkaOutcomes] = await Promise.all([http.done, kafka.done]);
     stress.kill('SIGKILL');
@@ -45,6 +45,9 @@ describe('chaos: a slow worker on a loaded machine', () => {
     );
     const routedToSlow = [...report.requests.values()].filter((v) => v.routed.some((r) => r.workerId === 'worker-3')).length;
     const verify = await verifyCluster(cluster);
+    // For any HTTP failure: when its outcome reached the log, relative to when it was sent.
+    const failedHttp = httpOutcomes.filter((o) => o.status !== 200).map((o) => ({ status: o.status, outcomeAfterMs: (report.requests.get(o.requestId)?.visible?.at ?? Number.NaN) - o.sentAt, latencyMs: o.latencyMs }));
+    if (failedHttp.length > 0) process.stderr.write(`[chaos] slow-worker HTTP failures (status, outcome on the log after, client latency): ${JSON.stringify(failedHttp.slice(0, 20))}\n`);
     printFigures(
       figuresOf('a slow worker (10×) under stress-ng --cpu 2', '25 req/s HTTP + 10 req/s Kafka for 20 s; worker-3 at 200 ms, its peers at 20 ms; stress-ng --cpu 2 throughout', httpOutcomes.length + kafkaOutcomes.length, report, {
         extra: {

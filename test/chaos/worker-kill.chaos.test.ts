@@ -28,7 +28,7 @@ describe('chaos: SIGKILL a worker with work on it', () => {
   });
 
   it('re-dispatches and answers every unfinished request of the killed worker; evicted within 1 s', async () => {
-    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 15, count: 180 });
+    const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 15, count: 180, deadlineMs: 30_000 });
     const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 5, count: 60 });
     await new Promise((r) => setTimeout(r, 3_000));
 
