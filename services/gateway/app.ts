@@ -399,7 +399,7 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
       source: 'GATEWAY',
       replyTopic: null,
       allowFallback: body.allowFallback ?? true,
-      maxAttempts: null,
+      maxAttempts: body.maxAttempts ?? null,
       cacheable: body.cacheable ?? true,
       attributes: {},
     };
@@ -509,7 +509,9 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
         metrics.outcomes.inc({ endpoint: 'sync', outcome: a.replayed ? `${state.status}_replayed` : state.status });
         const failure = outcomeError(state);
         if (failure !== null) throw failure;
-        return reply.code(200).send(statusView(state));
+        const view = statusView(state);
+        if (view.degraded) reply.header('x-switchyard-degraded', 'true');
+        return reply.code(200).send(view);
       },
     );
 

@@ -185,6 +185,24 @@ describe('gateway: sync requests', () => {
     expect((await g.app.inject(`/v1/requests/${body.requestId}`)).json<StatusJson>().status).toBe('completed');
   });
 
+  it("says degraded (a body field and x-switchyard-degraded) when the model's fallback answered, and passes maxAttempts on", async () => {
+    const g = await gateway();
+    const seen: number[] = [];
+    await worker((req) => {
+      seen.push(req.maxAttempts ?? -1);
+      return [completed(req, Buffer.from('1'), req.model === 'big' ? { model: 'small' } : {})];
+    });
+    const fellBack = await post(g, '/v1/infer', { model: 'big', input: 1, maxAttempts: 2 });
+    expect(fellBack.statusCode).toBe(200);
+    expect(fellBack.json<StatusJson>()).toMatchObject({ model: 'small', degraded: true });
+    expect(fellBack.headers['x-switchyard-degraded']).toBe('true');
+    const direct = await post(g, '/v1/infer', { model: 'small', input: 1 });
+    expect(direct.json<StatusJson>()).toMatchObject({ model: 'small', degraded: false });
+    expect(direct.headers['x-switchyard-degraded']).toBeUndefined();
+    expect(seen).toEqual([2, -1]);
+    expect((await post(g, '/v1/infer', { model: 'small', input: 1, maxAttempts: 0 })).statusCode).toBe(400);
+  });
+
   it('decodes text outputs as strings and binary outputs as base64', async () => {
     const g = await gateway();
     await worker((req) => [

@@ -114,6 +114,8 @@ export interface StatusView {
   model: string | null;
   modelVersion: string | null;
   workerId: string | null;
+  /** Another model than the one asked for answered (its fallback). */
+  degraded: boolean;
   acceptedAt: number | null;
   updatedAt: number;
   result?: ResultView;
@@ -128,6 +130,7 @@ export function statusView(state: RequestStatus): StatusView {
     model: state.model,
     modelVersion: state.modelVersion,
     workerId: state.workerId,
+    degraded: state.requestedModel !== null && state.model !== null && state.status === 'completed' && state.model !== state.requestedModel,
     acceptedAt: state.acceptedAt,
     updatedAt: state.updatedAt,
   };

@@ -49,6 +49,7 @@ export const InferBody = Type.Object(
     ),
     allowFallback: Type.Optional(Type.Boolean({ description: "May the router serve the request with the model's fallback model. @default true" })),
     cacheable: Type.Optional(Type.Boolean({ description: 'May a worker answer from its result cache. @default true' })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: "Attempts in all (the first routing, retries of retriable failures, re-dispatches after a lost worker). @default the model's setting in the controller (3)" })),
     tenant: Type.Optional(name('Tenant/account; also scopes Idempotency-Key.')),
   },
   { additionalProperties: false },
@@ -88,6 +89,7 @@ export const StatusResponse = Type.Object(
     model: Type.Union([Type.String(), Type.Null()]),
     modelVersion: Type.Union([Type.String(), Type.Null()]),
     workerId: Type.Union([Type.String(), Type.Null()]),
+    degraded: Type.Boolean({ description: "True when another model than the one asked for answered (the model's fallback). The response also carries `x-switchyard-degraded: true`." }),
     acceptedAt: Type.Union([Type.Number(), Type.Null()], { description: 'When this gateway accepted it, ms since the epoch.' }),
     updatedAt: Type.Number({ description: 'Time of the last event, ms since the epoch.' }),
     result: Type.Optional(

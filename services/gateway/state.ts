@@ -45,6 +45,8 @@ export interface RequestStatus {
   /** Routing attempt the status belongs to (1, or more after a re-dispatch). */
   attempt: number;
   model: string | null;
+  /** The model the client asked for (known to the gateway that accepted it); `model` is the one that answered. */
+  requestedModel: string | null;
   modelVersion: string | null;
   workerId: string | null;
   /** When this gateway accepted the request (null when it knows the request only from `results`). */
@@ -64,7 +66,7 @@ export const isTerminal = (status: RequestStatusName): boolean => status === 'co
 
 /** The status of a request this gateway has just produced. */
 export function acceptedStatus(requestId: string, model: string, now: number, fingerprint: string | null): RequestStatus {
-  return { requestId, status: 'accepted', attempt: 1, model, modelVersion: null, workerId: null, acceptedAt: now, updatedAt: now, result: null, error: null, fingerprint };
+  return { requestId, status: 'accepted', attempt: 1, model, requestedModel: model, modelVersion: null, workerId: null, acceptedAt: now, updatedAt: now, result: null, error: null, fingerprint };
 }
 
 /**
@@ -87,6 +89,7 @@ export function evolveStatus(state: RequestStatus | undefined, event: ResultEven
     status: 'accepted',
     attempt: event.attempt,
     model: null,
+    requestedModel: null,
     modelVersion: null,
     workerId: null,
     acceptedAt: null,
