@@ -9,6 +9,7 @@ import { redactingLogger } from '../../lib/auth/redact.js';
 import { SwitchyardError, errorMessage } from '../../lib/errors.js';
 import type { ServiceContext } from '../../lib/runtime.js';
 import type { InferenceRequested } from '../../schemas/generated/events.js';
+import { MAX_REQUEST_RECORD_BYTES } from '../../lib/events/subscribe.js';
 import { ApiKeyRing, type ApiKey } from './auth.js';
 import { GatewayError, type ValidationDetail } from './errors.js';
 import { fingerprint, idempotentRequestId } from './idempotency.js';
@@ -425,8 +426,12 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
         headers: { 'retry-after': '1' },
       });
     }
-    const state = acceptedStatus(requestId, body.model, now, bodyFingerprint);
     const value = ctx.codec.encode(event);
+    // A request the routers would dead-letter as too large (its decision could not fit a Kafka record) is refused here, not accepted and left to its deadline.
+    if (value.length > MAX_REQUEST_RECORD_BYTES) {
+      throw new GatewayError(413, 'SY_ERR_GATEWAY_PAYLOAD_TOO_LARGE', `the request encodes to ${value.length} bytes; at most ${MAX_REQUEST_RECORD_BYTES} fit the requests topic`);
+    }
+    const state = acceptedStatus(requestId, body.model, now, bodyFingerprint);
     await awaitAppend(tracker.accept(state, ctx.log.append([{ topic: requestsTopic, key: event.sessionId ?? requestId, value }])), requestId);
     return { requestId, state: tracker.get(requestId) ?? state, deadlineAt: event.deadlineAt, replayed: false };
   }

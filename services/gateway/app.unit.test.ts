@@ -116,6 +116,16 @@ describe('gateway: validation', () => {
     expect(res.statusCode).toBe(413);
     expect(res.json<ErrorJson>().error.code).toBe('SY_ERR_GATEWAY_PAYLOAD_TOO_LARGE');
   });
+
+  it('answers 413 for a request within the body limit that would not fit the requests topic (the routers would dead-letter it), and produces nothing', async () => {
+    const g = await gateway({ bodyLimit: 2 * 1024 * 1024 });
+    const before = (await ctx.log.endOffsets(ctx.topics.requests.name)).reduce((a, b) => a + b, 0);
+    const res = await post(g, '/v1/requests', { model: 'm', input: 'x'.repeat(950_000) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json<ErrorJson>().error).toMatchObject({ code: 'SY_ERR_GATEWAY_PAYLOAD_TOO_LARGE' });
+    expect(res.json<ErrorJson>().error.message).toMatch(/at most 900000/);
+    expect((await ctx.log.endOffsets(ctx.topics.requests.name)).reduce((a, b) => a + b, 0)).toBe(before);
+  });
 });
 
 describe('gateway: async requests', () => {
