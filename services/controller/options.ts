@@ -55,7 +55,7 @@ export interface ControllerPolicy {
    * @default 1000
    */
   readonly deadlineGraceMs: number;
-  /** Terminal outcomes remembered per results partition to recognise a later one as superseded. @default 50000 */
+  /** Terminal outcomes remembered per results partition to recognise a later one as superseded (~550 B each: 10,000 × 12 partitions ≈ 66 MiB; a late outcome older than the window is not recognised). @default 10000 */
   readonly outcomeMemory: number;
   /** A worker whose latest heartbeat is older than this cannot receive a migrated session (the routers' staleHeartbeatMs). @default 2000 */
   readonly staleHeartbeatMs: number;
@@ -113,7 +113,7 @@ export function resolveControllerPolicy(input: ControllerPolicyInput = {}): Cont
   for (const [name, m] of Object.entries(input.models ?? {})) models[name] = modelControl(`models.${name}`, m, model);
   const retry = backoffSchedule(input.retry);
   const deadlineGraceMs = num('deadlineGraceMs', input.deadlineGraceMs ?? 1000, 0, 3_600_000, true);
-  const outcomeMemory = num('outcomeMemory', input.outcomeMemory ?? 50_000, 16, 10_000_000, true);
+  const outcomeMemory = num('outcomeMemory', input.outcomeMemory ?? 10_000, 16, 10_000_000, true);
   const staleHeartbeatMs = num('staleHeartbeatMs', input.staleHeartbeatMs ?? 2000, 1, 86_400_000);
   const version = `${CONTROLLER_CODE_VERSION};${JSON.stringify({ detector, retry, model, models, deadlineGraceMs, outcomeMemory, staleHeartbeatMs })}`;
   return Object.freeze({ version, detector, retry, model, models: Object.freeze(models), deadlineGraceMs, outcomeMemory, staleHeartbeatMs });
