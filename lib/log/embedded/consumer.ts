@@ -1,4 +1,5 @@
 import { errorMessage } from '../../errors.js';
+import { backoffDelayMs } from '../../backoff.js';
 import type { Batch, SubscribeOptions, Subscription, TopicPartitions } from '../port.js';
 import type { GroupCoordinator, GroupMember } from './group.js';
 import type { OffsetStore } from './offsets.js';
@@ -21,7 +22,7 @@ const key = (topic: string, partition: number): string => `${topic}\u0000${parti
  * Consumes one partition for a subscription: read a batch from the position, hand it to
  * `onBatch`, commit the offset after it, repeat; when caught up, sleep until the partition's
  * end offset moves (no polling). A rejected `onBatch` is reported and the same batch is
- * delivered again after a backoff that doubles up to `retryBackoffMaxMs`.
+ * delivered again after a backoff on the one schedule (lib/backoff.ts: ceilings doubling up to `retryBackoffMaxMs`, full jitter).
  */
 class PartitionFetcher {
   private stopping = false;
@@ -138,7 +139,8 @@ class PartitionFetcher {
 
   private backoff(attempt: number): Promise<void> {
     const { retryBackoffMs, retryBackoffMaxMs } = this.host.options;
-    const ms = Math.min(retryBackoffMs * 2 ** Math.min(attempt, 30), retryBackoffMaxMs);
+    // The project's one schedule (lib/backoff.ts): doubling ceilings up to the cap, full jitter.
+    const ms = backoffDelayMs({ baseMs: retryBackoffMs, factor: 2, capMs: Math.max(retryBackoffMs, retryBackoffMaxMs) }, Math.min(attempt, 30) + 1, Math.random());
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
