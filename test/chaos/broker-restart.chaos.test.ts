@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestRejected, WorkerHeartbeat } from '../../schemas/generated/events.js';
 import { ChaosCluster, figuresOf, printFigures, readTopic, startHttpLoad, startKafkaLoad } from '../support/chaos.js';
+import { verifyCluster } from './verify.js';
 
 /** Rejections that say "no worker can take it": wrong while a worker was heartbeating. */
 const CAPACITY_REASONS = new Set(['NO_CAPACITY', 'SHED', 'SHED_OVERLOAD']);
@@ -28,7 +29,7 @@ describe('chaos: Kafka broker restart', () => {
   let cluster: ChaosCluster;
 
   beforeAll(async () => {
-    cluster = await ChaosCluster.start({ scenario: 'broker-restart', workers: 2 });
+    cluster = await ChaosCluster.start({ scenario: 'broker-restart', workers: 2, controllers: 1 });
   }, 90_000);
   afterAll(async () => {
     await cluster?.close();
@@ -101,5 +102,9 @@ describe('chaos: Kafka broker restart', () => {
     expect(lateAnswers.slice(0, 10), `${lateAnswers.length} 504s for outcomes on the log ≥ ${VISIBLE_MARGIN_MS} ms before the deadline`).toEqual([]);
     expect(report.withoutTerminal, diagnostics).toEqual([]);
     expect(report.duplicated).toEqual([]);
+    // Replay re-derives every decision of the run, the controller's included.
+    const verify = await verifyCluster(cluster);
+    expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+    expect(verify.controller.verified).toBeGreaterThan(0);
   }, 240_000);
 });

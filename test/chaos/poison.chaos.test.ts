@@ -6,6 +6,7 @@ import { MAX_REQUEST_RECORD_BYTES } from '../../lib/events/subscribe.js';
 import type { InferenceRequestedInit } from '../../schemas/generated/events.js';
 import { ChaosCluster, figuresOf, printFigures, startHttpLoad, startKafkaLoad } from '../support/chaos.js';
 import { clickhouseUrl, kafkaBrokers, requireClickHouse, uniqueDatabase, waitFor } from '../support/services.js';
+import { verifyCluster } from './verify.js';
 
 /**
  * Poison on `requests` while serving: undecodable bytes, an unknown schema id and an oversized
@@ -20,7 +21,7 @@ describe('chaos: poison on requests', () => {
 
   beforeAll(async () => {
     await requireClickHouse();
-    cluster = await ChaosCluster.start({ scenario: 'poison', workers: 2, sink: { clickhouseUrl: clickhouseUrl(), database } });
+    cluster = await ChaosCluster.start({ scenario: 'poison', workers: 2, controllers: 1, sink: { clickhouseUrl: clickhouseUrl(), database } });
     store = await createServerAnalyticsStore({ url: clickhouseUrl(), database });
   }, 90_000);
   afterAll(async () => {
@@ -96,6 +97,10 @@ describe('chaos: poison on requests', () => {
     expect(report.badRequests.map((b) => b.position).sort()).toEqual(expected.map((e) => e.position).sort());
     expect(report.withoutTerminal, diagnostics).toEqual([]);
     expect(report.duplicated).toEqual([]);
+    // Replay re-derives every decision of the run, the controller's included.
+    const verify = await verifyCluster(cluster);
+    expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+    expect(verify.controller.verified).toBeGreaterThan(0);
     expect(httpOutcomes.filter((o) => o.status !== 200), diagnostics).toEqual([]);
     expect(kafkaOutcomes.every((o) => o.acked)).toBe(true);
     for (const o of kafkaOutcomes) expect(report.requests.get(o.requestId)?.visible?.type, o.requestId).toBe('InferenceCompleted');

@@ -4,6 +4,7 @@ import type { AnalyticsStore } from '../../lib/analytics/port.js';
 import { rowFor } from '../../services/sink/rows.js';
 import { ChaosCluster, figuresOf, printFigures, readTopic, startHttpLoad, startKafkaLoad } from '../support/chaos.js';
 import { clickhouseUrl, requireClickHouse, uniqueDatabase, waitFor } from '../support/services.js';
+import { verifyCluster } from './verify.js';
 
 /**
  * The sink SIGKILLed under load and started again: afterwards ClickHouse holds exactly what
@@ -16,7 +17,7 @@ describe('chaos: sink crash and restart', () => {
 
   beforeAll(async () => {
     await requireClickHouse();
-    cluster = await ChaosCluster.start({ scenario: 'sink-restart', workers: 2, sink: { clickhouseUrl: clickhouseUrl(), database } });
+    cluster = await ChaosCluster.start({ scenario: 'sink-restart', workers: 2, controllers: 1, sink: { clickhouseUrl: clickhouseUrl(), database } });
     store = await createServerAnalyticsStore({ url: clickhouseUrl(), database });
   }, 90_000);
   afterAll(async () => {
@@ -98,6 +99,10 @@ describe('chaos: sink crash and restart', () => {
     expect(archived).toEqual({ log: positions, final: positions, distinct: positions });
     expect(report.withoutTerminal, cluster.diagnostics()).toEqual([]);
     expect(report.duplicated).toEqual([]);
+    // Replay re-derives every decision of the run, the controller's included.
+    const verify = await verifyCluster(cluster);
+    expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+    expect(verify.controller.verified).toBeGreaterThan(0);
     expect(httpOutcomes.filter((o) => o.status !== 200)).toEqual([]);
   }, 90_000);
 });
