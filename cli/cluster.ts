@@ -143,7 +143,7 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       stack.push(() => worker.stop());
     }
     if (plan.analytics) {
-      const store = await openAnalytics({ clickhouseUrl: plan.analytics.clickhouseUrl, home: config.home });
+      const store = await openAnalytics({ clickhouseUrl: plan.analytics.clickhouseUrl, clickhouseUser: config.clickhouseUser, clickhousePassword: config.clickhousePassword, home: config.home });
       cluster.analytics = store;
       stack.push(() => store.close());
       const sink = await startSink({ log: ctx.log, store, codec: ctx.codec, topicPrefix: config.topicPrefix, lanes: config.lanes, logger: ctx.logger });

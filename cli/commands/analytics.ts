@@ -19,7 +19,7 @@ type Format = (typeof FORMATS)[number];
 async function openStore(cmd: Command): Promise<AnalyticsStore> {
   const flags = cmd.optsWithGlobals<AnalyticsFlags>();
   const config = configFrom(flags);
-  return openAnalytics({ clickhouseUrl: flags.clickhouse ?? config.clickhouseUrl, database: flags.database, home: config.home });
+  return openAnalytics({ clickhouseUrl: flags.clickhouse ?? config.clickhouseUrl, clickhouseUser: config.clickhouseUser, clickhousePassword: config.clickhousePassword, database: flags.database, home: config.home });
 }
 
 async function withStore<T>(cmd: Command, run: (store: AnalyticsStore) => Promise<T>): Promise<T> {

@@ -33,7 +33,7 @@ export function registerInitCommand(program: Command): void {
         await rt.close();
       }
       if (opts.analytics) {
-        const store = await openAnalytics({ clickhouseUrl: config.clickhouseUrl, home: config.home });
+        const store = await openAnalytics({ clickhouseUrl: config.clickhouseUrl, clickhouseUser: config.clickhouseUser, clickhousePassword: config.clickhousePassword, home: config.home });
         try {
           const result = await migrate(store);
           done.push(['analytics', `${config.clickhouseUrl ?? 'chDB'}: ${JSON.stringify(result)}`]);

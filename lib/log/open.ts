@@ -8,16 +8,18 @@ import type { EventLog } from './port.js';
 /**
  * The deployment's log: Kafka when brokers are configured, else the embedded log under
  * `home/log`. Either applies the retention budget (`retentionBytes`, `retentionMs`; see
- * `SwitchyardConfig`) to the topics that expire records.
+ * `SwitchyardConfig`) to the topics that expire records. Kafka is reached with the configured
+ * TLS and SASL settings (`kafkaTls`, `kafkaSasl`), if any.
  */
 export async function openLog(
-  config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'retentionBytes' | 'retentionMs'>,
+  config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'kafkaTls' | 'kafkaSasl' | 'retentionBytes' | 'retentionMs'>,
   logger?: Logger,
 ): Promise<EventLog> {
   const retention = { retentionBytes: config.retentionBytes ?? -1, maxRetentionMs: config.retentionMs ?? -1 };
   if (config.brokers.length > 0) {
     const { kafkaSessionTimeoutMs: sessionTimeoutMs, kafkaRetryMaxMs: retryMaxMs } = config;
-    return openKafkaLog({ brokers: config.brokers, ...retention, ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) });
+    const { kafkaTls: tls, kafkaSasl: sasl } = config;
+    return openKafkaLog({ brokers: config.brokers, ...retention, ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}), ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) });
   }
   return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync, ...retention });
 }

@@ -47,7 +47,7 @@ export async function runSink({ config, database, batchRows, batchDelayMs, archi
   const runtime = await openRuntime(config, { logger });
   let store: AnalyticsStore | undefined;
   try {
-    store = await openAnalytics({ clickhouseUrl: config.clickhouseUrl, database, home: config.home });
+    store = await openAnalytics({ clickhouseUrl: config.clickhouseUrl, clickhouseUser: config.clickhouseUser, clickhousePassword: config.clickhousePassword, database, home: config.home });
     const options: SinkOptions = { log: runtime.log, store, codec: runtime.ctx.codec, topicPrefix: config.topicPrefix, lanes: config.lanes, ensureTopics: false, logger };
     if (batchRows !== undefined) options.batchRows = batchRows;
     if (batchDelayMs !== undefined) options.batchDelayMs = batchDelayMs;

@@ -1,4 +1,5 @@
-import { Kafka, logLevel as KafkaLogLevel, PartitionAssigners, type Admin, type Consumer, type Producer, type LogEntry, type Message, type RetryOptions, type ConfigResourceTypes } from 'kafkajs';
+import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type SASLOptions, PartitionAssigners, type Admin, type Consumer, type Producer, type LogEntry, type Message, type RetryOptions, type ConfigResourceTypes } from 'kafkajs';
+import type { KafkaSasl, KafkaTls } from '../../config.js';
 import { SwitchyardError, errorMessage } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import { partitionForKey } from '../partitioner.js';
@@ -30,6 +31,10 @@ export interface KafkaLogOptions extends RetentionBudget {
   brokers: string[];
   /** @default 'switchyard' */
   clientId?: string;
+  /** TLS to the brokers (a SASL_SSL or SSL listener). @default undefined: plaintext */
+  tls?: KafkaTls | undefined;
+  /** SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). @default undefined: none */
+  sasl?: KafkaSasl | undefined;
   /** Replication factor of provisioned topics; -1 takes the broker default. @default -1 */
   replicationFactor?: number;
   /** Most records coalesced into one produce request. @default 10_000 */
@@ -104,6 +109,14 @@ function retentionConfigs(spec: TopicSpec, budget: Required<RetentionBudget>): {
   return [{ name: 'retention.ms', value: String(ms) }, ...(bytes >= 0 ? [{ name: 'retention.bytes', value: String(bytes) }] : [])];
 }
 
+/** kafkajs' `ssl` and `sasl` options (the password goes to kafkajs only, never to a log line). */
+function kafkaSecurity(tls: KafkaTls | undefined, sasl: KafkaSasl | undefined): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) throw new SwitchyardError('SY_ERR_CONFIG', 'kafka log: tls.cert and tls.key go together');
+  if (sasl !== undefined && (!sasl.username || typeof sasl.password !== 'string')) throw new SwitchyardError('SY_ERR_CONFIG', `kafka log: sasl ${sasl.mechanism} needs a username and a password`);
+  const ssl = tls === undefined ? undefined : { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca !== undefined ? { ca: [tls.ca] } : {}), ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {}) };
+  return { ...(ssl ? { ssl } : {}), ...(sasl ? { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions } : {}) };
+}
+
 /**
  * The `EventLog` over Apache Kafka via kafkajs: idempotent producer with acks=all,
  * topic provisioning, consumer groups, static (lane) assignment and offset-range reads.
@@ -122,7 +135,7 @@ class KafkaLog implements EventLog {
   /** The producer's sequence numbers may disagree with the broker's: replace it before the next send. */
   private producerStale = false;
   private readonly reader: RangeReader;
-  private readonly opts: Required<Omit<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs' | keyof RetentionBudget>> & Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>;
+  private readonly opts: Required<Omit<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs' | 'tls' | 'sasl' | keyof RetentionBudget>> & Pick<KafkaLogOptions, 'sessionTimeoutMs' | 'heartbeatIntervalMs'>;
   private readonly retention: Required<RetentionBudget>;
   /** The group timings every subscription uses, resolved at the first subscribe. */
   private groupTimings: Promise<{ sessionTimeoutMs: number; heartbeatIntervalMs: number }> | undefined;
@@ -138,6 +151,8 @@ class KafkaLog implements EventLog {
   constructor({
     brokers,
     clientId = 'switchyard',
+    tls,
+    sasl,
     replicationFactor = -1,
     maxProduceBatch = 10_000,
     maxBatchBytes = 1_000_000,
@@ -175,6 +190,7 @@ class KafkaLog implements EventLog {
     this.kafka = new Kafka({
       clientId,
       brokers,
+      ...kafkaSecurity(tls, sasl),
       retry: this.retry,
       logLevel: KafkaLogLevel.WARN,
       logCreator: () => (entry: LogEntry) => {

@@ -13,6 +13,10 @@ export function fromKafkaError(err: unknown, what: string, detail: Record<string
   if (e?.type === 'OFFSET_OUT_OF_RANGE') {
     return new SwitchyardError('SY_ERR_LOG_OFFSET_OUT_OF_RANGE', `${what}: offset out of range`, { cause: err, detail });
   }
+  if (e?.name === 'KafkaJSSASLAuthenticationError') {
+    // Wrong credentials or mechanism: retrying with the same ones cannot help.
+    return new SwitchyardError('SY_ERR_LOG_AUTH', `${what}: SASL authentication failed: ${e.message ?? ''}`, { cause: err, detail: { kafkaError: e.name, ...detail } });
+  }
   return new SwitchyardError('SY_ERR_LOG_BROKER', `${what}: ${e?.message ?? String(err)}`, {
     retriable: e?.retriable ?? true,
     cause: err,
