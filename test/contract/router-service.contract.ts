@@ -113,6 +113,13 @@ export function testRouterService(name: string, factory: () => Promise<{ log: Ev
       expect(workerOf('b-')).toEqual(workerOf('a-'));
       expect(got.filter((e) => e.requestId!.startsWith('a-')).every((e) => e.producer === 'router-a')).toBe(true);
       expect(second.stats().duplicatesSkipped).toBe(12);
+      // Rendezvous hashing alone would keep the sessions in place; what proves the rebuild is the
+      // load: router-b's first decision counted router-a's 12 unanswered decisions, worker by worker.
+      const fromA = new Map<string, number>();
+      for (const e of got) if (e.requestId!.startsWith('a-')) fromA.set(e.workerId, (fromA.get(e.workerId) ?? 0) + 1);
+      const firstOfB = got.filter((e) => e.producer === 'router-b').sort((x, y) => x.occurredAt - y.occurredAt || (x.eventId < y.eventId ? -1 : 1))[0]!;
+      for (const c of firstOfB.candidates) expect(c.inFlight - firstOfB.pendingDecisions.filter((p) => p.workerId === c.workerId).reduce((n, p) => n + p.count, 0), c.workerId).toBe(fromA.get(c.workerId) ?? 0);
+      expect([...fromA.values()].reduce((a, b) => a + b, 0)).toBe(12);
     });
   });
 }

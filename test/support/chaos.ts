@@ -534,7 +534,12 @@ export interface TerminalOutcome {
   eventId: string;
   /** The rejection's reason or the failure's errorCode. */
   reason: string | null;
-  /** Record timestamp in `results` (when it was on the log). */
+  /**
+   * When it was on the log, at the earliest: the largest record timestamp at or before it in its
+   * `results` partition. A record's own timestamp is when its producer created it, which can be
+   * long before it became readable (a producer retrying through a broker outage); a partition's
+   * records are appended in order, so it was appended no earlier than any record before it.
+   */
   at: number;
   partition: number;
   offset: number;
@@ -647,6 +652,15 @@ export async function judgeLog(log: EventLog, codec: EventCodec, layout: ReturnT
   const terminal = { completed: 0, failed: 0, rejected: 0, byReason: {} as Record<string, number> };
   const byPosition = new Map<string, DeadLetterGroup>();
   const sorted = [...events].sort((a, b) => a.record.partition - b.record.partition || a.record.offset - b.record.offset);
+  // Per results partition, the largest record timestamp up to each offset (see TerminalOutcome.at).
+  const resultTimes = new Map<number, { offset: number; at: number }[]>();
+  for (const { topic, record } of sorted) {
+    if (topic !== 'results') continue;
+    const list = resultTimes.get(record.partition) ?? [];
+    resultTimes.set(record.partition, list);
+    list.push({ offset: record.offset, at: Math.max(record.timestamp, list.at(-1)?.at ?? 0) });
+  }
+  const onLogBy = (record: LogRecord): number => resultTimes.get(record.partition)?.find((x) => x.offset === record.offset)?.at ?? record.timestamp;
   for (const { topic, event, record } of sorted) {
     if (topic === 'deadletter' && event.type === 'DeadLettered') {
       const position = `${event.originalTopic}/${event.originalPartition}/${event.originalOffset}`;
@@ -682,7 +696,7 @@ export async function judgeLog(log: EventLog, codec: EventCodec, layout: ReturnT
       else terminal.rejected++;
       if (reason !== null) terminal.byReason[`${event.type}:${reason}`] = (terminal.byReason[`${event.type}:${reason}`] ?? 0) + 1;
       const workerId = 'workerId' in event && typeof event.workerId === 'string' ? event.workerId : null;
-      const outcome: TerminalOutcome = { type: event.type as TerminalType, eventId: event.eventId, reason, at: record.timestamp, partition: record.partition, offset: record.offset, workerId, superseded: supersededIds.has(event.eventId) };
+      const outcome: TerminalOutcome = { type: event.type as TerminalType, eventId: event.eventId, reason, at: onLogBy(record), partition: record.partition, offset: record.offset, workerId, superseded: supersededIds.has(event.eventId) };
       if (v) {
         v.terminals.push(outcome);
         if (!outcome.superseded) v.visible ??= outcome;
