@@ -3,6 +3,7 @@ import { SwitchyardError } from '../../lib/errors.js';
 import { instanceId as newInstanceId, type ServiceContext } from '../../lib/runtime.js';
 import { buildGatewayApp, type GatewayApp, type GatewayAppOptions } from './app.js';
 import { ResultsTracker, type ResultsTrackerOptions } from './results.js';
+import { statusRoutes, statusRoutesFor } from '../status/routes.js';
 
 /** Options of a gateway instance (the app's options, the tracker's, and where to listen). */
 export interface GatewayOptions extends Omit<GatewayAppOptions, 'ctx' | 'tracker' | 'instanceId'> {
@@ -45,6 +46,7 @@ export async function createGateway(ctx: ServiceContext, { instanceId = newInsta
   let app: GatewayApp;
   try {
     app = buildGatewayApp({ ...appOptions, ctx, tracker, instanceId });
+    app.register(statusRoutes, statusRoutesFor(ctx, app.gateway.requireAdmin));
   } catch (err) {
     await tracker.close();
     throw err;
