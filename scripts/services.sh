@@ -19,6 +19,15 @@
 #   SWITCHYARD_CLICKHOUSE_TCP_PORT   ClickHouse native TCP port     (default: 9000)
 #   SWITCHYARD_CLICKHOUSE_INTERSERVER_PORT                          (default: 9009)
 #   SWITCHYARD_SERVICES_TIMEOUT      seconds to wait for health     (default: 120)
+#   SWITCHYARD_KAFKA_SECURITY        plaintext | sasl_ssl           (default: plaintext)
+#     sasl_ssl: Kafka only, in its own SWITCHYARD_SERVICES_DIR (required, so it never touches
+#     the default broker): the client listener on SWITCHYARD_KAFKA_PORT is SASL_SSL with
+#     SCRAM-SHA-256 (the controller listener stays PLAINTEXT on loopback). A CA and a broker
+#     certificate (SAN 127.0.0.1, localhost) are generated with openssl and keytool into
+#     <dir>/kafka/tls/ (ca.pem is what clients trust); the SCRAM user is created when the
+#     storage is formatted:
+#   SWITCHYARD_KAFKA_SASL_USERNAME   SCRAM user                     (default: switchyard)
+#   SWITCHYARD_KAFKA_SASL_PASSWORD   its password (default: random, kept in <dir>/kafka/tls/sasl-password)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,8 +55,22 @@ CH_PID="$SERVICES_DIR/clickhouse.pid"
 
 TIMEOUT="${SWITCHYARD_SERVICES_TIMEOUT:-120}"
 
+KAFKA_SECURITY="${SWITCHYARD_KAFKA_SECURITY:-plaintext}"
+KAFKA_TLS_DIR="$KAFKA_DIR/tls"
+KAFKA_SASL_USER="${SWITCHYARD_KAFKA_SASL_USERNAME:-switchyard}"
+
 log() { printf '[services] %s\n' "$*"; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+case "$KAFKA_SECURITY" in
+  plaintext) ;;
+  sasl_ssl)
+    [[ -n "${SWITCHYARD_SERVICES_DIR:-}" ]] || die "SWITCHYARD_KAFKA_SECURITY=sasl_ssl needs its own SWITCHYARD_SERVICES_DIR (and ports), apart from the default broker"
+    [[ "$SERVICES_DIR" != "$ROOT/.switchyard/services" ]] || die "SWITCHYARD_KAFKA_SECURITY=sasl_ssl: SWITCHYARD_SERVICES_DIR must not be the default broker's directory"
+    [[ "$KAFKA_SASL_USER" =~ ^[A-Za-z0-9_.-]+$ ]] || die "SWITCHYARD_KAFKA_SASL_USERNAME must match [A-Za-z0-9_.-]+"
+    ;;
+  *) die "SWITCHYARD_KAFKA_SECURITY must be plaintext or sasl_ssl, got '$KAFKA_SECURITY'" ;;
+esac
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -143,8 +166,49 @@ KAFKA_JAVA=(java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
   -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties"
   -cp "$KAFKA_LIB_DIR/*")
 
+# sasl_ssl mode: a CA, a broker key and certificate signed by it (SAN 127.0.0.1 and localhost),
+# the broker's PKCS12 keystore and truststore, and the SCRAM password. Made once per services dir.
+kafka_tls_material() {
+  local d="$KAFKA_TLS_DIR"
+  command -v openssl >/dev/null || die "kafka: openssl not found (needed for SWITCHYARD_KAFKA_SECURITY=sasl_ssl)"
+  command -v keytool >/dev/null || die "kafka: keytool not found (needed for SWITCHYARD_KAFKA_SECURITY=sasl_ssl; it comes with the JDK)"
+  mkdir -p "$d"
+  chmod 700 "$d"
+  if [[ -n "${SWITCHYARD_KAFKA_SASL_PASSWORD:-}" ]]; then
+    printf '%s\n' "$SWITCHYARD_KAFKA_SASL_PASSWORD" >"$d/sasl-password"
+  elif [[ ! -s "$d/sasl-password" ]]; then
+    head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$d/sasl-password"
+  fi
+  chmod 600 "$d/sasl-password"
+  [[ "$(head -n 1 "$d/sasl-password")" =~ ^[^],=\"[:space:]]+$ ]] || die "SWITCHYARD_KAFKA_SASL_PASSWORD must not contain whitespace, ',', '=', ']' or '\"'"
+  [[ -s "$d/broker.p12" && -s "$d/truststore.p12" && -s "$d/ca.pem" && -s "$d/store-password" ]] && return 0
+  log "kafka: generating a CA and a broker certificate in $d"
+  local tlslog="$d/openssl.log" storepass
+  storepass="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=switchyard test CA" \
+      -keyout "$d/ca.key" -out "$d/ca.pem" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/broker.key" -out "$d/broker.csr" &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$d/broker.ext" &&
+    openssl x509 -req -in "$d/broker.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/broker.ext" -out "$d/broker.pem" &&
+    openssl pkcs12 -export -name broker -in "$d/broker.pem" -inkey "$d/broker.key" -certfile "$d/ca.pem" \
+      -passout "pass:$storepass" -out "$d/broker.p12.tmp" &&
+    rm -f "$d/truststore.p12" &&
+    keytool -importcert -noprompt -alias ca -file "$d/ca.pem" -keystore "$d/truststore.p12" \
+      -storetype PKCS12 -storepass "$storepass"
+  } >"$tlslog" 2>&1 || { tail -n 20 "$tlslog" >&2; die "kafka: generating TLS material failed (see $tlslog)"; }
+  printf '%s\n' "$storepass" >"$d/store-password"
+  chmod 600 "$d/store-password" "$d/ca.key" "$d/broker.key"
+  mv "$d/broker.p12.tmp" "$d/broker.p12"
+}
+
 kafka_write_config() {
   mkdir -p "$KAFKA_DIR"
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    kafka_write_config_sasl_ssl
+    return
+  fi
   cat >"$KAFKA_CONFIG" <<EOF
 # Generated by scripts/services.sh; edits are overwritten on every 'up'.
 # Single-node KRaft: one process is both broker and (standalone) controller.
@@ -185,10 +249,68 @@ log.retention.hours=168
 EOF
 }
 
+# The same broker with its client (and inter-broker) listener SASL_SSL, SCRAM-SHA-256. The
+# broker authenticates to itself as the SCRAM user; the controller listener stays PLAINTEXT.
+kafka_write_config_sasl_ssl() {
+  local storepass user pass
+  storepass="$(head -n 1 "$KAFKA_TLS_DIR/store-password")"
+  user="$KAFKA_SASL_USER"
+  pass="$(head -n 1 "$KAFKA_TLS_DIR/sasl-password")"
+  (umask 077 && cat >"$KAFKA_CONFIG" <<EOF
+# Generated by scripts/services.sh (SWITCHYARD_KAFKA_SECURITY=sasl_ssl); edits are overwritten on every 'up'.
+process.roles=broker,controller
+node.id=1
+listeners=SASL_SSL://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_SSL://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+controller.listener.names=CONTROLLER
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+log.dirs=$KAFKA_DATA_DIR
+
+sasl.enabled.mechanisms=SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$user" password="$pass";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$KAFKA_TLS_DIR/broker.p12
+ssl.keystore.password=$storepass
+ssl.key.password=$storepass
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$KAFKA_TLS_DIR/truststore.p12
+ssl.truststore.password=$storepass
+ssl.client.auth=none
+ssl.endpoint.identification.algorithm=https
+
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+offsets.topic.num.partitions=1
+transaction.state.log.num.partitions=1
+auto.create.topics.enable=false
+delete.topic.enable=true
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=3000
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=168
+EOF
+  )
+}
+
 kafka_format() {
   # Storage is formatted once per (version, controller port); anything else is wiped:
   # this is disposable test data.
   local fingerprint="kafka=$KAFKA_VERSION controller=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  local scram=()
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    # The SCRAM credential lives in the cluster metadata written here: a new password re-formats.
+    fingerprint="$fingerprint security=sasl_ssl user=$KAFKA_SASL_USER password=$(sha256sum "$KAFKA_TLS_DIR/sasl-password" | cut -c1-16)"
+    scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$(head -n 1 "$KAFKA_TLS_DIR/sasl-password")]")
+  fi
   local stamp="$KAFKA_DIR/data.fingerprint"
   if [[ -f "$KAFKA_DATA_DIR/meta.properties" && -f "$stamp" ]]; then
     if [[ "$(cat "$stamp")" == "$fingerprint" ]]; then
@@ -201,7 +323,7 @@ kafka_format() {
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   log "kafka: formatting KRaft storage (cluster id $cluster_id, standalone controller)"
   if ! "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --config "$KAFKA_CONFIG" \
-      --cluster-id "$cluster_id" --standalone --ignore-formatted >>"$KAFKA_LOG" 2>&1; then
+      --cluster-id "$cluster_id" --standalone --ignore-formatted "${scram[@]}" >>"$KAFKA_LOG" 2>&1; then
     tail -n 30 "$KAFKA_LOG" >&2
     die "kafka: storage format failed (see $KAFKA_LOG)"
   fi
@@ -213,12 +335,35 @@ kafka_format() {
 # without it, the port accepts connections and the log says the server started.
 kafka_healthy() {
   port_open "$KAFKA_PORT" || return 1
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    kafka_healthy_sasl_ssl
+    return
+  fi
   if [[ -d "$ROOT/node_modules/kafkajs" ]] && command -v node >/dev/null; then
     (cd "$ROOT" && SY_KAFKA_BROKER="127.0.0.1:$KAFKA_PORT" timeout 20 node -e '
       const { Kafka, logLevel } = require("kafkajs");
       const admin = new Kafka({ clientId: "services-health", brokers: [process.env.SY_KAFKA_BROKER],
         logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 3000 }).admin();
       admin.connect().then(() => admin.listTopics()).then(() => admin.describeCluster())
+        .then((c) => admin.disconnect().then(() => process.exit(c.brokers.length > 0 ? 0 : 1)))
+        .catch(() => process.exit(1));' >/dev/null 2>&1)
+  else
+    grep -q 'Kafka Server started' "$KAFKA_LOG" 2>/dev/null
+  fi
+}
+
+# sasl_ssl mode: the same metadata request, over TLS (trusting the generated CA) as the SCRAM user.
+kafka_healthy_sasl_ssl() {
+  if [[ -d "$ROOT/node_modules/kafkajs" ]] && command -v node >/dev/null; then
+    (cd "$ROOT" && SY_KAFKA_BROKER="127.0.0.1:$KAFKA_PORT" SY_KAFKA_TLS_DIR="$KAFKA_TLS_DIR" SY_KAFKA_USER="$KAFKA_SASL_USER" timeout 20 node -e '
+      const fs = require("node:fs");
+      const { Kafka, logLevel } = require("kafkajs");
+      const d = process.env.SY_KAFKA_TLS_DIR;
+      const admin = new Kafka({ clientId: "services-health", brokers: [process.env.SY_KAFKA_BROKER],
+        ssl: { ca: [fs.readFileSync(d + "/ca.pem", "utf8")] },
+        sasl: { mechanism: "scram-sha-256", username: process.env.SY_KAFKA_USER, password: fs.readFileSync(d + "/sasl-password", "utf8").split("\n")[0] },
+        logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 3000 }).admin();
+      admin.connect().then(() => admin.describeCluster())
         .then((c) => admin.disconnect().then(() => process.exit(c.brokers.length > 0 ? 0 : 1)))
         .catch(() => process.exit(1));' >/dev/null 2>&1)
   else
@@ -240,6 +385,10 @@ kafka_start() {
   fi
   command -v java >/dev/null || die "kafka: java not found (Kafka needs a JRE 17+)"
   kafka_resolve
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    kafka_tls_material
+    log "kafka: SASL_SSL (SCRAM-SHA-256, user $KAFKA_SASL_USER) on 127.0.0.1:$KAFKA_PORT; clients trust $KAFKA_TLS_DIR/ca.pem"
+  fi
   kafka_write_config
   kafka_format
   log "kafka: starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT), log $KAFKA_LOG"
@@ -396,6 +545,10 @@ usage() {
 CMD="${1:-}"
 TARGET="${2:-}"
 case "$TARGET" in "" | kafka | clickhouse) ;; *) usage ;; esac
+if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+  [[ "$TARGET" != clickhouse ]] || die "SWITCHYARD_KAFKA_SECURITY=sasl_ssl starts Kafka only"
+  TARGET=kafka
+fi
 # One up/down at a time per services dir (tests and people may call this concurrently).
 lock() {
   exec 9>"$SERVICES_DIR/.lock"
