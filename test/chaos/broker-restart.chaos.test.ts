@@ -55,8 +55,15 @@ describe('chaos: Kafka broker restart', () => {
     );
 
     // Refused on a stale view: a capacity rejection while some worker had heartbeated within
-    // the staleness window before the decision.
-    const rejections = report.events.map((e) => e.event).filter((e): e is RequestRejected => e.type === 'RequestRejected' && CAPACITY_REASONS.has(e.reason));
+    // the staleness window before the decision, that the router's view did not see — a candidate
+    // excluded for a stale or missing heartbeat, or none at all. A SHED decided on fresh
+    // heartbeats that reported real queueing (the backlog after the outage) is admission doing
+    // its job, counted apart.
+    const rejections = report.events
+      .map((e) => e.event)
+      .filter((e): e is RequestRejected => e.type === 'RequestRejected' && CAPACITY_REASONS.has(e.reason))
+      .filter((e) => e.candidates.length === 0 || e.candidates.some((c) => c.excluded === 'STALE_HEARTBEAT' || c.excluded === 'UNHEALTHY'));
+    const shedOnRealQueueing = report.events.filter((e) => e.event.type === 'RequestRejected' && e.event.reason === 'SHED').length - rejections.filter((r) => r.reason === 'SHED').length;
     const refusedOnStaleView = rejections
       .map((r) => ({ requestId: r.requestId, reason: r.reason, at: r.occurredAt, alive: [...new Set(heartbeats.filter((h) => h.occurredAt <= r.occurredAt && h.occurredAt >= r.occurredAt - ALIVE_WITHIN_MS).map((h) => h.workerId))] }))
       .filter((r) => r.alive.length > 0);
@@ -84,6 +91,7 @@ describe('chaos: Kafka broker restart', () => {
         extra: {
           'broker stopping → down → writable → groups': `${((broker.downAt - broker.stoppingAt) / 1000).toFixed(1)} s + ${((broker.writableAt - broker.downAt) / 1000).toFixed(1)} s + ${((broker.coordinatorAt - broker.writableAt) / 1000).toFixed(1)} s`,
           'refused on a stale view': refusedOnStaleView.length,
+          'shed on real queueing (the backlog after the outage)': shedOnRealQueueing,
           'serving after the group coordinator is back': servingAfterGroupsMs === undefined ? 'never' : `${(servingAfterGroupsMs / 1000).toFixed(2)} s`,
           [`504 with the outcome on the log ≥ ${VISIBLE_MARGIN_MS} ms before the deadline`]: lateAnswers.length,
           [`504 with the outcome on the log < ${VISIBLE_MARGIN_MS} ms before the deadline`]: racedDeadline.length,
