@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFrom } from '../cli/flags.js';
 import { configFromEnv, parseBytes, parseDurationMs } from './config.js';
@@ -58,5 +61,68 @@ describe('retention budget configuration', () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe('Kafka TLS/SASL and ClickHouse credentials configuration', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-config-'));
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('defaults to plaintext, no SASL, and the ClickHouse default user', () => {
+    expect(configFromEnv({})).toMatchObject({ kafkaTls: undefined, kafkaSasl: undefined, clickhouseUser: undefined, clickhousePassword: undefined });
+  });
+
+  it('reads TLS (CA, client cert and key, rejectUnauthorized) and SASL with the password from a file', () => {
+    const c = configFromEnv({
+      SWITCHYARD_KAFKA_SSL: 'true',
+      SWITCHYARD_KAFKA_SSL_CA_FILE: file('ca.pem', PEM),
+      SWITCHYARD_KAFKA_SSL_CERT_FILE: file('client.pem', 'CERT'),
+      SWITCHYARD_KAFKA_SSL_KEY_FILE: file('client.key', 'KEY'),
+      SWITCHYARD_KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      SWITCHYARD_KAFKA_SASL_USERNAME: 'svc',
+      SWITCHYARD_KAFKA_SASL_PASSWORD_FILE: file('password', 's3cret\nignored second line\n'),
+    });
+    expect(c.kafkaTls).toEqual({ ca: PEM, cert: 'CERT', key: 'KEY', rejectUnauthorized: true });
+    expect(c.kafkaSasl).toEqual({ mechanism: 'scram-sha-512', username: 'svc', password: 's3cret' });
+    expect(configFromEnv({ SWITCHYARD_KAFKA_SSL: 'true', SWITCHYARD_KAFKA_SSL_REJECT_UNAUTHORIZED: 'false' }).kafkaTls).toEqual({ ca: undefined, cert: undefined, key: undefined, rejectUnauthorized: false });
+    expect(configFromEnv({ SWITCHYARD_KAFKA_SASL_MECHANISM: 'plain', SWITCHYARD_KAFKA_SASL_USERNAME: 'u', SWITCHYARD_KAFKA_SASL_PASSWORD: 'p' }).kafkaSasl).toEqual({ mechanism: 'plain', username: 'u', password: 'p' });
+  });
+
+  it.each([
+    ['a mechanism without username/password', { SWITCHYARD_KAFKA_SASL_MECHANISM: 'plain' }],
+    ['a mechanism without password', { SWITCHYARD_KAFKA_SASL_MECHANISM: 'scram-sha-256', SWITCHYARD_KAFKA_SASL_USERNAME: 'u' }],
+    ['an unknown mechanism', { SWITCHYARD_KAFKA_SASL_MECHANISM: 'gssapi', SWITCHYARD_KAFKA_SASL_USERNAME: 'u', SWITCHYARD_KAFKA_SASL_PASSWORD: 'p' }],
+    ['credentials without a mechanism', { SWITCHYARD_KAFKA_SASL_USERNAME: 'u', SWITCHYARD_KAFKA_SASL_PASSWORD: 'p' }],
+    ['both a password and a password file', { SWITCHYARD_KAFKA_SASL_MECHANISM: 'plain', SWITCHYARD_KAFKA_SASL_USERNAME: 'u', SWITCHYARD_KAFKA_SASL_PASSWORD: 'p', SWITCHYARD_KAFKA_SASL_PASSWORD_FILE: '/x' }],
+    ['a missing password file', { SWITCHYARD_KAFKA_SASL_MECHANISM: 'plain', SWITCHYARD_KAFKA_SASL_USERNAME: 'u', SWITCHYARD_KAFKA_SASL_PASSWORD_FILE: '/nonexistent/password' }],
+    ['SWITCHYARD_KAFKA_SSL not a boolean', { SWITCHYARD_KAFKA_SSL: 'yes please' }],
+    ['a CA file without SWITCHYARD_KAFKA_SSL', { SWITCHYARD_KAFKA_SSL_CA_FILE: '/x' }],
+    ['a missing CA file', { SWITCHYARD_KAFKA_SSL: 'true', SWITCHYARD_KAFKA_SSL_CA_FILE: '/nonexistent/ca.pem' }],
+    ['a cert without its key', { SWITCHYARD_KAFKA_SSL: 'true', SWITCHYARD_KAFKA_SSL_CERT_FILE: '/etc/hostname' }],
+    ['both a ClickHouse password and its file', { SWITCHYARD_CLICKHOUSE_USER: 'u', SWITCHYARD_CLICKHOUSE_PASSWORD: 'p', SWITCHYARD_CLICKHOUSE_PASSWORD_FILE: '/x' }],
+  ])('refuses %s (SY_ERR_CONFIG)', (_, env) => {
+    expect(codeOf(() => configFromEnv(env))).toBe('SY_ERR_CONFIG');
+  });
+
+  it('refuses a CA file that holds no PEM certificate, and never puts a password in an error', () => {
+    expect(codeOf(() => configFromEnv({ SWITCHYARD_KAFKA_SSL: 'true', SWITCHYARD_KAFKA_SSL_CA_FILE: file('not-a-ca', 'hello') }))).toBe('SY_ERR_CONFIG');
+    let message = '';
+    try {
+      configFromEnv({ SWITCHYARD_KAFKA_SASL_USERNAME: 'u', SWITCHYARD_KAFKA_SASL_PASSWORD: 'hunter2' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/SWITCHYARD_KAFKA_SASL_MECHANISM/);
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('reads the ClickHouse user and password (or its file)', () => {
+    expect(configFromEnv({ SWITCHYARD_CLICKHOUSE_USER: 'switchyard', SWITCHYARD_CLICKHOUSE_PASSWORD: 'pw' })).toMatchObject({ clickhouseUser: 'switchyard', clickhousePassword: 'pw' });
+    expect(configFromEnv({ SWITCHYARD_CLICKHOUSE_USER: 'switchyard', SWITCHYARD_CLICKHOUSE_PASSWORD_FILE: file('ch', 'pw2\n') })).toMatchObject({ clickhouseUser: 'switchyard', clickhousePassword: 'pw2' });
   });
 });
