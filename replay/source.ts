@@ -123,13 +123,13 @@ export interface OpenLogSourceOptions {
  * Opens the log the configuration names: Kafka when brokers are set, else the embedded log
  * under `home/log` (whose request index lives in `home/replay-index`).
  */
-export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'topicPrefix' | 'schemaRegistryUrl' | 'fsync'>, { logger = silentLogger }: OpenLogSourceOptions = {}): Promise<LogSource> {
+export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'topicPrefix' | 'schemaRegistryUrl' | 'fsync' | 'kafkaTls' | 'kafkaSasl'>, { logger = silentLogger }: OpenLogSourceOptions = {}): Promise<LogSource> {
   const kafka = config.brokers.length > 0;
   const dir = join(config.home, 'log');
   let log: EventLog;
   try {
     log = kafka
-      ? await openKafkaLog({ brokers: config.brokers, logger })
+      ? await openKafkaLog({ brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
       : await openEmbeddedLog({ dir, fsync: config.fsync, maintenanceIntervalMs: 0, logger });
   } catch (err) {
     const locked = (err as { code?: string }).code === 'SY_ERR_LOG_LOCKED';

@@ -105,7 +105,7 @@ async function openClickHouseSource(flags: SourceFlags, config: ReturnType<typeo
   let store;
   try {
     // Replay reads: it creates neither the server's database nor an empty chDB directory.
-    if (url) store = await createServerAnalyticsStore({ url, ...(flags.database ? { database: flags.database } : {}), createDatabase: false });
+    if (url) store = await createServerAnalyticsStore({ url, ...(config.clickhouseUser ? { user: config.clickhouseUser } : {}), ...(config.clickhousePassword !== undefined ? { password: config.clickhousePassword } : {}), ...(flags.database ? { database: flags.database } : {}), createDatabase: false });
     else {
       const path = join(config.home, 'analytics');
       if (!existsSync(path)) throw new ReplayError('SY_ERR_REPLAY_SOURCE', `no analytics under ${config.home} (${path} does not exist): run the sink there first, or give --clickhouse <url>`);
