@@ -88,6 +88,11 @@ const leading = (lastAt: number): SwitchyardEvent[] => {
 const when = (state: ControllerState, now: number, controllerId = 'c1'): ControllerAction[] =>
   decideTick(state, { tickId: 'tick-x', now, controllerId, epoch: state.view.epoch, previousTickAt: state.ticks.get(controllerId)?.lastAt ?? null, runStartAt: state.ticks.get(controllerId)?.runStartAt ?? null } satisfies Tick);
 
+/** An eviction by controller c1 under epoch 1. */
+const evict = (workerId: string, lane: number, occurredAt = T0 + 950): SwitchyardEvent => ({
+  type: 'WorkerEvicted', ...env('c1', occurredAt), clock: [], workerId, lane, reason: 'SUSPECTED_DEAD', lastHeartbeatAt: null, lastHeartbeatSeq: null, detail: null, ...NO_EVIDENCE, epoch: 1,
+});
+
 const routedTo = (requestId: string, workerId: string, lane: number, o: { attempt?: number; controlOffset?: number; at?: number } = {}): RequestRouted => ({
   type: 'RequestRouted',
   ...env('router-1', o.at ?? T0, requestId),
@@ -219,7 +224,6 @@ describe('failure detection', () => {
 });
 
 describe('re-dispatch', () => {
-  const evict = (workerId: string, lane: number, occurredAt: number): SwitchyardEvent => ({ type: 'WorkerEvicted', ...env('c1', occurredAt), clock: [], workerId, lane, reason: 'SUSPECTED_DEAD', lastHeartbeatAt: null, lastHeartbeatSeq: null, detail: null, ...NO_EVIDENCE, epoch: 1 });
   const base = (): SwitchyardEvent[] => [registered('m', 'v1'), elected(1), joined('w0', 0, { startedAt: T0 }), joined('w1', 1, { startedAt: T0 })];
 
   it("given requests routed to a worker that was then evicted, then each is routed again (attempt + 1, REDISPATCH) from its recorded position", () => {
@@ -319,8 +323,6 @@ describe('session migration', () => {
     for (let i = 0; i < n; i++) out.push(joined(`w${i}`, i, { startedAt: T0 }), heartbeat(`w${i}`, i, { at: T0 + 900, seq: 9, startedAt: T0 }));
     return out;
   };
-  const evict = (workerId: string, lane: number): SwitchyardEvent => ({ type: 'WorkerEvicted', ...env('c1', T0 + 950), clock: [], workerId, lane, reason: 'SUSPECTED_DEAD', lastHeartbeatAt: null, lastHeartbeatSeq: null, detail: null, ...NO_EVIDENCE, epoch: 1 });
-
   it("given sessions on an evicted worker, then each moves with its context to the live worker ranked first for it; the others' stay", () => {
     const sessions = Array.from({ length: 12 }, (_, i) => session(`s${i}`, `w${i % 3}`, i % 3));
     const state = given([...fleetOf(3), ...sessions, evict('w0', 0)]);
