@@ -2,7 +2,9 @@ import { LogBackedRegistry } from '../../lib/registry/log-backed.js';
 import { logSourceFrom } from '../../replay/source.js';
 import { verifyDecisions, type VerifyReport } from '../../replay/verify.js';
 import { verifyController, type ControllerVerifyReport } from '../../replay/verify-controller.js';
-import type { ChaosCluster } from '../support/chaos.js';
+import { expect } from 'vitest';
+import type { ChaosCluster, HttpOutcome, JudgeReport } from '../support/chaos.js';
+import { waitFor } from '../support/services.js';
 
 /** `replay verify` over a chaos cluster's log on Kafka: the routers' decisions and the controller's. */
 export async function verifyCluster(cluster: ChaosCluster): Promise<{ routing: VerifyReport; controller: ControllerVerifyReport; skipped: number }> {
@@ -17,4 +19,34 @@ export async function verifyCluster(cluster: ChaosCluster): Promise<{ routing: V
 export function medianMax(xs: number[]): { p50: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)]!, max: s.length === 0 ? Number.NaN : s[s.length - 1]! };
+}
+
+/**
+ * Waits until the log shows at least `min` requests whose latest attempt went to `worker` and that
+ * have no outcome yet, and returns their ids (read just before a fault is injected).
+ */
+export async function unfinishedOn(cluster: ChaosCluster, worker: string, min: number): Promise<string[]> {
+  let unfinished: string[] = [];
+  await waitFor(
+    async () => {
+      const report = await cluster.judge();
+      unfinished = [...report.requests.values()].filter((v) => v.terminals.length === 0 && v.routed.at(-1)?.workerId === worker).map((v) => v.requestId);
+      return unfinished.length >= min;
+    },
+    { timeoutMs: 20_000, intervalMs: 50, what: `${min} unfinished requests on ${worker}` },
+  );
+  return unfinished;
+}
+
+/** Of the requests read as unfinished on `worker` just before a fault at `at`, those it did not answer in that instant. */
+export const stillUnfinishedAt = (report: JudgeReport, ids: string[], worker: string, at: number): string[] =>
+  ids.filter((id) => !report.requests.get(id)!.terminals.some((t) => t.workerId === worker && t.at <= at));
+
+/** What every scenario asserts: nothing lost or doubled, every HTTP client answered 200, replay re-derives every decision. */
+export function expectEveryRequestEndedOnce(cluster: ChaosCluster, report: JudgeReport, http: HttpOutcome[], verify: Awaited<ReturnType<typeof verifyCluster>>): void {
+  expect(report.withoutTerminal, cluster.diagnostics()).toEqual([]);
+  expect(report.duplicated).toEqual([]);
+  expect(http.filter((o) => o.status !== 200).map((o) => `${o.requestId} ${o.status}`)).toEqual([]);
+  expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+  expect(verify.controller.verified).toBeGreaterThan(0);
 }

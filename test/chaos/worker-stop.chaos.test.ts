@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerEvicted, WorkerJoined } from '../../schemas/generated/events.js';
 import { ChaosCluster, figuresOf, printFigures, startHttpLoad, startKafkaLoad } from '../support/chaos.js';
-import { waitFor } from '../support/services.js';
-import { verifyCluster } from './verify.js';
+import { expectEveryRequestEndedOnce, stillUnfinishedAt, unfinishedOn, verifyCluster } from './verify.js';
 
 /**
  * A worker frozen (SIGSTOP) for 15 s with work in hand, then resumed (SIGCONT): it is evicted
@@ -30,23 +29,14 @@ describe('chaos: SIGSTOP a worker for 15 s, then SIGCONT', () => {
     const http = startHttpLoad({ url: cluster.gatewayUrl(), ratePerSec: 15, count: 375, deadlineMs: 30_000 });
     const kafka = startKafkaLoad({ topic: cluster.layout.requests.name, codec: cluster.codec, ratePerSec: 5, count: 125 });
     await new Promise((r) => setTimeout(r, 3_000));
-    let unfinished: string[] = [];
-    await waitFor(
-      async () => {
-        const report = await cluster.judge();
-        unfinished = [...report.requests.values()].filter((v) => v.terminals.length === 0 && v.routed.at(-1)?.workerId === 'worker-1').map((v) => v.requestId);
-        return unfinished.length >= 3;
-      },
-      { timeoutMs: 20_000, intervalMs: 50, what: 'unfinished requests on worker-1' },
-    );
+    const before = await unfinishedOn(cluster, 'worker-1', 3);
     const stop = await cluster.signal('worker-1', 'SIGSTOP');
     await new Promise((r) => setTimeout(r, 15_000));
     const cont = await cluster.signal('worker-1', 'SIGCONT');
     const [httpOutcomes, kafkaOutcomes] = await Promise.all([http.done, kafka.done]);
     await new Promise((r) => setTimeout(r, 2_000));
     const report = await cluster.settle({ timeoutMs: 30_000 });
-    // Unfinished at the freeze: read just before it, less those worker-1 answered in that instant.
-    unfinished = unfinished.filter((id) => !report.requests.get(id)!.terminals.some((t) => t.workerId === 'worker-1' && t.at <= stop.at));
+    const unfinished = stillUnfinishedAt(report, before, 'worker-1', stop.at);
 
     const control = report.events.filter((e) => e.topic === 'control');
     const evicted = control.filter((e) => e.event.type === 'WorkerEvicted' && e.event.workerId === 'worker-1').map((e) => e.event as WorkerEvicted);
@@ -84,10 +74,7 @@ describe('chaos: SIGSTOP a worker for 15 s, then SIGCONT', () => {
       if (v?.visible !== undefined && v.visible.eventId !== late.event.eventId) expect(v.terminals.find((t) => t.eventId === late.event.eventId)?.superseded, late.event.requestId!).toBe(true);
     }
     expect(rejoined.length).toBeGreaterThanOrEqual(1);
-    expect(report.withoutTerminal, cluster.diagnostics()).toEqual([]);
-    expect(report.duplicated).toEqual([]);
-    expect(httpOutcomes.filter((o) => o.status !== 200).map((o) => `${o.requestId} ${o.status}`)).toEqual([]);
-    expect({ diverged: verify.routing.diverged + verify.controller.diverged, skipped: verify.skipped }).toEqual({ diverged: 0, skipped: 0 });
+    expectEveryRequestEndedOnce(cluster, report, httpOutcomes, verify);
     expect(verify.controller.byKind.evict).toBe(1);
   }, 90_000);
 });
