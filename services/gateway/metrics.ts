@@ -58,20 +58,31 @@ export function createGatewayMetrics(tracker: ResultsTracker, { defaultMetrics =
       this.set(tracker.stats().bytes);
     },
   });
-  new Gauge({
-    name: 'switchyard_gateway_results_folded',
-    help: 'Result events folded in by the results tracker (monotonic)',
+  new Counter({
+    name: 'switchyard_gateway_results_folded_total',
+    help: 'Result events folded in by the results tracker',
     registers: [registry],
     collect() {
-      this.set(tracker.stats().folded);
+      this.reset();
+      this.inc(tracker.stats().folded);
     },
   });
-  new Gauge({
-    name: 'switchyard_gateway_results_undecodable',
-    help: 'Records of the results topic that did not decode (monotonic)',
+  new Counter({
+    name: 'switchyard_gateway_results_undecodable_total',
+    help: 'Records of the results topic that did not decode',
     registers: [registry],
     collect() {
-      this.set(tracker.stats().undecodable);
+      this.reset();
+      this.inc(tracker.stats().undecodable);
+    },
+  });
+  new Counter({
+    name: 'switchyard_gateway_results_range_read_total',
+    help: 'Records of the results topic read with range reads to fill gaps (lookback, settle window, holes)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(tracker.stats().rangeRead);
     },
   });
   return { registry, requests, latency, outcomes };

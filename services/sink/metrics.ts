@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ARCHIVE_TABLES } from '../../lib/analytics/archive.js';
+import { adoptMetrics } from '../../lib/metrics/registry.js';
 
 const ARCHIVE_TABLE_NAMES: ReadonlySet<string> = new Set(Object.values(ARCHIVE_TABLES));
 
@@ -59,6 +60,8 @@ export class SinkMetrics {
     this.insertRetries = new Counter({ name: 'switchyard_sink_insert_retries_total', help: 'Insert retries while ClickHouse was unavailable', labelNames: ['table'], registers });
     this.flushFailures = new Counter({ name: 'switchyard_sink_flush_failures_total', help: 'Flushes that failed and were left to the log to redeliver', registers });
     this.deadLettered = new Counter({ name: 'switchyard_sink_dead_lettered_total', help: 'Records sent to the dead-letter topic', labelNames: ['reason'], registers });
+    // Every reason from the start at 0, so a rate or an alert over them has a series before the first dead letter.
+    for (const reason of ['undecodable', 'unmappable', 'rejected'] as const satisfies readonly DeadLetterReason[]) this.deadLettered.inc({ reason }, 0);
     this.duplicates = new Counter({ name: 'switchyard_sink_duplicates_skipped_total', help: 'Events skipped as already written by this process', registers });
     this.lag = new Gauge({ name: 'switchyard_sink_lag', help: 'Records behind the partition end after the last finished batch', labelNames: ['topic', 'partition'], registers });
     const totalLag = () => this.totalLag();
@@ -165,4 +168,12 @@ export interface SinkStats {
   lag: number;
   /** Over the last 10 s. */
   eventsPerSecond: number;
+}
+
+/**
+ * Exposes a running sink's metrics (its registry of its own, `SinkMetrics.registry`) on the
+ * process's registry too, for `switchyard sink --metrics-port` and `switchyard up`.
+ */
+export function registerSinkMetrics(registry: Registry, sink: { readonly metrics: SinkMetrics }): void {
+  adoptMetrics(registry, sink.metrics.registry);
 }
