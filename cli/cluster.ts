@@ -13,6 +13,13 @@ import type { VersionWeight } from '../schemas/generated/events.js';
 import { openAnalytics } from '../lib/analytics/open.js';
 import type { AnalyticsStore } from '../lib/analytics/port.js';
 import { startSink, type RunningSink } from '../services/sink/service.js';
+import type { Registry } from 'prom-client';
+import { adoptMetrics, createMetricsRegistry } from '../lib/metrics/index.js';
+import { registerControllerMetrics } from '../services/controller/metrics.js';
+import { registerRegistryMetrics } from '../services/registry/metrics.js';
+import { registerRouterMetrics } from '../services/router/metrics.js';
+import { registerSinkMetrics } from '../services/sink/metrics.js';
+import { WorkerRequestMetrics, registerWorkerMetrics } from '../services/worker/metrics.js';
 
 /** One worker of a cluster plan. */
 export type WorkerPlan = Omit<WorkerOptions, 'blobStore'>;
@@ -40,6 +47,12 @@ export interface ClusterPlan {
    * ClickHouse server at `clickhouseUrl`. @default false
    */
   analytics?: { clickhouseUrl?: string | undefined } | false;
+  /**
+   * Prometheus metrics of every service of the cluster go on one registry, which the gateway's
+   * `/metrics` also serves: `registry`, or a new one — with the process's own metrics (CPU,
+   * memory, event loop, GC) unless `processMetrics` is false. @default a new registry with process metrics
+   */
+  metrics?: { registry?: Registry; processMetrics?: boolean };
 }
 
 export interface Cluster {
@@ -52,6 +65,8 @@ export interface Cluster {
   blobStore: BlobStore;
   sink: RunningSink | undefined;
   analytics: AnalyticsStore | undefined;
+  /** The metrics of every service of the cluster (also served on the gateway's `/metrics`). */
+  metrics: Registry;
   /** Drain the workers, then stop everything in reverse order of start. */
   close(): Promise<void>;
 }
@@ -97,6 +112,8 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
   const { ctx, config } = rt;
   const blobStore = blobStoreFrom(undefined, config.home);
   const stack: (() => Promise<void>)[] = [];
+  const metrics = plan.metrics?.registry ?? createMetricsRegistry({ processMetrics: plan.metrics?.processMetrics ?? true });
+  const requestMetrics = new WorkerRequestMetrics(metrics);
   const cluster: Cluster = {
     gateway: undefined,
     routers: [],
@@ -107,6 +124,7 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
     blobStore,
     sink: undefined,
     analytics: undefined,
+    metrics,
     close: async () => {
       await Promise.all(cluster.workers.map((w) => w.drain('cluster shutdown').catch(() => w.stop())));
       for (const stop of stack.reverse()) await stop().catch((err: unknown) => ctx.logger.warn({ err }, 'stopping a service failed'));
@@ -138,7 +156,7 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       stack.push(() => controller.close());
     }
     for (const w of plan.workers ?? DEFAULT_WORKERS) {
-      const worker = await startWorker(ctx, { ...w, blobStore });
+      const worker = await startWorker(requestMetrics.context(ctx, w.zone ?? 'default'), { ...w, blobStore });
       cluster.workers.push(worker);
       stack.push(() => worker.stop());
     }
@@ -150,10 +168,16 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       cluster.sink = sink;
       stack.push(() => sink.close());
     }
+    registerRouterMetrics(metrics, cluster.routers, { ctx });
+    registerControllerMetrics(metrics, cluster.controllers);
+    registerWorkerMetrics(metrics, cluster.workers, { ctx });
+    if (cluster.registry) registerRegistryMetrics(metrics, cluster.registry);
+    if (cluster.sink) registerSinkMetrics(metrics, cluster.sink);
     if (plan.gateway !== false) {
       const gateway = await startGateway(ctx, { host: '127.0.0.1', port: 8080, ...plan.gateway });
       cluster.gateway = gateway;
       stack.push(() => gateway.close());
+      adoptMetrics(gateway.app.gateway.metrics.registry, metrics);
     }
     return cluster;
   } catch (err) {

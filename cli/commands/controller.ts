@@ -1,8 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { openRuntime } from '../../lib/bootstrap.js';
 import { createLogger } from '../../lib/logger.js';
+import { registerControllerMetrics } from '../../services/controller/metrics.js';
 import { startController } from '../../services/controller/service.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
+import { metricsHostOption, metricsPortOption, serveProcessMetrics, type MetricsFlags } from '../metrics.js';
 
 const num = (name: string) => (v: string) => {
   const n = Number(v);
@@ -10,7 +12,7 @@ const num = (name: string) => (v: string) => {
   return n;
 };
 
-interface ControllerFlags {
+interface ControllerFlags extends MetricsFlags {
   controllerId?: string;
   tickMs?: number;
   leaseMs?: number;
@@ -34,9 +36,12 @@ export function registerControllerCommand(program: Command): void {
     .option('--max-attempts <n>', 'attempts per request unless the request says (default 3)', num('--max-attempts'))
     .option('--max-request-ms <ms>', 'deadline of a request that has none (default 120000)', num('--max-request-ms'))
     .option('--stats-interval-ms <ms>', 'log counters this often (0 = never)', num('--stats-interval-ms'), 10_000)
+    .addOption(metricsPortOption())
+    .addOption(metricsHostOption())
     .action(async (opts: ControllerFlags, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('controller', config.logLevel);
+      const metrics = await serveProcessMetrics(opts, logger);
       const runtime = await openRuntime(config, { logger });
       const controller = await startController(runtime.ctx, {
         ...(opts.controllerId !== undefined ? { controllerId: opts.controllerId } : {}),
@@ -53,11 +58,13 @@ export function registerControllerCommand(program: Command): void {
           },
         },
       });
+      if (metrics) registerControllerMetrics(metrics.registry, controller);
       logger.info({ controllerId: controller.id, log: runtime.log.kind }, 'controller running');
       const timer = opts.statsIntervalMs > 0 ? setInterval(() => logger.info(controller.stats(), 'controller stats'), opts.statsIntervalMs) : undefined;
       const stop = async () => {
         if (timer) clearInterval(timer);
         await controller.close();
+        await metrics?.close();
         await runtime.close();
         process.exit(0);
       };

@@ -1,8 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { openRuntime } from '../../lib/bootstrap.js';
 import { createLogger } from '../../lib/logger.js';
+import { registerRouterMetrics } from '../../services/router/metrics.js';
 import { startRouter } from '../../services/router/service.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
+import { metricsHostOption, metricsPortOption, serveProcessMetrics, type MetricsFlags } from '../metrics.js';
 
 const num = (name: string) => (v: string) => {
   const n = Number(v);
@@ -22,9 +24,12 @@ export function registerRouterCommand(program: Command): void {
     .option('--no-ejection', 'do not eject latency/error outliers')
     .option('--max-compute-ms <ms>', 'breaker on absolute latency: back a worker out when its p90 compute time (not queue or log transit) reaches this (default: off)', num('--max-compute-ms'))
     .option('--stats-interval-ms <ms>', 'log decision counters this often (0 = never)', num('--stats-interval-ms'), 10_000)
-    .action(async (opts: { routerId?: string; affinityEpsilon?: number; staleHeartbeatMs?: number; p2c: boolean; ejection: boolean; maxComputeMs?: number; statsIntervalMs: number }, cmd: Command) => {
+    .addOption(metricsPortOption())
+    .addOption(metricsHostOption())
+    .action(async (opts: { routerId?: string; affinityEpsilon?: number; staleHeartbeatMs?: number; p2c: boolean; ejection: boolean; maxComputeMs?: number; statsIntervalMs: number } & MetricsFlags, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('router', config.logLevel);
+      const metrics = await serveProcessMetrics(opts, logger);
       const runtime = await openRuntime(config, { logger });
       const router = await startRouter(runtime.ctx, {
         ...(opts.routerId !== undefined ? { routerId: opts.routerId } : {}),
@@ -35,11 +40,13 @@ export function registerRouterCommand(program: Command): void {
           ...(opts.ejection ? (opts.maxComputeMs !== undefined ? { ejection: { maxComputeMs: opts.maxComputeMs } } : {}) : { ejection: { enabled: false } }),
         },
       });
+      if (metrics) registerRouterMetrics(metrics.registry, router, { ctx: runtime.ctx });
       logger.info({ routerId: router.id, policy: router.policy.version, log: runtime.log.kind }, 'router running');
       const timer = opts.statsIntervalMs > 0 ? setInterval(() => logger.info(router.stats(), 'router stats'), opts.statsIntervalMs) : undefined;
       const stop = async () => {
         if (timer) clearInterval(timer);
         await router.close();
+        await metrics?.close();
         await runtime.close();
         process.exit(0);
       };

@@ -1,9 +1,11 @@
 import { Option, type Command } from 'commander';
 import { createLogger } from '../../lib/logger.js';
 import { archiveFromEnv, runSink, stopOnSignals } from '../../services/sink/main.js';
+import { registerSinkMetrics } from '../../services/sink/metrics.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
+import { metricsHostOption, metricsPortOption, serveProcessMetrics, type MetricsFlags } from '../metrics.js';
 
-interface SinkFlags extends GlobalFlags {
+interface SinkFlags extends GlobalFlags, MetricsFlags {
   clickhouse?: string;
   database?: string;
   batchRows?: number;
@@ -28,11 +30,14 @@ export function registerSinkCommand(program: Command): void {
     .addOption(new Option('--batch-rows <n>', 'size bound of a batch').env('SWITCHYARD_SINK_BATCH_ROWS').argParser(int))
     .addOption(new Option('--batch-delay-ms <ms>', 'time bound of a batch').env('SWITCHYARD_SINK_BATCH_DELAY_MS').argParser(int))
     .addOption(new Option('--no-archive', 'do not keep the log archive (log_records, log_schemas, log_topics: every record byte for byte, for replay from ClickHouse); also SWITCHYARD_SINK_ARCHIVE=false'))
+    .addOption(metricsPortOption())
+    .addOption(metricsHostOption())
     .action(async (_opts: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<SinkFlags>();
       const config = configFrom(flags);
       if (flags.clickhouse !== undefined) config.clickhouseUrl = flags.clickhouse;
       const logger = createLogger('sink', config.logLevel);
+      const metrics = await serveProcessMetrics(flags, logger);
       const running = await runSink({
         config,
         database: flags.database,
@@ -42,6 +47,7 @@ export function registerSinkCommand(program: Command): void {
         archive: flags.archive ? archiveFromEnv(process.env) : false,
         logger,
       });
+      if (metrics) registerSinkMetrics(metrics.registry, running.sink);
       stopOnSignals(running, logger);
     });
 }

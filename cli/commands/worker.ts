@@ -6,11 +6,13 @@ import { BuiltinBackend } from '../../services/worker/backends/builtin.js';
 import { OpenAiBackend } from '../../services/worker/backends/openai.js';
 import type { Backend } from '../../services/worker/backends/port.js';
 import { SyntheticBackend } from '../../services/worker/backends/synthetic.js';
+import { WorkerRequestMetrics, registerWorkerMetrics } from '../../services/worker/metrics.js';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../../services/worker/service.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
+import { metricsHostOption, metricsPortOption, serveProcessMetrics, type MetricsFlags } from '../metrics.js';
 import { blobStoreFrom, blobsOption } from './models.js';
 
-interface WorkerFlags {
+interface WorkerFlags extends MetricsFlags {
   exitOnEviction?: boolean;
   id?: string;
   zone: string;
@@ -87,11 +89,16 @@ export function registerWorkerCommand(program: Command): void {
     .option('--drain-timeout-ms <ms>', 'longest a drain waits for in-flight work', num('--drain-timeout-ms'), 30_000)
     .option('--cache-entries <n>', 'result cache entries (0 disables it)', num('--cache-entries'), 10_000)
     .option('--cache-ttl-ms <ms>', 'result cache time to live', num('--cache-ttl-ms', { min: 1 }), 300_000)
+    .addOption(metricsPortOption())
+    .addOption(metricsHostOption())
     .action(async (opts: WorkerFlags, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('worker', config.logLevel);
       const backends = backendsFrom(opts);
+      const metrics = await serveProcessMetrics(opts, logger);
       const rt = await openRuntime(config, { logger });
+      // With metrics, the worker runs on a context that counts the results it writes (per model, version, zone).
+      const ctx = metrics ? new WorkerRequestMetrics(metrics.registry).context(rt.ctx, opts.zone) : rt.ctx;
       let running: RunningWorker;
       // After an eviction (the controller judged it dead: a freeze, a partition) the process
       // rejoins as a new incarnation — a new startedAt and a fresh lane claim — unless told to exit.
@@ -117,7 +124,7 @@ export function registerWorkerCommand(program: Command): void {
               return;
             }
             logger.warn({ reason }, 'worker evicted; rejoining as a new incarnation');
-            void startWorker(rt.ctx, options()).then(
+            void startWorker(ctx, options()).then(
               (w) => {
                 running = w;
                 logger.info({ workerId: w.id, lane: w.lane }, 'worker rejoined');
@@ -130,11 +137,12 @@ export function registerWorkerCommand(program: Command): void {
           },
         });
       try {
-        running = await startWorker(rt.ctx, options());
+        running = await startWorker(ctx, options());
       } catch (err) {
         await rt.close();
         throw err;
       }
+      if (metrics) registerWorkerMetrics(metrics.registry, () => [running], { ctx: rt.ctx });
       // One line on stdout for scripts and tests that start the worker as a process.
       process.stdout.write(`${JSON.stringify({ service: 'worker', id: running.id, lane: running.lane, log: rt.log.kind, backend: backends[0]!.name })}\n`);
       let signals = 0;
