@@ -34,6 +34,7 @@ registerControllerCommand(program);
 registerInitCommand(program);
 registerWorkerCommand(program);
 registerModelsCommands(program);
+(await import('./commands/status.js')).registerStatusCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,4 @@
-import type { SwitchyardEvent } from '../../schemas/generated/events.js';
+import type { SwitchyardEvent, WorkerEvicted } from '../../schemas/generated/events.js';
 import { outliers } from '../router/policies/ejection.js';
 import { DEFAULT_ROUTER_POLICY, type RouterPolicy } from '../router/policies/options.js';
 import { evolve as evolveRouter, initialRouterState, windowStats, type RouterState } from '../router/state.js';
@@ -55,7 +55,7 @@ const SUPERSEDED = 8;
 const COUNTERS = 9;
 const SLOT = COUNTERS + LATENCY_BINS;
 
-export type ActionKind = 'evicted' | 'joined' | 'draining' | 'elected' | 'rollout' | 'model-version' | 'scale' | 'redispatched' | 'shed' | 'superseded';
+export type ActionKind = 'evicted' | 'left' | 'joined' | 'draining' | 'elected' | 'rollout' | 'model-version' | 'scale' | 'redispatched' | 'shed' | 'superseded';
 
 /** One recent action, for people. */
 export interface StatusAction {
@@ -94,8 +94,8 @@ export interface StatusState {
   readonly actions: StatusAction[];
   /** Request-level actions (re-dispatches, sheds, superseded outcomes), newest first: kept apart so a burst of them never hides an eviction. */
   readonly requestActions: StatusAction[];
-  /** Per worker, its latest applied eviction (time, reason). */
-  readonly evictions: Map<string, { at: number; reason: string }>;
+  /** Per worker, its latest applied eviction (time, reason, whether it was its own release after draining). */
+  readonly evictions: Map<string, { at: number; reason: string; left: boolean }>;
   /** Events folded. */
   folded: number;
   /** Largest occurredAt folded. */
@@ -192,10 +192,12 @@ export function evolveStatus(state: StatusState, e: SwitchyardEvent): StatusStat
       const before = r.workers.get(e.workerId)?.evicted ?? false;
       evolveRouter(r, e);
       if (!before && r.workers.get(e.workerId)?.evicted === true) {
-        state.evictions.set(e.workerId, { at: e.occurredAt, reason: e.reason });
-        count(state, e.occurredAt, EVICTIONS);
+        // A worker's own release of its lane after draining is a departure, not an eviction.
+        const left = isRelease(e);
+        state.evictions.set(e.workerId, { at: e.occurredAt, reason: e.reason, left });
+        if (!left) count(state, e.occurredAt, EVICTIONS);
         const evidence = e.silenceMs === null ? '' : ` · silent ${fmt(e.silenceMs, ' ms')}${e.phi === null ? '' : `, phi ${fmt(e.phi)}`}`;
-        addAction(state, action(e, 'evicted', e.workerId, `lane ${e.lane} · ${e.reason}${evidence}${e.detail ? ` · ${e.detail}` : ''}`));
+        addAction(state, action(e, left ? 'left' : 'evicted', e.workerId, `lane ${e.lane} · ${e.reason}${evidence}${e.detail ? ` · ${e.detail}` : ''}`));
       }
       break;
     }
@@ -287,6 +289,9 @@ export function evolveStatus(state: StatusState, e: SwitchyardEvent): StatusStat
   return state;
 }
 
+/** A WorkerEvicted the worker wrote itself when it released its lane after draining (no controller's epoch). */
+const isRelease = (e: WorkerEvicted): boolean => e.reason === 'DRAINED' && e.epoch === null;
+
 function assertNever(e: never): never {
   throw new TypeError(`status: unhandled event ${JSON.stringify((e as { type?: unknown }).type)}`);
 }
@@ -297,7 +302,8 @@ export interface MemberRow {
   workerId: string;
   lane: number | null;
   zone: string | null;
-  status: 'live' | 'draining' | 'evicted' | 'no lane';
+  /** `left`: it released its lane after draining; `evicted`: the controller (or an operator) took it. */
+  status: 'live' | 'draining' | 'evicted' | 'left' | 'no lane';
   health: 'ok' | 'stale' | 'no heartbeat';
   /** Age of its latest heartbeat at the document's time, ms. */
   heartbeatAgeMs: number | null;
@@ -315,6 +321,7 @@ export interface MemberRow {
   /** Its results in the ejection window: results, errors, latency percentile. */
   window: { results: number; errors: number; latencyMs: number | null } | null;
   ejection: { state: 'ejected' | 'half-open'; cause: string } | null;
+  /** When and why it lost its lane (evicted or left). */
   evicted: { at: number; reason: string } | null;
 }
 
@@ -368,7 +375,7 @@ export interface StatusDocument {
     controllers: ControllerRow[];
   };
   members: MemberRow[];
-  summary: { members: number; live: number; healthy: number; draining: number; evicted: number; capacity: number; inFlight: number; queueDepth: number };
+  summary: { members: number; live: number; healthy: number; draining: number; evicted: number; left: number; capacity: number; inFlight: number; queueDepth: number };
   lanes: { total: number; held: number; free: number; holders: { lane: number; workerId: string; zone: string | null; status: MemberRow['status']; health: MemberRow['health'] }[]; claimsRefused: number };
   models: ModelStatus[];
   /** Over the last `rateSeconds` whole seconds (per second) and the last `latencySeconds` (percentiles). */
@@ -420,11 +427,12 @@ export function describeMembers(state: StatusState, now: number, policy: RouterP
     const age = hb === null ? null : now - hb.at;
     const mark = marks.get(rec.workerId);
     const w = rec.results === null ? null : windowStats(rec.results, policy.ejection.windowMs, policy.ejection.latencyPercentile);
+    const lost = rec.evicted ? (state.evictions.get(rec.workerId) ?? null) : null;
     rows.push({
       workerId: rec.workerId,
       lane: claim?.lane ?? null,
       zone: claim?.zone ?? hb?.zone ?? null,
-      status: rec.evicted ? 'evicted' : claim === null ? 'no lane' : rec.draining || (hb?.draining ?? false) ? 'draining' : 'live',
+      status: rec.evicted ? (lost?.left === true ? 'left' : 'evicted') : claim === null ? 'no lane' : rec.draining || (hb?.draining ?? false) ? 'draining' : 'live',
       health: hb === null || !fromClaim ? 'no heartbeat' : age! > policy.staleHeartbeatMs ? 'stale' : 'ok',
       heartbeatAgeMs: age,
       load: hb?.load ?? null,
@@ -436,7 +444,7 @@ export function describeMembers(state: StatusState, now: number, policy: RouterP
       loadedModels: (hb?.loadedModels ?? []).map((d) => d.slice(0, 12)),
       window: w === null ? null : { results: w.results, errors: w.errors, latencyMs: w.latencyMs },
       ejection: mark === undefined ? null : { state: r.logTime < mark.tripAt + policy.ejection.cooldownMs ? 'ejected' : 'half-open', cause: mark.cause },
-      evicted: rec.evicted ? (state.evictions.get(rec.workerId) ?? null) : null,
+      evicted: lost === null ? null : { at: lost.at, reason: lost.reason },
     });
   }
   return rows;
@@ -574,6 +582,7 @@ export function statusDocument(state: StatusState, o: DocumentOptions): StatusDo
       healthy: members.filter((m) => m.status === 'live' && m.health === 'ok').length,
       draining: members.filter((m) => m.status === 'draining').length,
       evicted: members.filter((m) => m.status === 'evicted').length,
+      left: members.filter((m) => m.status === 'left').length,
       capacity: members.filter((m) => m.status === 'live' && m.health === 'ok').reduce((a, m) => a + (m.capacity ?? 0), 0),
       inFlight: live.reduce((a, m) => a + (m.inFlight ?? 0), 0),
       queueDepth: live.reduce((a, m) => a + (m.queueDepth ?? 0), 0),

@@ -90,6 +90,16 @@ describe('status model: members', () => {
     expect(doc.recent.evictions).toBe(1);
     expect(doc.series.evictions.at(-1)).toBe(1);
   });
+
+  it("a worker's own release of its lane after draining is a departure: listed as left, not counted as an eviction", () => {
+    const release: WorkerEvicted = { ...evicted('w1', 0, T0 + 50), producer: 'w1', reason: 'DRAINED', detail: 'w1 released lane 0 after draining' };
+    const doc = statusDocument(given([...fleet(), release]), { now: T0 + 100 });
+    expect(doc.members.find((m) => m.workerId === 'w1')).toMatchObject({ status: 'left', evicted: { at: T0 + 50, reason: 'DRAINED' } });
+    expect(doc.summary).toMatchObject({ left: 1, evicted: 0, live: 1 });
+    expect(doc.actions.map((a) => [a.kind, a.subject])).toEqual([['left', 'w1'], ['joined', 'w2'], ['joined', 'w1']]);
+    expect(doc.recent.evictions).toBe(0);
+    expect(doc.lanes.held).toBe(1);
+  });
 });
 
 describe('status model: controller', () => {

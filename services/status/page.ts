@@ -166,7 +166,7 @@ export const STATUS_PAGE_SCRIPT = `
   function healthKind(m) {
     if (m.status === 'evicted') return 'bad';
     if (m.health === 'ok' && m.status === 'live') return 'ok';
-    if (m.status === 'no lane') return 'idle';
+    if (m.status === 'no lane' || m.status === 'left') return 'idle';
     return 'warn';
   }
   function renderMembers(doc) {
@@ -176,13 +176,13 @@ export const STATUS_PAGE_SCRIPT = `
       return el('tr', { 'data-worker': m.workerId }, [
         td(m.workerId, 'mono'), td(m.lane, 'num'), td(m.zone),
         td(badge(m.status, m.status === 'live' ? 'ok' : m.status === 'evicted' ? 'bad' : m.status === 'draining' ? 'warn' : 'idle')),
-        td(badge(m.health, kind === 'bad' ? 'bad' : m.health === 'ok' ? 'ok' : 'warn')),
+        td(badge(m.health, kind === 'bad' ? 'bad' : kind === 'idle' ? 'idle' : m.health === 'ok' ? 'ok' : 'warn')),
         td(age(m.heartbeatAgeMs), 'num'),
         td(m.load === null ? '—' : Math.round(m.load * 100) + ' %', 'num'),
         td(m.queueDepth === null ? '—' : m.queueDepth + (m.queueDelayMs ? ' (' + age(m.queueDelayMs) + ')' : ''), 'num'),
         td(num(m.inFlight) + ' / ' + num(m.capacity), 'num'),
         td(w === null ? '—' : w.results + ' · ' + w.errors + ' err · ' + (w.latencyMs === null ? '—' : Math.round(w.latencyMs) + ' ms'), 'num'),
-        td(m.ejection ? badge(m.ejection.state + ' (' + m.ejection.cause + ')', 'bad') : m.evicted ? m.evicted.reason + ', ' + age(doc.at - m.evicted.at) + ' ago' : ''),
+        td(m.ejection ? badge(m.ejection.state + ' (' + m.ejection.cause + ')', 'bad') : m.evicted ? (m.status === 'left' ? 'left ' : 'evicted ') + age(doc.at - m.evicted.at) + ' ago: ' + m.evicted.reason : ''),
       ]);
     });
     fill($('members').tBodies[0], rows, 11, 'No members: no worker has claimed a lane.');
@@ -246,7 +246,7 @@ export const STATUS_PAGE_SCRIPT = `
     $('p99').textContent = r.p99Ms === null ? '—' : num(r.p99Ms);
     $('latency-sub').textContent = 'p50 / p99 ms over ' + r.latencySeconds + ' s' + (r.cacheHitRatio === null ? '' : ' · cache hits ' + Math.round(r.cacheHitRatio * 100) + ' %');
     $('members-healthy').textContent = doc.summary.healthy + ' / ' + doc.summary.members;
-    $('members-sub').textContent = 'healthy · ' + doc.summary.draining + ' draining · ' + doc.summary.evicted + ' evicted · queue ' + doc.summary.queueDepth;
+    $('members-sub').textContent = 'healthy · ' + doc.summary.draining + ' draining · ' + doc.summary.evicted + ' evicted · ' + doc.summary.left + ' left · queue ' + doc.summary.queueDepth;
     $('lanes-held').textContent = doc.lanes.held + ' / ' + doc.lanes.total;
     $('lanes-sub').textContent = 'held · ' + doc.lanes.free + ' free' + (doc.lanes.claimsRefused ? ' · ' + doc.lanes.claimsRefused + ' claims refused' : '');
     var c = doc.controller;
