@@ -49,7 +49,7 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}
 th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top;white-space:nowrap}
 th{color:var(--muted);font-weight:600;font-size:.78rem;text-transform:uppercase;letter-spacing:.03em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.wrap{white-space:normal}
+td.wrap,#models td{white-space:normal}
 .empty{color:var(--muted);font-style:italic}
 .badge{display:inline-block;border-radius:999px;padding:0 .5rem;font-size:.75rem;font-weight:600}
 .b-ok{background:#dcfce7;color:#166534}.b-warn{background:#fef3c7;color:#92400e}.b-bad{background:#fee2e2;color:#991b1b}.b-idle{background:#f1f5f9;color:#475569}
