@@ -57,7 +57,7 @@ export function registerClusterCommands(program: Command): void {
         ...(opts.analytics ? { analytics: { clickhouseUrl: config.clickhouseUrl } } : {}),
       });
       logger.info(
-        { gateway: cluster.gateway?.url, registry: cluster.registry?.url, blobs: cluster.blobServer?.url, log: rt.log.kind, workers: cluster.workers.map((w) => `${w.id}@lane${w.lane}`) },
+        { gateway: cluster.gateway?.url, metrics: cluster.gateway === undefined ? undefined : `${cluster.gateway.url}/metrics`, registry: cluster.registry?.url, blobs: cluster.blobServer?.url, log: rt.log.kind, workers: cluster.workers.map((w) => `${w.id}@lane${w.lane}`) },
         'switchyard is up',
       );
       const stop = async () => {
