@@ -358,6 +358,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
           attempt: action.attempt,
         };
         stats.failed++;
+        ctx.logger.warn({ controllerId, requestId: action.requestId, traceId: action.traceId, attempt: action.attempt, workerId: action.workerId, errorCode: action.errorCode }, `controller: ending a request (${action.errorCode})`);
         return { eventId, record: { topic: ctx.topics.results.name, key: action.requestId, value: ctx.codec.encode(event) } };
       }
       case 'supersede': {
@@ -376,6 +377,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
           winnerPosition: winner.position,
         };
         stats.superseded++;
+        ctx.logger.info({ controllerId, requestId: loser.requestId, superseded: loser.eventId, winner: winner.eventId, workerId: loser.workerId }, 'controller: a later outcome is superseded');
         return { eventId, record: { topic: ctx.topics.results.name, key: loser.requestId, value: ctx.codec.encode(event) } };
       }
       case 'migrate': {
@@ -428,6 +430,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
         }
         if (action.reason === 'RETRY') stats.retries++;
         else stats.redispatches++;
+        ctx.logger.info({ controllerId, requestId: action.requestId, traceId: request.traceId, attempt: action.attempt, from: action.previousWorkerId, workerId: decision.workerId, reason: action.reason }, `controller: routing a request again (${action.reason})`);
         return { eventId, record: { topic: ctx.topics.decisions.name, partition: decision.lane, key: decision.requestId, value: ctx.codec.encode(decision) } };
       }
     }

@@ -297,7 +297,8 @@ export function buildGatewayApp(options: GatewayAppOptions): GatewayApp {
 
   app.setErrorHandler((err, req, res) => {
     const e = toGatewayError(err, opts);
-    if (e.code === 'SY_ERR_GATEWAY_INTERNAL') req.log.error({ err }, 'gateway request failed');
+    if (e.code === 'SY_ERR_GATEWAY_INTERNAL') req.log.error({ err, requestId: e.requestId, code: e.code }, 'gateway request failed');
+    else if (e.statusCode === 504) req.log.warn({ requestId: e.requestId, code: e.code }, 'gateway: no outcome within the deadline');
     return reply(res, e);
   });
   app.setNotFoundHandler((req, res) => reply(res, new GatewayError(404, 'SY_ERR_GATEWAY_NOT_FOUND', `no route ${req.method} ${clip(req.url.split('?')[0]!, 100)}`)));

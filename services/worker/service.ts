@@ -533,7 +533,7 @@ class Worker implements RunningWorker {
     } catch (err) {
       failure = failureOf(err);
       results = undefined;
-      this.ctx.logger.warn({ workerId: this.id, batchId, modelDigest, errorCode: failure.errorCode, err: errorMessage(err) }, 'batch failed');
+      this.ctx.logger.warn({ workerId: this.id, batchId, modelDigest, requestIds: payloads.map((p) => p.event.requestId), errorCode: failure.errorCode, err: errorMessage(err) }, 'batch failed');
     }
     let completed = 0;
     const records: AppendRecord[] = [];
