@@ -504,6 +504,9 @@ function inferenceRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
             reply.raw.off('close', onClose);
           }
         }
+        const labels = { model: state.model ?? '', version: state.modelVersion ?? '', zone: req.body.zone ?? '' };
+        metrics.inference.inc({ requested_model: req.body.model, ...(isTerminal(state.status) ? labels : { model: '', version: '', zone: labels.zone }), outcome: isTerminal(state.status) ? state.status : 'timeout' });
+        if (state.status === 'completed' && state.acceptedAt !== null) metrics.inferenceDuration.observe(labels, Math.max(0, ctx.now() - state.acceptedAt) / 1000);
         if (!isTerminal(state.status)) {
           metrics.outcomes.inc({ endpoint: 'sync', outcome: 'timeout' });
           throw new GatewayError(504, 'SY_ERR_GATEWAY_TIMEOUT', `no result within the deadline; the request is ${state.status}: poll ${locationOf(a.requestId)}`, {

@@ -10,6 +10,10 @@ export interface GatewayMetrics {
   latency: Histogram<'route' | 'method'>;
   /** Outcomes of inference requests: completed, failed, rejected, timeout, replayed. */
   outcomes: Counter<'endpoint' | 'outcome'>;
+  /** Sync inference requests by requested model, answering model and version, requested zone and outcome. */
+  inference: Counter<'requested_model' | 'model' | 'version' | 'zone' | 'outcome'>;
+  /** Sync inference latency (accepted → answered) by answering model, version and requested zone, seconds. */
+  inferenceDuration: Histogram<'model' | 'version' | 'zone'>;
 }
 
 export function createGatewayMetrics(tracker: ResultsTracker, { defaultMetrics = false }: { defaultMetrics?: boolean } = {}): GatewayMetrics {
@@ -85,5 +89,18 @@ export function createGatewayMetrics(tracker: ResultsTracker, { defaultMetrics =
       this.inc(tracker.stats().rangeRead);
     },
   });
-  return { registry, requests, latency, outcomes };
+  const inference = new Counter({
+    name: 'switchyard_gateway_inference_requests_total',
+    help: 'Sync inference requests answered, by requested model, the model and version that answered (empty when none), the requested zone (empty when none) and outcome (completed, failed, rejected, timeout)',
+    labelNames: ['requested_model', 'model', 'version', 'zone', 'outcome'] as const,
+    registers: [registry],
+  });
+  const inferenceDuration = new Histogram({
+    name: 'switchyard_gateway_inference_duration_seconds',
+    help: 'Sync inference requests, from accepted to answered, by the model and version that answered and the requested zone',
+    labelNames: ['model', 'version', 'zone'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  return { registry, requests, latency, outcomes, inference, inferenceDuration };
 }
