@@ -157,9 +157,11 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
       for (let i = 0; i < batch.records.length; i++) {
         const record = batch.records[i]!;
         const event = decoded[i]!;
-        if (event !== null) fold(event, record);
         const k = key(record.topic, record.partition);
         const entry = clock.get(k);
+        // Delivered again (a consumer resuming from its last commit): already folded, never twice.
+        if (entry !== undefined && record.offset < entry.offset) continue;
+        if (event !== null) fold(event, record);
         if (entry) entry.offset = record.offset + 1;
         else clock.set(k, { topic: record.topic, partition: record.partition, offset: record.offset + 1 });
       }

@@ -119,6 +119,10 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     maxBatchRecords: 2_000,
     onBatch: async (batch) => {
       for (const record of batch.records) {
+        // A batch delivered again (a consumer restarted after a broker outage resumes from its last
+        // commit) holds records already folded: the fold is never fed one twice, and the clock
+        // never moves back, or a decision's clock would not name the state it was made in.
+        if (record.offset < (clock.get(`${record.topic}\u0000${record.partition}`)?.offset ?? 0)) continue;
         if (record.value !== null) {
           try {
             fold(await ctx.codec.decode(record.value));
