@@ -46,7 +46,11 @@ export interface SinkOptions {
   topicPrefix?: string;
   /** Lanes (partitions of `decisions`), for creating missing topics. @default 64 */
   lanes?: number;
-  /** Consumer group. @default 'sink' */
+  /**
+   * Consumer group. One per topic prefix: sinks of different deployments (prefixes) on one Kafka
+   * cluster must not share a group, or the group's assignment hands members topics they did not
+   * subscribe to. @default '<topicPrefix>sink'
+   */
   groupId?: string;
   /** Instance id: the `producer` of the dead letters it writes. @default `sink-<host>-<pid>` */
   producer?: string;
@@ -94,7 +98,7 @@ const nonNegative = (name: string, v: number) => {
 export function sinkConfig({
   topicPrefix = 'switchyard.',
   lanes = 64,
-  groupId = 'sink',
+  groupId = `${topicPrefix}sink`,
   producer = `sink-${hostname()}-${process.pid}`,
   batchRows = 10_000,
   batchDelayMs = 200,

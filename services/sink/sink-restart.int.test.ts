@@ -138,7 +138,7 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
 
     // Killed mid-stream: some batches were written and committed, not all.
     const writtenAtKill = await rows();
-    const committedAtKill = (await Promise.all(topics.map(async (t) => (await log.committedOffsets('sink', t)).reduce((a, b) => a + Math.max(0, b), 0)))).reduce((a, b) => a + b, 0);
+    const committedAtKill = (await Promise.all(topics.map(async (t) => (await log.committedOffsets(`${prefix}sink`, t)).reduce((a, b) => a + Math.max(0, b), 0)))).reduce((a, b) => a + b, 0);
     expect(writtenAtKill).toBeGreaterThanOrEqual(2_000);
     expect(writtenAtKill).toBeLessThan(totalFirst);
     expect(committedAtKill).toBeGreaterThan(0);
@@ -152,7 +152,7 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
     children.push(two);
     const caughtUp = async () => {
       for (const t of topics) {
-        const [ends, committed] = await Promise.all([log.endOffsets(t), log.committedOffsets('sink', t)]);
+        const [ends, committed] = await Promise.all([log.endOffsets(t), log.committedOffsets(`${prefix}sink`, t)]);
         if (ends.some((end, p) => end > 0 && committed[p] !== end)) return false;
       }
       return true;
@@ -210,7 +210,7 @@ describe('sink killed mid-stream and restarted [child process, kafka → clickho
     process.stderr.write(`[sink restart] log archive: ${positions!.raw} rows stored for ${fromLog.length} positions (${positions!.raw - fromLog.length} copies collapsed)\n`);
 
     // The bad records, with their original bytes.
-    const dead = await store.query<Row>("SELECT original_topic, error_code, original_value_base64 FROM deadletters FINAL WHERE consumer_group = 'sink' ORDER BY original_topic, error_code");
+    const dead = await store.query<Row>(`SELECT original_topic, error_code, original_value_base64 FROM deadletters FINAL WHERE consumer_group = '${prefix}sink' ORDER BY original_topic, error_code`);
     const bytes = (v: unknown) => Buffer.from(String(v), 'base64');
     expect(dead.map((d) => [d.original_topic, d.error_code, bytes(d.original_value_base64)])).toEqual(
       [

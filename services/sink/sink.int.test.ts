@@ -92,7 +92,7 @@ describe('sink while ClickHouse is down [kafka → clickhouse server]', () => {
     const layout = topicLayout({ prefix, lanes: 8 });
     await log.ensureTopics(Object.values(layout));
     const count = async () => (await direct.query<{ n: number }>('SELECT count() AS n FROM requests FINAL'))[0]!.n;
-    const committed = async () => (await log.committedOffsets('sink', layout.requests.name)).reduce((a, b) => a + Math.max(0, b), 0);
+    const committed = async () => (await log.committedOffsets(`${prefix}sink`, layout.requests.name)).reduce((a, b) => a + Math.max(0, b), 0);
     const before = eventStream({ requests: 200, start: Date.now() - 60_000, seed: 11 });
     const during = eventStream({ requests: 300, start: Date.now() - 30_000, seed: 12 });
     const sink = await startSink({ log, store: viaProxy, codec, topicPrefix: prefix, lanes: 8, batchRows: 100, batchDelayMs: 20, retryBudgetMs: 1_500, retryBackoffMs: 50, retryBackoffMaxMs: 400 });
@@ -116,7 +116,7 @@ describe('sink while ClickHouse is down [kafka → clickhouse server]', () => {
       await waitFor(
         async () => {
           for (const t of Object.values(layout)) {
-            const [ends, done] = await Promise.all([log.endOffsets(t.name), log.committedOffsets('sink', t.name)]);
+            const [ends, done] = await Promise.all([log.endOffsets(t.name), log.committedOffsets(`${prefix}sink`, t.name)]);
             if (ends.some((e, p) => e > 0 && done[p] !== e)) return false;
           }
           return true;

@@ -39,7 +39,7 @@ describe('chaos: sink crash and restart', () => {
     let recoveredAt = 0;
     const recovery = waitFor(
       async () => {
-        const committed = await Promise.all(topics.map((t) => cluster.log.committedOffsets('sink', t)));
+        const committed = await Promise.all(topics.map((t) => cluster.log.committedOffsets(`${cluster.prefix}sink`, t)));
         const done = endsAtRestart.every((ends, i) => ends.every((end, p) => end === 0 || committed[i]![p]! >= end));
         if (done) recoveredAt = Date.now();
         return done;
@@ -50,7 +50,7 @@ describe('chaos: sink crash and restart', () => {
     await recovery.catch(async (err: Error) => {
       const lag: string[] = [];
       for (const [i, t] of topics.entries()) {
-        const committed = await cluster.log.committedOffsets('sink', t);
+        const committed = await cluster.log.committedOffsets(`${cluster.prefix}sink`, t);
         endsAtRestart[i]!.forEach((end, p) => end > 0 && committed[p]! < end && lag.push(`${t}/${p}: committed ${committed[p]} < ${end}`));
       }
       throw new Error(`${err.message}; behind: ${lag.join(', ')}\n${cluster.diagnostics(40)}`, { cause: err });

@@ -118,7 +118,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       ]);
 
       sink = await startSink({ log: target.log, store: target.store, codec, topicPrefix: prefix, lanes: LANES, batchRows: 64, batchDelayMs: 20, producer: 'sink-test' });
-      await waitFor(async () => (await count('SELECT count() AS n FROM deadletters FINAL')) >= 5 && (await caughtUp('sink', topics)), {
+      await waitFor(async () => (await count('SELECT count() AS n FROM deadletters FINAL')) >= 5 && (await caughtUp(`${prefix}sink`, topics)), {
         timeoutMs: 90_000,
         intervalMs: 200,
         what: 'the sink to write everything and commit',
@@ -147,7 +147,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
 
       // The bad records, each with its original bytes and why.
       const dead = await target.store.query<Row>(
-        "SELECT original_topic, original_partition, error_code, consumer_group, producer, original_key_base64, original_value_base64 FROM deadletters FINAL WHERE consumer_group = 'sink' AND producer = 'sink-test' ORDER BY error_code, original_topic",
+        `SELECT original_topic, original_partition, error_code, consumer_group, producer, original_key_base64, original_value_base64 FROM deadletters FINAL WHERE consumer_group = '${prefix}sink' AND producer = 'sink-test' ORDER BY error_code, original_topic`,
       );
       const bytes = (b64: unknown) => (b64 === null ? null : Buffer.from(String(b64), 'base64'));
       expect(dead.map((d) => [d.original_topic, d.error_code, bytes(d.original_value_base64)])).toEqual([
@@ -223,7 +223,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       }));
       await target.log.append(more.map((e) => recordFor(layout, e, codec.encode(e))));
       sink = await startSink({ log: target.log, store: target.store, codec, topicPrefix: prefix, lanes: LANES, batchRows: 64, batchDelayMs: 20, migrate: false });
-      await waitFor(async () => (await count("SELECT count() AS n FROM requests FINAL WHERE request_id LIKE 'late-%'")) === 3 && (await caughtUp('sink', topics)), {
+      await waitFor(async () => (await count("SELECT count() AS n FROM requests FINAL WHERE request_id LIKE 'late-%'")) === 3 && (await caughtUp(`${prefix}sink`, topics)), {
         timeoutMs: 60_000,
         intervalMs: 200,
         what: 'the second sink to write the new events',
@@ -240,7 +240,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       await target.log.append(inits.map((e) => recordFor(layout, e, codec.encode(e))));
       sink = await startSink({ log: target.log, store: target.store, codec, topicPrefix: prefix, lanes: LANES, batchRows: 64, batchDelayMs: 20, archive: false });
       // Every topic the fixture wrote to (heartbeats and control too: on Kafka they commit separately).
-      await waitFor(async () => (await caughtUp('sink', Object.values(layout).map((t) => t.name))) && sink!.stats().events >= inits.length, {
+      await waitFor(async () => (await caughtUp(`${prefix}sink`, Object.values(layout).map((t) => t.name))) && sink!.stats().events >= inits.length, {
         timeoutMs: 60_000,
         intervalMs: 200,
         what: 'the sink to write the events',

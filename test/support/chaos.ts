@@ -300,7 +300,7 @@ export class ChaosCluster {
   }
 
   /** Whether the sink's group has committed every record of every topic it reads. */
-  async sinkCaughtUp(group = 'sink'): Promise<boolean> {
+  async sinkCaughtUp(group = `${this.prefix}sink`): Promise<boolean> {
     for (const { name } of Object.values(this.layout)) {
       const [ends, committed] = await Promise.all([this.log.endOffsets(name), this.log.committedOffsets(group, name)]);
       if (ends.some((end, p) => end > 0 && committed[p] !== end)) return false;
