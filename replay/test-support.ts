@@ -90,10 +90,10 @@ export async function tamperedCopy(source: LogSource, dstDir: string, tamper: Ta
 }
 
 /** Archive a log into ClickHouse with the real sink, returning once every record is committed. */
-export async function archiveWithSink(source: LogSource, store: AnalyticsStore, { timeoutMs = 60_000, groupId = 'sink' } = {}): Promise<void> {
+export async function archiveWithSink(source: LogSource, store: AnalyticsStore, { timeoutMs = 60_000, groupId = `${source.topicPrefix}sink` } = {}): Promise<void> {
   const codec = await EventCodec.create({ registry: source.registry });
   const lanes = source.topics.decisions.partitions;
-  const sink = await startSink({ log: source.log, store, codec, lanes, groupId, batchDelayMs: 20 });
+  const sink = await startSink({ log: source.log, store, codec, topicPrefix: source.topicPrefix, lanes, groupId, batchDelayMs: 20 });
   const topics = Object.values(topicLayout({ prefix: source.topicPrefix, lanes })).map((t) => t.name);
   const deadline = Date.now() + timeoutMs;
   try {
