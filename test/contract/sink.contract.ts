@@ -165,7 +165,7 @@ export function testSink(name: string, factory: () => Promise<SinkTarget>): void
       // So compare the archive with the log once the sink has committed everything the log holds
       // and the log has stopped growing.
       let fromLog = await readTopics(target.log, topics);
-      let archived: LogRecord[] = [];
+      let archived: LogRecord[];
       for (let round = 0; ; round++) {
         await waitFor(() => caughtUp(`${prefix}sink`, topics), { timeoutMs: 30_000, intervalMs: 100, what: 'the sink to commit the whole log' });
         archived = await archivedRecords(target.store);
