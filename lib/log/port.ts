@@ -20,6 +20,16 @@ export interface TopicSpec {
   compacted?: boolean;
   /** Retention in ms; undefined or -1 keeps forever. */
   retentionMs?: number;
+  /**
+   * What an append to this topic waits for when the embedded log syncs (fsync `always` or
+   * `interval`): `'sync'` — its records are on disk before the append resolves and before any
+   * consumer sees them; `'relaxed'` — they are written to the OS and visible at once, and
+   * fsynced within `RELAXED_SYNC_MS` (a machine crash may lose that window; a process crash
+   * loses nothing). For records a crash may lose because what depends on them is redone:
+   * routing decisions (a request without an outcome is decided and dispatched again) and
+   * heartbeats. Kafka ignores it (acks=all for every topic). @default 'sync'
+   */
+  durability?: 'sync' | 'relaxed';
 }
 
 export interface AppendRecord {

@@ -23,9 +23,11 @@ export function topicLayout({ prefix = 'switchyard.', lanes = 64 }: TopicLayoutO
   });
   return {
     requests: t('requests', 12, { retentionMs: 7 * DAY }),
-    decisions: t('decisions', lanes, { retentionMs: 7 * DAY }),
+    // Decisions and heartbeats ride the next group commit (see TopicSpec.durability): a decision
+    // lost in a machine crash leaves its request without an outcome, and that is decided again.
+    decisions: t('decisions', lanes, { retentionMs: 7 * DAY, durability: 'relaxed' }),
     results: t('results', 12, { retentionMs: 7 * DAY }),
-    heartbeats: t('heartbeats', 6, { retentionMs: 6 * HOUR }),
+    heartbeats: t('heartbeats', 6, { retentionMs: 6 * HOUR, durability: 'relaxed' }),
     control: t('control', 1, { retentionMs: -1 }),
     sessions: t('sessions', 12, { compacted: true }),
     deadletter: t('deadletter', 1, { retentionMs: 90 * DAY }),

@@ -77,13 +77,13 @@ describe('embedded log behaviour', () => {
     await log.ensureTopics([
       { name: 'sessions', partitions: 12, compacted: true },
       { name: 'control', partitions: 1, retentionMs: -1 },
-      { name: 'heartbeats', partitions: 6, retentionMs: 21_600_000 },
+      { name: 'heartbeats', partitions: 6, retentionMs: 21_600_000, durability: 'relaxed' },
     ]);
     const stored = JSON.parse(await readFile(join(dir, 'topics.json'), 'utf8')) as { topics: unknown[] };
     expect(stored.topics).toEqual([
-      { name: 'sessions', partitions: 12, compacted: true, retentionMs: -1 },
-      { name: 'control', partitions: 1, compacted: false, retentionMs: -1 },
-      { name: 'heartbeats', partitions: 6, compacted: false, retentionMs: 21_600_000 },
+      { name: 'sessions', partitions: 12, compacted: true, retentionMs: -1, durability: 'sync' },
+      { name: 'control', partitions: 1, compacted: false, retentionMs: -1, durability: 'sync' },
+      { name: 'heartbeats', partitions: 6, compacted: false, retentionMs: 21_600_000, durability: 'relaxed' },
     ]);
     await log.close();
     await openLog();

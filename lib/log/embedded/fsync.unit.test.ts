@@ -1,10 +1,11 @@
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../logger.js';
 import { tempDir } from '../../../test/support/log-dir.js';
 import { waitFor } from '../../../test/support/services.js';
 import { openEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './index.js';
+import { RELAXED_SYNC_MS } from './partition.js';
 
 const TOPIC = 'fsync';
 
@@ -62,9 +63,9 @@ describe('embedded log fsync policies', () => {
     await remove();
   });
 
-  const openLog = async (options: Omit<EmbeddedLogOptions, 'dir'>, partitions = 1) => {
+  const openLog = async (options: Omit<EmbeddedLogOptions, 'dir'>, partitions = 1, durability: 'sync' | 'relaxed' = 'sync') => {
     log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0, ...options });
-    await log.ensureTopics([{ name: TOPIC, partitions }]);
+    await log.ensureTopics([{ name: TOPIC, partitions, durability }]);
     sync.calls.length = 0;
     return log;
   };
@@ -103,6 +104,76 @@ describe('embedded log fsync policies', () => {
     release();
     expect((await appending)[0]!.offset).toBe(0);
     expect(await log.endOffsets(TOPIC)).toEqual([1]);
+  });
+
+  it('a relaxed topic: an append resolves, and consumers see it, before its fsync, which follows within RELAXED_SYNC_MS', async () => {
+    const log = await openLog({ fsync: 'always' }, 1, 'relaxed');
+    const release = sync.hold();
+    const started = performance.now();
+    const [pos] = await log.append([one(0, 'relaxed')]);
+    expect(pos!.offset).toBe(0);
+    expect(sync.calls.length).toBe(0);
+    expect((await log.read({ topic: TOPIC, partition: 0, from: 0 })).map((r) => r.value!.toString())).toEqual(['relaxed']);
+    // More appends in the window share the one fsync that follows.
+    for (let i = 0; i < 5; i++) await log.append([one(0, `r${i}`)]);
+    await waitFor(() => sync.calls.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the relaxed fsync' });
+    expect(sync.calls[0]!.at - started).toBeGreaterThanOrEqual(RELAXED_SYNC_MS * 0.8);
+    // Appends go on while that fsync is held.
+    await log.append([one(0, 'during')]);
+    release();
+    await new Promise((r) => setTimeout(r, RELAXED_SYNC_MS * 3));
+    expect(sync.calls.length).toBe(2);
+    expect(await log.endOffsets(TOPIC)).toEqual([7]);
+  });
+
+  it('closing a relaxed topic fsyncs what it wrote; reopened, every acknowledged record is there', async () => {
+    const first = await openLog({ fsync: 'always' }, 1, 'relaxed');
+    for (let i = 0; i < 3; i++) await first.append([one(0, `r${i}`)]);
+    expect(sync.calls.length).toBe(0);
+    await first.close();
+    expect(sync.calls.length).toBe(1);
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger });
+    expect((await log.read({ topic: TOPIC, partition: 0, from: 0 })).map((r) => r.value!.toString())).toEqual(['r0', 'r1', 'r2']);
+  });
+
+  it('a consumer whose commit is past the end (a relaxed tail lost in a machine crash) resumes at the end and skips nothing new', async () => {
+    const first = await openLog({ fsync: 'always' }, 1, 'relaxed');
+    for (let i = 0; i < 4; i++) await first.append([one(0, `old${i}`)]);
+    const seen: string[] = [];
+    const sub = await first.subscribe({ groupId: 'g', topics: [TOPIC], onBatch: async (b) => void seen.push(...b.records.map((r) => r.value!.toString())) });
+    await waitFor(() => seen.length === 4, { timeoutMs: 5_000, intervalMs: 5, what: 'the first records' });
+    await sub.close();
+    await first.close();
+    // The crash: the last two records never reached the disk, the committed offset (4) did.
+    const segment = join(dir, 'log', 'topics', TOPIC, '0', `${'0'.repeat(20)}.log`);
+    const size = (await stat(segment)).size;
+    await truncate(segment, size / 2);
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0 });
+    expect(await log.endOffsets(TOPIC)).toEqual([2]);
+    await log.append([one(0, 'new0')]);
+    await log.append([one(0, 'new1')]);
+    await log.append([one(0, 'new2')]);
+    seen.length = 0;
+    const again = await log.subscribe({ groupId: 'g', topics: [TOPIC], onBatch: async (b) => void seen.push(...b.records.map((r) => r.value!.toString())) });
+    await waitFor(() => seen.length >= 3, { timeoutMs: 5_000, intervalMs: 5, what: 'the records appended after the crash' });
+    await again.close();
+    expect(seen).toEqual(['new0', 'new1', 'new2']);
+  }, 20_000);
+
+  it('a topic made sync becomes relaxed when ensureTopics asks for it, and the setting is kept', async () => {
+    const first = await openLog({ fsync: 'always' });
+    await first.append([one()]);
+    expect(sync.calls.length).toBe(1);
+    await first.ensureTopics([{ name: TOPIC, partitions: 1, durability: 'relaxed' }]);
+    sync.calls.length = 0;
+    await first.append([one()]);
+    expect(sync.calls.length).toBe(0);
+    await first.close();
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0 });
+    sync.calls.length = 0;
+    await log.append([one()]);
+    expect(sync.calls.length).toBe(0);
+    expect(await log.endOffsets(TOPIC)).toEqual([3]);
   });
 
   it("'interval' batches appends into at most one fsync per partition per interval", async () => {

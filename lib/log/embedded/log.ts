@@ -20,6 +20,8 @@ interface StoredTopic {
   partitions: number;
   compacted: boolean;
   retentionMs: number;
+  /** Absent in topics.json files written before it existed: 'sync'. */
+  durability?: 'sync' | 'relaxed';
 }
 
 interface TopicState {
@@ -60,7 +62,10 @@ function normalizeSpec(spec: TopicSpec): StoredTopic {
   if (!Number.isSafeInteger(retentionMs) || retentionMs < -1) {
     throw badTopic(`topic ${spec.name}: retentionMs must be -1 or a non-negative integer, got ${spec.retentionMs}`, { topic: spec.name });
   }
-  return { name: spec.name, partitions: spec.partitions, compacted: spec.compacted === true, retentionMs };
+  if (spec.durability !== undefined && spec.durability !== 'sync' && spec.durability !== 'relaxed') {
+    throw badTopic(`topic ${spec.name}: durability must be 'sync' or 'relaxed', got ${String(spec.durability)}`, { topic: spec.name });
+  }
+  return { name: spec.name, partitions: spec.partitions, compacted: spec.compacted === true, retentionMs, durability: spec.durability ?? 'sync' };
 }
 
 const toBytes = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
@@ -134,6 +139,10 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       onSealed: () => this.background(() => this.offsets.log.compact(this.options.clock.now(), 0), 'offsets compaction'),
     });
     for (const spec of stored) this.topics.set(spec.name, { spec, partitions: await this.openPartitions(spec), nextSticky: 0 });
+    // A commit past a partition's end means its tail was lost in a machine crash (a relaxed
+    // topic's unsynced records, or any topic under fsync 'never'); the offsets will be reused
+    // by the next appends, so the group must resume at the end or it would skip them.
+    await this.offsets.clampToEnds((topic, partition) => this.topics.get(topic)?.partitions[partition]?.endOffset, this.options.clock.now());
     const every = this.options.maintenanceIntervalMs;
     if (every > 0) {
       this.maintenanceTimer = setInterval(() => this.background(() => this.maintain(), 'maintenance'), every);
@@ -161,7 +170,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     const partitions: PartitionLog[] = [];
     for (let p = 0; p < spec.partitions; p++) {
       const cfg = this.partitionConfig(spec.name, p, join(this.options.dir, TOPICS_DIR, spec.name, String(p)));
-      const log = await PartitionLog.open({ ...cfg, onSealed: () => this.background(() => this.maintainPartition(spec, log), `maintenance of ${spec.name}/${p}`) });
+      const log = await PartitionLog.open({ ...cfg, relaxed: spec.durability === 'relaxed', onSealed: () => this.background(() => this.maintainPartition(spec, log), `maintenance of ${spec.name}/${p}`) });
       partitions.push(log);
     }
     return partitions;
@@ -200,8 +209,20 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     const wanted = specs.map(normalizeSpec);
     const run = this.topicsChange.then(async () => {
       const missing = new Map<string, StoredTopic>();
-      for (const spec of wanted) if (!this.topics.has(spec.name) && !missing.has(spec.name)) missing.set(spec.name, spec);
-      if (missing.size === 0) return;
+      let changed = false;
+      for (const spec of wanted) {
+        const existing = this.topics.get(spec.name);
+        if (existing === undefined) {
+          if (!missing.has(spec.name)) missing.set(spec.name, spec);
+        } else if ((existing.spec.durability ?? 'sync') !== spec.durability) {
+          // A topic's durability is a setting, not a layout: a log made before a topic was
+          // relaxed (or the other way) takes the wanted one, as Kafka takes a config change.
+          existing.spec = { ...existing.spec, durability: spec.durability ?? 'sync' };
+          for (const p of existing.partitions) p.setRelaxed(spec.durability === 'relaxed');
+          changed = true;
+        }
+      }
+      if (missing.size === 0 && !changed) return;
       const opened: TopicState[] = [];
       for (const spec of missing.values()) opened.push({ spec, partitions: await this.openPartitions(spec), nextSticky: 0 });
       const all = [...[...this.topics.values()].map((t) => t.spec), ...missing.values()];

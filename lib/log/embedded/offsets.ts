@@ -63,6 +63,20 @@ export class OffsetStore {
     return this.scheduleWrite();
   }
 
+  /**
+   * Lowers every committed offset past its partition's end (`endOf`; undefined: the topic is
+   * gone, left alone) to that end, durably. Called once on open, after recovery.
+   */
+  async clampToEnds(endOf: (topic: string, partition: number) => number | undefined, timestamp: number): Promise<void> {
+    const lowered: Promise<void>[] = [];
+    for (const [key, offset] of this.committed) {
+      const [groupId, topic, partition] = JSON.parse(key) as [string, string, number];
+      const end = endOf(topic, partition);
+      if (end !== undefined && offset > end) lowered.push(this.commit(groupId, topic, partition, end, timestamp));
+    }
+    await Promise.all(lowered);
+  }
+
   private scheduleWrite(): Promise<void> {
     this.nextWrite ??= new Promise<void>((resolve, reject) => {
       this.writeNow = () => {

@@ -28,7 +28,16 @@ export interface PartitionConfig {
   chunks: ChunkPool;
   /** Called (synchronously, after the fact) each time a segment is sealed. */
   onSealed?: () => void;
+  /**
+   * Appends do not wait for an fsync: a flush writes and makes its records visible at once,
+   * and they are fsynced within `RELAXED_SYNC_MS` (`TopicSpec.durability: 'relaxed'`).
+   * Only matters when `fsync` is not `never`. @default false
+   */
+  relaxed?: boolean;
 }
+
+/** Longest a relaxed partition's written records wait for their fsync, ms. */
+export const RELAXED_SYNC_MS = 50;
 
 interface PendingPart {
   segment: Segment;
@@ -88,6 +97,12 @@ export class PartitionLog {
   private immediate: NodeJS.Immediate | undefined;
   private lastFlushStart = Number.NEGATIVE_INFINITY;
   private failure: SwitchyardError | undefined;
+  private relaxed: boolean;
+  /** Segments written by relaxed flushes and not fsynced yet. */
+  private readonly unsynced = new Set<Segment>();
+  private syncTimer: NodeJS.Timeout | undefined;
+  /** The relaxed fsync in progress, if any (a seal or close waits for it). */
+  private syncing: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly waiters = new Set<() => void>();
   /** Recently flushed frames, contiguous in offsets up to visibleEnd (see `TailCache`). */
@@ -97,6 +112,7 @@ export class PartitionLog {
   private constructor(cfg: PartitionConfig) {
     this.cfg = cfg;
     this.tail = new TailCache(cfg.tailCacheBytes);
+    this.relaxed = cfg.relaxed === true;
   }
 
   get name(): string {
@@ -301,7 +317,8 @@ export class PartitionLog {
     this.pending = undefined;
     this.closeChunk(batch);
     this.lastFlushStart = performance.now();
-    const sync = this.cfg.fsync !== 'never';
+    const syncing = this.cfg.fsync !== 'never';
+    const sync = syncing && !this.relaxed;
     try {
       if (this.failure !== undefined) throw this.failure;
       for (const part of batch.parts) {
@@ -309,9 +326,16 @@ export class PartitionLog {
         const handle = await this.writable(seg);
         await writeFully(handle, part.chunks, seg.size);
         if (sync) await handle.datasync();
+        else if (syncing) this.unsynced.add(seg);
         seg.size += part.bytes;
       }
-      for (const seg of batch.toSeal) await this.seal(seg);
+      for (const seg of batch.toSeal) {
+        // A segment is on disk before its handle closes, relaxed or not.
+        await this.syncing;
+        if (this.unsynced.delete(seg)) await seg.writeHandle?.datasync();
+        await this.seal(seg);
+      }
+      if (this.unsynced.size > 0) this.scheduleRelaxedSync();
       // A rolled-to segment with no records yet still needs its file, for recovery.
       const active = this.active;
       if (!active.fileCreated) await this.writable(active);
@@ -334,6 +358,39 @@ export class PartitionLog {
     } finally {
       for (const chunk of batch.chunks) this.cfg.chunks.give(chunk);
     }
+  }
+
+  /** Switches the partition between relaxed and synced appends (TopicSpec.durability). */
+  setRelaxed(relaxed: boolean): void {
+    this.relaxed = relaxed;
+    if (!relaxed && this.unsynced.size > 0) void this.syncRelaxed();
+  }
+
+  private scheduleRelaxedSync(): void {
+    if (this.syncTimer !== undefined || this.closed) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      void this.syncRelaxed();
+    }, RELAXED_SYNC_MS);
+  }
+
+  /** Fsyncs what relaxed flushes wrote; a failure fails the partition like a failed flush. */
+  private syncRelaxed(): Promise<void> {
+    const run = this.syncing.then(async () => {
+      const segs = [...this.unsynced];
+      this.unsynced.clear();
+      try {
+        for (const seg of segs) await seg.writeHandle?.datasync();
+      } catch (err) {
+        this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', `syncing ${this.name} failed; the partition refuses appends until the log is reopened`, {
+          cause: err,
+          detail: { topic: this.cfg.topic, partition: this.cfg.partition },
+        });
+        this.cfg.logger.error({ err, topic: this.cfg.topic, partition: this.cfg.partition }, 'embedded log: relaxed fsync failed');
+      }
+    });
+    this.syncing = run;
+    return run;
   }
 
   /** Keeps a copy of a flushed batch's frames in the tail cache, dropping the oldest past its size. */
@@ -494,6 +551,11 @@ export class PartitionLog {
       clearImmediate(this.immediate);
       this.immediate = undefined;
     }
+    if (this.syncTimer !== undefined) {
+      clearTimeout(this.syncTimer);
+      this.syncTimer = undefined;
+    }
+    await this.syncRelaxed();
     await this.maintenance.catch(() => {});
     this.notify();
     await Promise.all(this.segments.map((s) => s.closeHandles()));

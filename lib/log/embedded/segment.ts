@@ -1,3 +1,4 @@
+import { writevSync } from 'node:fs';
 import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -410,7 +411,7 @@ export async function writeFully(handle: FileHandle, buffers: Buffer[], position
   let pending = buffers;
   let pos = position;
   while (pending.length > 0) {
-    const { bytesWritten } = await handle.writev(pending, pos);
+    const bytesWritten = writevSync(handle.fd, pending, pos);
     pos += bytesWritten;
     let skip = bytesWritten;
     const rest: Buffer[] = [];
