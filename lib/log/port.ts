@@ -42,6 +42,13 @@ export interface AppendRecord {
   headers?: Record<string, Buffer | string>;
   /** Producer timestamp in ms; defaults to the adapter's clock at append. */
   timestamp?: number;
+  /**
+   * `'relaxed'`: this record may ride the next group commit even on a synced topic (see
+   * `TopicSpec.durability`) — for intermediate events, e.g. InferenceStarted, whose loss in a
+   * machine crash is repaired by the retry of what has no outcome. An append that also holds a
+   * synced record waits for the fsync that covers both. @default the topic's durability
+   */
+  durability?: 'relaxed';
 }
 
 export interface RecordPosition {

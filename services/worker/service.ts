@@ -610,7 +610,9 @@ class Worker implements RunningWorker {
       queueMs: Math.round(this.queueMs(job, at)),
       attempt: e.attempt,
     };
-    return this.record(p, event);
+    // Intermediate: rides the fsync of the outcome that follows (a machine crash that loses it
+    // leaves a request without an outcome, which is dispatched again).
+    return { ...this.record(p, event), durability: 'relaxed' };
   }
 
   private completedRecord(job: Job, p: Payload, a: CachedAnswer, m: { cacheHit: boolean; batchSize: number; queueMs: number; computeMs: number; metrics: Record<string, number> }): AppendRecord {

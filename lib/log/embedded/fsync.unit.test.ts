@@ -126,6 +126,24 @@ describe('embedded log fsync policies', () => {
     expect(await log.endOffsets(TOPIC)).toEqual([7]);
   });
 
+  it('a relaxed record on a synced topic is not fsynced on its own; the next synced append covers it', async () => {
+    const log = await openLog({ fsync: 'always' });
+    const release = sync.hold();
+    await log.append([{ ...one(0, 'started'), durability: 'relaxed' }]);
+    expect(sync.calls.length).toBe(0);
+    expect((await log.read({ topic: TOPIC, partition: 0, from: 0 })).map((r) => r.value!.toString())).toEqual(['started']);
+    let resolved = false;
+    const completed = log.append([one(0, 'completed')]).then(() => (resolved = true));
+    await waitFor(() => sync.calls.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the synced append to fsync' });
+    await turns(10);
+    expect(resolved).toBe(false);
+    release();
+    await completed;
+    // The fsync covered the relaxed write too: no relaxed fsync follows.
+    await new Promise((r) => setTimeout(r, RELAXED_SYNC_MS * 3));
+    expect(sync.calls.length).toBe(1);
+  });
+
   it('closing a relaxed topic fsyncs what it wrote; reopened, every acknowledged record is there', async () => {
     const first = await openLog({ fsync: 'always' }, 1, 'relaxed');
     for (let i = 0; i < 3; i++) await first.append([one(0, `r${i}`)]);

@@ -136,6 +136,9 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     this.offsets = await OffsetStore.open({
       ...this.partitionConfig('__offsets', 0, join(dir, OFFSETS_DIR)),
       segmentBytes: Math.min(this.options.segmentBytes, OFFSETS_SEGMENT_BYTES),
+      // Commits ride the group commit: one lost in a machine crash only means its records
+      // are delivered again (at-least-once), and the end-clamp on open covers the reverse.
+      relaxed: true,
       onSealed: () => this.background(() => this.offsets.log.compact(this.options.clock.now(), 0), 'offsets compaction'),
     });
     for (const spec of stored) this.topics.set(spec.name, { spec, partitions: await this.openPartitions(spec), nextSticky: 0 });
@@ -294,7 +297,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     let more: Set<PartitionLog> | undefined;
     for (let i = 0; i < n; i++) {
       const p = targets[i]!;
-      positions[i] = { topic: p.cfg.topic, partition: p.cfg.partition, offset: p.append(inputs[i]!) };
+      positions[i] = { topic: p.cfg.topic, partition: p.cfg.partition, offset: p.append(inputs[i]!, records[i]!.durability === 'relaxed') };
       if (first === undefined) first = p;
       else if (p !== first) (more ??= new Set()).add(p);
     }

@@ -48,10 +48,10 @@ export class OffsetStore {
   }
 
   /**
-   * Records the commit at once (later `get`s see it); resolves when it is durable. Commits are
+   * Records the commit at once (later `get`s see it); resolves when it is written. Commits are
    * written in batches, at most every `COMMIT_BATCH_MS`: every consumer commits after every
-   * batch, and writing (and under fsync 'always', syncing) the offsets log once per commit
-   * showed on the serving path. A key committed twice in one window is written once, with its
+   * batch, and writing the offsets log once per commit showed on the serving path. The offsets
+   * log is relaxed (see `TopicSpec.durability`): fsynced within `RELAXED_SYNC_MS` of a write. A key committed twice in one window is written once, with its
    * latest offset. A crash loses at most the commits of one window: their batches are
    * delivered again (at-least-once).
    */

@@ -50,6 +50,8 @@ interface PendingBatch {
   parts: PendingPart[];
   toSeal: Segment[];
   endOffset: number;
+  /** Holds a record that must be fsynced before the batch is visible (not relaxed). */
+  sync: boolean;
   chunk: Buffer;
   /** Encode buffers from `cfg.chunks`, given back after the flush. */
   chunks: Buffer[];
@@ -218,7 +220,7 @@ export class PartitionLog {
    * Frames one record into the pending batch and returns its offset. Synchronous: call it
    * for every record of an append, then `durable()` once.
    */
-  append(record: FrameInput): number {
+  append(record: FrameInput, relaxed = false): number {
     this.assertWritable();
     const size = frameSize(record);
     let seg = this.active;
@@ -247,6 +249,7 @@ export class PartitionLog {
     seg.pendingSize += size;
     seg.noteFrame(offset, position, record.timestamp);
     batch.endOffset = offset + 1;
+    if (!relaxed && !this.relaxed) batch.sync = true;
     return offset;
   }
 
@@ -264,7 +267,7 @@ export class PartitionLog {
   private newBatch(): PendingBatch {
     // Appenders await the promise; an unobserved failure is not an unhandled rejection.
     const { promise, resolve, reject } = deferred();
-    const batch: PendingBatch = { parts: [], toSeal: [], endOffset: this.nextOffset, chunk: EMPTY, chunks: [], chunkStart: 0, chunkUsed: 0, promise, resolve, reject };
+    const batch: PendingBatch = { parts: [], toSeal: [], endOffset: this.nextOffset, sync: false, chunk: EMPTY, chunks: [], chunkStart: 0, chunkUsed: 0, promise, resolve, reject };
     this.pending = batch;
     return batch;
   }
@@ -318,15 +321,17 @@ export class PartitionLog {
     this.closeChunk(batch);
     this.lastFlushStart = performance.now();
     const syncing = this.cfg.fsync !== 'never';
-    const sync = syncing && !this.relaxed;
+    const sync = syncing && batch.sync;
     try {
       if (this.failure !== undefined) throw this.failure;
       for (const part of batch.parts) {
         const seg = part.segment;
         const handle = await this.writable(seg);
         await writeFully(handle, part.chunks, seg.size);
-        if (sync) await handle.datasync();
-        else if (syncing) this.unsynced.add(seg);
+        if (sync) {
+          await handle.datasync();
+          this.unsynced.delete(seg); // earlier relaxed writes to it are on disk now too
+        } else if (syncing) this.unsynced.add(seg);
         seg.size += part.bytes;
       }
       for (const seg of batch.toSeal) {
