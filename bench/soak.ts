@@ -25,8 +25,13 @@ import { percentile, round } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
-/** Minutes before the RSS slope is measured (caches and pools fill, the JIT settles). */
-const WARMUP_MINUTES = 2;
+/**
+ * Minutes before the RSS slope is measured: the JIT settles and the bounded caches fill — at
+ * 300 req/s the results tracker reaches its 100k requests at ~5.5 min, the controller's outcome
+ * memory its 10k per results partition at ~7 min, and the tail caches of the requests
+ * partitions their 4 MiB at ~11 min. A third of the run, at least 2 minutes.
+ */
+const warmupMinutes = (minutes: number): number => Math.max(2, Math.round(minutes / 3));
 
 interface Minute {
   minute: number;
@@ -82,6 +87,16 @@ function processFigures(pid: number): { rssMiB: number; cpuMs: number } {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { rssMiB: rssKiB / 1024, cpuMs: ticks * 10 }; // CLK_TCK is 100 on Linux
+}
+
+/** Least-squares slope of RSS (MiB) against requests completed, as MB per 100k requests. */
+function rssSlope(points: { x: number; y: number }[]): number {
+  if (points.length < 2) return Number.NaN;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const mx = mean(points.map((p) => p.x));
+  const my = mean(points.map((p) => p.y));
+  const slope = points.reduce((n, p) => n + (p.x - mx) * (p.y - my), 0) / points.reduce((n, p) => n + (p.x - mx) ** 2, 0);
+  return (slope * MiB * 100_000) / 1e6;
 }
 
 /** Bytes of the files under `dir`, per top-level entry below `topics/` (and the rest by name). */
@@ -232,12 +247,10 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
 
     // RSS slope after warm-up: least squares of RSS against requests completed so far.
     let cumulative = 0;
-    const points = rows.map((m) => ({ x: (cumulative += m.ok), y: m.rssMiB })).slice(Math.min(WARMUP_MINUTES, Math.max(0, rows.length - 2)));
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const mx = mean(points.map((p) => p.x));
-    const my = mean(points.map((p) => p.y));
-    const slope = points.length < 2 ? Number.NaN : points.reduce((n, p) => n + (p.x - mx) * (p.y - my), 0) / points.reduce((n, p) => n + (p.x - mx) ** 2, 0);
-    const mbPer100k = (slope * MiB * 100_000) / 1e6;
+    const all = rows.map((m) => ({ x: (cumulative += m.ok), y: m.rssMiB }));
+    const warmup = warmupMinutes(minutes);
+    const mbPer100k = rssSlope(all.slice(Math.min(warmup, Math.max(0, all.length - 2))));
+    const lastTen = rssSlope(all.slice(Math.max(0, all.length - 10)));
     const shed = rows.reduce((n, m) => n + m.shed, 0);
     const failed = rows.reduce((n, m) => n + m.failed, 0);
     const second = rows[1];
@@ -266,7 +279,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute; the gateway results tracker's requests and counted bytes from its /metrics then. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
           `Shed ${shed}, failed ${failed} of ${rows.reduce((n, m) => n + m.due, 0)} (goal: 0 shed).`,
           second === undefined ? 'One minute only: no drift figures.' : `Last minute vs second: p50 ×${ratio(percentile(last.latencies, 50), percentile(second.latencies, 50))}, p99 ×${ratio(percentile(last.latencies, 99), percentile(second.latencies, 99))} (goal: ≤ 1.2).`,
-          `RSS slope after minute ${WARMUP_MINUTES}: ${round(mbPer100k, 1)} MB per 100k requests (goal: ≤ 5). RSS ${Math.round(rows[0]!.rssMiB)} → ${Math.round(last.rssMiB)} MiB.`,
+          `RSS slope after minute ${warmup}: ${round(mbPer100k, 1)} MB per 100k requests (goal: ≤ 5); over the last ${Math.min(10, all.length)} minutes: ${round(lastTen, 1)}. RSS ${Math.round(rows[0]!.rssMiB)} → ${Math.round(last.rssMiB)} MiB (max ${Math.round(Math.max(...rows.map((m) => m.rssMiB)))}).`,
           `Server CPU: ${round(cpuMsTotal / Math.max(1, completed - 600), 3)} ms per completed request over the run.`,
           `Disk: ${round(diskTotal / MiB, 1)} MiB of log for ${completed} requests (600 warm-up included) = ${Math.round(diskTotal / completed)} bytes per request; by topic: ${[...disk].sort((a, b) => b[1] - a[1]).map(([t, b]) => `${t} ${Math.round(b / completed)}`).join(', ')} bytes/request.`,
         ],
