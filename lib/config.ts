@@ -69,6 +69,12 @@ export interface SwitchyardConfig {
   /** Longest backoff of the Kafka clients' retries and consumer restarts, ms. @default 1000 (SWITCHYARD_KAFKA_RETRY_MAX_MS) */
   kafkaRetryMaxMs?: number;
   /**
+   * The Kafka client library behind the log: `kafkajs` (lib/log/kafka) or `platformatic`
+   * (@platformatic/kafka, lib/log/platformatic). Both pass the same EventLog contract; members of
+   * either can share a consumer group. @default 'kafkajs' (SWITCHYARD_KAFKA_CLIENT)
+   */
+  kafkaClient?: KafkaClient;
+  /**
    * Size budget per partition of the topics that expire records (requests, decisions, results,
    * heartbeats, deadletter): past it the oldest closed segments are deleted — the embedded log's
    * `retentionBytes`, Kafka's `retention.bytes` (set when Switchyard creates the topics). A
@@ -87,6 +93,9 @@ export interface SwitchyardConfig {
 }
 
 const FSYNC = ['always', 'interval', 'never'] as const;
+
+export const KAFKA_CLIENTS = ['kafkajs', 'platformatic'] as const;
+export type KafkaClient = (typeof KAFKA_CLIENTS)[number];
 
 const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 };
 const DURATION_UNITS: Readonly<Record<string, number>> = { '': 1, ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -187,6 +196,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
     return n;
   };
   const { kafkaTls, kafkaSasl } = kafkaSecurityFromEnv(env);
+  const kafkaClient = overrides.kafkaClient ?? ((env.SWITCHYARD_KAFKA_CLIENT || 'kafkajs').trim().toLowerCase() as KafkaClient);
+  if (!KAFKA_CLIENTS.includes(kafkaClient)) throw configError(`SWITCHYARD_KAFKA_CLIENT must be one of ${KAFKA_CLIENTS.join(', ')}, got ${JSON.stringify(kafkaClient)}`);
   const clickhouseUser = overrides.clickhouseUser ?? (env.SWITCHYARD_CLICKHOUSE_USER || undefined);
   const clickhousePassword = overrides.clickhousePassword ?? secretFromEnv(env, 'SWITCHYARD_CLICKHOUSE_PASSWORD');
   return {
@@ -204,6 +215,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
     logLevel: overrides.logLevel ?? env.SWITCHYARD_LOG_LEVEL ?? 'info',
     kafkaSessionTimeoutMs: overrides.kafkaSessionTimeoutMs ?? kafkaMs('SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS', env.SWITCHYARD_KAFKA_SESSION_TIMEOUT_MS),
     kafkaRetryMaxMs: overrides.kafkaRetryMaxMs ?? kafkaMs('SWITCHYARD_KAFKA_RETRY_MAX_MS', env.SWITCHYARD_KAFKA_RETRY_MAX_MS) ?? 1_000,
+    kafkaClient,
     retentionBytes: overrides.retentionBytes ?? (env.SWITCHYARD_RETENTION_BYTES ? parseBytes(env.SWITCHYARD_RETENTION_BYTES, 'SWITCHYARD_RETENTION_BYTES') : -1),
     retentionMs: overrides.retentionMs ?? (env.SWITCHYARD_RETENTION_MS ? parseDurationMs(env.SWITCHYARD_RETENTION_MS, 'SWITCHYARD_RETENTION_MS') : -1),
   };

@@ -3,23 +3,26 @@ import type { SwitchyardConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { openEmbeddedLog } from './embedded/index.js';
 import { openKafkaLog } from './kafka/index.js';
+import { openPlatformaticLog } from './platformatic/index.js';
 import type { EventLog } from './port.js';
 
 /**
  * The deployment's log: Kafka when brokers are configured, else the embedded log under
  * `home/log`. Either applies the retention budget (`retentionBytes`, `retentionMs`; see
  * `SwitchyardConfig`) to the topics that expire records. Kafka is reached with the configured
- * TLS and SASL settings (`kafkaTls`, `kafkaSasl`), if any.
+ * TLS and SASL settings (`kafkaTls`, `kafkaSasl`), if any, through the configured client library
+ * (`kafkaClient`: kafkajs unless it says `platformatic`).
  */
 export async function openLog(
-  config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'kafkaTls' | 'kafkaSasl' | 'retentionBytes' | 'retentionMs'>,
+  config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'kafkaClient' | 'kafkaTls' | 'kafkaSasl' | 'retentionBytes' | 'retentionMs'>,
   logger?: Logger,
 ): Promise<EventLog> {
   const retention = { retentionBytes: config.retentionBytes ?? -1, maxRetentionMs: config.retentionMs ?? -1 };
   if (config.brokers.length > 0) {
     const { kafkaSessionTimeoutMs: sessionTimeoutMs, kafkaRetryMaxMs: retryMaxMs } = config;
     const { kafkaTls: tls, kafkaSasl: sasl } = config;
-    return openKafkaLog({ brokers: config.brokers, ...retention, ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}), ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) });
+    const options = { brokers: config.brokers, ...retention, ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}), ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) };
+    return config.kafkaClient === 'platformatic' ? openPlatformaticLog(options) : openKafkaLog(options);
   }
   return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync, ...retention });
 }

@@ -1,0 +1,1 @@
+export { openPlatformaticLog, type PlatformaticLogOptions } from './adapter.js';
