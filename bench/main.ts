@@ -35,6 +35,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   sink: async () => (await import('./sink.js')).benchSink,
   replay: async () => (await import('./replay.js')).benchReplay,
   'replay-archive': async () => (await import('./replay-archive.js')).benchReplayArchive,
+  peers: async () => (await import('./peers/bench.js')).benchPeers,
 };
 
 const { values, positionals } = parseArgs({
