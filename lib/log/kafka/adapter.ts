@@ -519,7 +519,6 @@ class KafkaLog implements EventLog {
     });
     this.consumers.add(consumer);
     let stopping = false;
-    const inFlightCommits = new Set<Promise<void>>();
     let memberId: string | undefined;
     let joins = 0;
     consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -592,24 +591,8 @@ class KafkaLog implements EventLog {
             resolveOffset(String(last));
             // Through the batch's own committer: consumer.commitOffsets() silently does nothing
             // once close() has begun stopping the consumer, and the batch in hand must commit.
-            // Not awaited while running: a commit is a coordinator round trip, and waiting for
-            // it before the next fetch put one on every hop of the serving path. Commits go out
-            // in order on the coordinator's one connection; one that fails (a rebalance) only
-            // means the next owner reads those records again, which at-least-once allows and
-            // every consumer here tolerates. close() waits for the last one.
-            const commit = commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(last + 1) }] }] });
-            if (stopping) await commit;
-            else {
-              const tracked: Promise<void> = commit.then(
-                () => void inFlightCommits.delete(tracked),
-                (err: unknown) => {
-                  inFlightCommits.delete(tracked);
-                  this.opts.logger.debug({ err: errorMessage(err), groupId, topic: batch.topic, partition: batch.partition, offset: last + 1 }, 'kafka consumer: offset commit failed; the records after the last commit may be delivered again');
-                },
-              );
-              inFlightCommits.add(tracked);
-              await heartbeat();
-            }
+            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(last + 1) }] }] });
+            if (!stopping) await heartbeat();
           }
         },
       });
@@ -633,8 +616,6 @@ class KafkaLog implements EventLog {
         if (!this.consumers.has(consumer)) return;
         stopping = true;
         this.consumers.delete(consumer);
-        await consumer.stop();
-        await Promise.all(inFlightCommits);
         await consumer.disconnect();
       },
     };
