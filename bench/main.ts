@@ -42,8 +42,9 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' } },
 });
-// Without a name: every benchmark but the soak (30 minutes by default; run it by name).
-const names = positionals.length > 0 ? positionals : Object.keys(benches).filter((n) => n !== 'soak');
+// Without a name: every benchmark but the soak (30 minutes by default) and peers (installs Ray Serve
+// and needs a Kafka broker); run those by name.
+const names = positionals.length > 0 ? positionals : Object.keys(benches).filter((n) => n !== 'soak' && n !== 'peers');
 for (const name of names) {
   const load = benches[name];
   if (!load) {
