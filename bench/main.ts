@@ -22,6 +22,10 @@ export interface BenchContext {
   /** `--minutes` and `--rate`, for the benchmarks that run for a time at a rate (soak). */
   minutes?: number;
   rate?: number;
+  /** `--seconds`: the length of a measured window, for the benchmarks that take one (cpu). */
+  seconds?: number;
+  /** `--baseline <checkout>`: another checkout of Switchyard (built) to measure beside this one (cpu). */
+  baseline?: string;
   progress: (line: string) => void;
 }
 
@@ -31,6 +35,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   log: async () => (await import('./log.js')).benchLog,
   'log-read': async () => (await import('./log-read.js')).benchLogRead,
   soak: async () => (await import('./soak.js')).benchSoak,
+  cpu: async () => (await import('./cpu.js')).benchCpu,
   serve: async () => (await import('./serve.js')).benchServe,
   sink: async () => (await import('./sink.js')).benchSink,
   replay: async () => (await import('./replay.js')).benchReplay,
@@ -40,7 +45,7 @@ const benches: Record<string, () => Promise<Bench>> = {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' }, baseline: { type: 'string' } },
 });
 // Without a name: every benchmark but the soak (30 minutes by default) and peers (installs Ray Serve
 // and needs a Kafka broker); run those by name.
@@ -59,6 +64,8 @@ for (const name of names) {
     brokers,
     ...(values.minutes !== undefined ? { minutes: Number(values.minutes) } : {}),
     ...(values.rate !== undefined ? { rate: Number(values.rate) } : {}),
+    ...(values.seconds !== undefined ? { seconds: Number(values.seconds) } : {}),
+    ...(values.baseline !== undefined ? { baseline: values.baseline } : {}),
     progress: (line) => process.stderr.write(`[${name}] ${line}\n`),
   });
   mkdirSync('bench/results', { recursive: true });

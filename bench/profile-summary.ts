@@ -21,13 +21,25 @@ interface ProfileNode {
   id: number;
   callFrame: CallFrame;
 }
-interface Profile {
+export interface Profile {
+  /** Profile clock (µs, monotonic) of the first and last sample. */
+  startTime: number;
+  endTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
 }
 
 const ROOT = new URL('..', import.meta.url).pathname;
+
+/** A file of this checkout or of another (bench/cpu.ts --baseline): its path below the checkout's root or its dist/. */
+function sourcePath(url: string): string {
+  const file = url.replace(/^file:\/\//, '');
+  const nm = file.lastIndexOf('/node_modules/');
+  if (nm >= 0) return file.slice(nm + 1);
+  const dist = file.lastIndexOf('/dist/');
+  return dist >= 0 ? file.slice(dist + 6) : file.replace(ROOT, '');
+}
 
 /** An area of the code a frame belongs to: our directories, a package, a Node subsystem. */
 export function areaOf(frame: CallFrame): string {
@@ -38,20 +50,31 @@ export function areaOf(frame: CallFrame): string {
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) return `npm: ${url.slice(nm + 13).split('/').slice(0, url.slice(nm + 13).startsWith('@') ? 2 : 1).join('/')}`;
   if (url.startsWith('node:')) return url.startsWith('node:internal/') ? `node: ${url.slice(14).split('/')[0]}` : `node: ${url.slice(5)}`;
-  const path = url.replace(/^file:\/\//, '').replace(ROOT, '').replace(/^dist\//, '');
+  const path = sourcePath(url);
   return path.split('/').slice(0, path.startsWith('lib/log/') || path.startsWith('services/') ? 3 : 2).join('/');
 }
 
-export function summarize(profile: Profile, top: number): { busyMs: number; idleMs: number; areas: [string, number][]; functions: [string, number][] } {
+/**
+ * Self time by area and by function. `window` keeps only the samples taken within it (profile
+ * clock, µs; e.g. a load window, leaving out start-up and shutdown).
+ */
+export function summarize(profile: Profile, top: number, window?: { from: number; to: number }): { busyMs: number; idleMs: number; areas: [string, number][]; functions: [string, number][] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let t = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    if (window !== undefined && (t < window.from || t > window.to)) return;
+    self.set(id, (self.get(id) ?? 0) + dt);
+  });
   const areas = new Map<string, number>();
   const functions = new Map<string, number>();
   let idle = 0;
   let busy = 0;
   for (const [id, us] of self) {
     const frame = byId.get(id)!.callFrame;
+    const { url } = frame;
     if (frame.functionName === '(idle)') {
       idle += us;
       continue;
@@ -59,7 +82,7 @@ export function summarize(profile: Profile, top: number): { busyMs: number; idle
     busy += us;
     const area = areaOf(frame);
     areas.set(area, (areas.get(area) ?? 0) + us);
-    const where = frame.url === '' ? '' : ` ${frame.url.replace(/^file:\/\//, '').replace(ROOT, '')}:${frame.lineNumber + 1}`;
+    const where = frame.url === '' ? '' : ` ${url.startsWith('node:') ? url : sourcePath(url)}:${frame.lineNumber + 1}`;
     const fn = `${frame.functionName || '(anonymous)'}${where}`;
     functions.set(fn, (functions.get(fn) ?? 0) + us);
   }

@@ -6,8 +6,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { BenchContext, BenchResult } from '../main.js';
 import { median, round } from '../stats.js';
-import { cpuDeltaMs, type LoadJob, type LoadResult } from './measure.js';
+import { cpuDeltaMs, type LoadJob } from './measure.js';
 import { freePort, TICKS_PER_SECOND, treeTicks } from './proc.js';
+import { measureLoad, type Measured } from './run.js';
 import { installRay, RAY_MAX_ONGOING_REQUESTS, RAY_REQUIREMENT, startRay } from './ray.js';
 import { startUp, type UpProcess } from './up.js';
 
@@ -27,7 +28,6 @@ import { startUp, type UpProcess } from './up.js';
  */
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const LOADGEN = join(ROOT, 'bench', 'peers', 'loadgen.ts');
 
 interface Phase {
   label: string;
@@ -59,53 +59,6 @@ interface System {
   name: string;
   /** Resolves with the running system, or with the reason it is not measured. */
   start: () => Promise<Running | { notMeasured: string }>;
-}
-
-interface Measured {
-  result: LoadResult;
-  cpuMs: number;
-  brokerCpuMs: number | undefined;
-  processes: string[];
-}
-
-/** One run of the load generator against `url`, with the system's CPU sampled at the window's edges. */
-function measure(job: LoadJob, running: Running): Promise<Measured> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOADGEN, JSON.stringify(job)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => void (stderr += c.toString()));
-    let before: Map<number, number> | undefined;
-    let brokerBefore: Map<number, number> | undefined;
-    let measured: Measured | undefined;
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const msg = JSON.parse(line) as { event: string } & LoadResult;
-      if (msg.event === 'start') {
-        before = treeTicks(running.rootPid);
-        if (running.brokerPid !== undefined) brokerBefore = treeTicks(running.brokerPid);
-      } else if (msg.event === 'done' && before !== undefined) {
-        const after = treeTicks(running.rootPid);
-        const brokerAfter = running.brokerPid === undefined ? undefined : treeTicks(running.brokerPid);
-        measured = {
-          result: msg,
-          cpuMs: cpuDeltaMs(before, after, TICKS_PER_SECOND),
-          brokerCpuMs: brokerBefore === undefined || brokerAfter === undefined ? undefined : cpuDeltaMs(brokerBefore, brokerAfter, TICKS_PER_SECOND),
-          processes: [...after.keys()].map(processName),
-        };
-      }
-    });
-    child.once('close', (code) => {
-      if (code === 0 && measured !== undefined) resolve(measured);
-      else reject(new Error(`load generator exited ${code}: ${stderr.trim().split('\n').at(-1) ?? ''}`));
-    });
-  });
-}
-
-function processName(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return String(pid);
-  }
 }
 
 /** A process of our own that runs the floor server. */
@@ -252,14 +205,14 @@ export async function benchPeers(ctx: BenchContext): Promise<BenchResult[]> {
     try {
       const job = (phase: Phase, tag: string): LoadJob => ({ url: sys.url, tag: `${runId} ${tag}`, mode: phase.mode, rate: phase.rate, connections: phase.connections, seconds, warmup, timeoutMs: 30_000 });
       ctx.progress(`${system.name}: warm-up, 8 connections for ${seconds} s`);
-      await measure({ ...job(PHASES[3]!, 'warm-up'), connections: 8 }, sys);
+      await measureLoad({ ...job(PHASES[3]!, 'warm-up'), connections: 8 }, sys.rootPid, sys.brokerPid);
       ctx.progress(`${system.name}: idle CPU, no requests for ${seconds} s`);
       const idleMsPerS = await idleCpu(sys, seconds);
       const byPhase: Row[] = PHASES.map((phase) => ({ system: system.name, phase: phase.label, runs: [], idleMsPerS }));
       for (let run = 0; run < runs; run++) {
         for (const [p, phase] of PHASES.entries()) {
           ctx.progress(`${system.name} run ${run + 1}/${runs}: ${phase.label} for ${seconds} s`);
-          const m = await measure(job(phase, `${system.name} ${run} ${p}`), sys);
+          const m = await measureLoad(job(phase, `${system.name} ${run} ${p}`), sys.rootPid, sys.brokerPid);
           const load = loadavg()[0]!;
           loadDuring.push(load);
           loadBySystem.set(system.name, [...(loadBySystem.get(system.name) ?? []), load]);

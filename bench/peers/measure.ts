@@ -70,6 +70,8 @@ export interface ProcStat {
   ppid: number;
   /** utime + stime, clock ticks (all threads of the process). */
   ticks: number;
+  /** utime alone (user mode), clock ticks. */
+  userTicks: number;
 }
 
 /**
@@ -83,9 +85,10 @@ export function parseStat(text: string): ProcStat {
   // After ") ": state is field 3; ppid field 4; utime 14 and stime 15 (proc(5)).
   const rest = text.slice(close + 2).split(' ');
   const ppid = Number(rest[1]);
-  const ticks = Number(rest[11]) + Number(rest[12]);
+  const userTicks = Number(rest[11]);
+  const ticks = userTicks + Number(rest[12]);
   if (!Number.isInteger(pid) || !Number.isInteger(ppid) || !Number.isFinite(ticks)) throw new Error(`unreadable /proc/<pid>/stat line: ${text.slice(0, 80)}`);
-  return { pid, ppid, ticks };
+  return { pid, ppid, ticks, userTicks };
 }
 
 /** `root` and every process below it, from a table of all processes. */

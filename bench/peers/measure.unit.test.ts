@@ -32,7 +32,7 @@ describe('/proc/<pid>/stat', () => {
   it('reads pid, ppid and utime + stime, whatever the command name holds', () => {
     // Fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime ...
     const line = '4242 (ray::Serve) (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 31 7 9 20 0 12 0 1234 0 0\n';
-    expect(parseStat(line)).toEqual({ pid: 4242, ppid: 17, ticks: 281 });
+    expect(parseStat(line)).toEqual({ pid: 4242, ppid: 17, ticks: 281, userTicks: 250 });
   });
 
   it('reads this process', () => {
@@ -57,7 +57,7 @@ describe('process tree', () => {
       [13, 12], // a worker below the raylet
       [20, 1], // someone else's
       [21, 20],
-    ].map(([pid, ppid]) => [pid!, { pid: pid!, ppid: ppid!, ticks: 0 }]),
+    ].map(([pid, ppid]) => [pid!, { pid: pid!, ppid: ppid!, ticks: 0, userTicks: 0 }]),
   );
 
   it('is the root and everything below it', () => {

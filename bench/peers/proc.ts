@@ -34,6 +34,12 @@ export function treeTicks(root: number): Map<number, number> {
   return new Map(processTree(table, root).map((pid) => [pid, table.get(pid)!.ticks]));
 }
 
+/** CPU ticks of `root` and every process below it now, per pid: user mode and in all (user + system). */
+export function treeTimes(root: number): Map<number, { user: number; all: number }> {
+  const table = processTable();
+  return new Map(processTree(table, root).map((pid) => [pid, { user: table.get(pid)!.userTicks, all: table.get(pid)!.ticks }]));
+}
+
 /** A port free on 127.0.0.1 just now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -18,6 +18,8 @@ export interface UpProcess {
   stop: (keep?: boolean) => Promise<void>;
   /** The server's stdout and stderr. */
   logFile: string;
+  /** Its home (the embedded log is under `<home>/log`); removed by `stop()` unless kept. */
+  home: string;
 }
 
 export interface UpOptions {
@@ -29,6 +31,10 @@ export interface UpOptions {
   readyTimeoutMs?: number;
   /** Run the sources through tsx even when dist/ is fresh (SWITCHYARD_FROM_SOURCE=1). @default false */
   fromSource?: boolean;
+  /** Another checkout of Switchyard to run (its bin/switchyard.js), e.g. an older commit to compare with. @default this one */
+  checkout?: string;
+  /** Flags for node itself, e.g. `--cpu-prof`. */
+  nodeArgs?: string[];
 }
 
 /**
@@ -36,19 +42,19 @@ export interface UpOptions {
  * fresh home under the OS temp dir, a free port, log level warn — as bench/soak.ts starts it.
  * Resolves once `/readyz` answers 200.
  */
-export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromSource = false }: UpOptions): Promise<UpProcess> {
+export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromSource = false, checkout = ROOT, nodeArgs = [] }: UpOptions): Promise<UpProcess> {
   const home = mkdtempSync(join(tmpdir(), 'sy-bench-peers-'));
   const port = await freePort();
   const logFile = join(home, 'up.log');
   const out = createWriteStream(logFile);
-  const args = [join(ROOT, 'bin', 'switchyard.js'), 'up', '--port', String(port), '--home', home];
+  const args = [...nodeArgs, join(checkout, 'bin', 'switchyard.js'), 'up', '--port', String(port), '--home', home];
   if (brokers.length > 0) args.push('--brokers', brokers.join(','));
   if (prefix !== undefined) args.push('--prefix', prefix);
   // This run's flags only: no deployment settings inherited from the caller's environment.
   const env: NodeJS.ProcessEnv = { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn' };
   for (const k of ['SWITCHYARD_BROKERS', 'SWITCHYARD_HOME', 'SWITCHYARD_TOPIC_PREFIX', 'SWITCHYARD_FROM_SOURCE']) delete env[k];
   if (fromSource) env.SWITCHYARD_FROM_SOURCE = '1';
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -79,6 +85,6 @@ export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromS
     throw e;
   }
   // bin/switchyard.js says on stderr when it falls back to the sources; no dist/ at all is the other case.
-  const sources = fromSource || !existsSync(join(ROOT, 'dist', 'cli', 'main.js')) || !existsSync(join(ROOT, 'dist', 'BUILD')) || readFileSync(logFile, 'utf8').includes('running the sources');
-  return { pid: child.pid!, url, ran: sources ? 'sources through tsx' : 'compiled dist/', stop, logFile };
+  const sources = fromSource || !existsSync(join(checkout, 'dist', 'cli', 'main.js')) || !existsSync(join(checkout, 'dist', 'BUILD')) || readFileSync(logFile, 'utf8').includes('running the sources');
+  return { pid: child.pid!, url, ran: sources ? 'sources through tsx' : 'compiled dist/', stop, logFile, home };
 }

@@ -1,0 +1,229 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openLogSource } from '../replay/source.js';
+import { scanEventBatches } from '../replay/scan.js';
+import { HopTimings, type HopRow } from './hops.js';
+import type { BenchContext, BenchResult } from './main.js';
+import { cpuDeltaMs } from './peers/measure.js';
+import { TICKS_PER_SECOND, treeTicks } from './peers/proc.js';
+import { measureLoad, type Measured } from './peers/run.js';
+import { startUp } from './peers/up.js';
+import { summarize as summarizeProfile, type Profile } from './profile-summary.js';
+import { median, round } from './stats.js';
+
+/**
+ * `npm run bench -- cpu [--rate N] [--seconds S] [--baseline <checkout>] [--quick] [--json]`:
+ * where the CPU and the time of a request go in `switchyard up` (issue 11). The shipped `noop`
+ * model on the embedded log with the default fsync, an open loop at a fixed rate from the peers
+ * benchmark's load generator (a process of its own, unique inputs):
+ * - CPU per completed request of the whole process tree, user and system apart, and above idle;
+ * - every request of the window counted on the log afterwards, and the time between its recorded
+ *   events per hop (bench/hops.ts);
+ * - a V8 CPU profile (`--cpu-prof`) of one more window, by area (bench/profile-summary.ts).
+ * With `--baseline`, another built checkout (e.g. `git worktree add /tmp/before <commit>` then
+ * `npm ci && npm run build` there) is measured the same way in the same run, runs alternating,
+ * so the two see the same machine.
+ */
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface Variant {
+  name: string;
+  checkout: string;
+}
+
+interface Run {
+  m: Measured;
+  idleMsPerS: number;
+  onLog: { requested: number; completed: number; other: number };
+  hops: HopRow[];
+  simple: number;
+}
+
+function revisionOf(checkout: string): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: checkout, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown commit';
+  }
+}
+
+/** The recorded events of requests received since `from`: counted, and timed per hop. */
+async function readLog(home: string, from: number): Promise<Pick<Run, 'onLog' | 'hops' | 'simple'>> {
+  const source = await openLogSource({ brokers: [], home, topicPrefix: 'switchyard.', schemaRegistryUrl: undefined, fsync: 'never' });
+  try {
+    const hops = new HopTimings();
+    const onLog = { requested: 0, completed: 0, other: 0 };
+    for await (const batch of scanEventBatches(source, ['requests', 'decisions', 'results'], { from })) {
+      for (const { event, record } of batch) {
+        if (event.type === 'InferenceRequested') onLog.requested++;
+        else if (event.type === 'InferenceCompleted') onLog.completed++;
+        else if (event.type === 'InferenceFailed' || event.type === 'RequestRejected' || event.type === 'ResultSuperseded') onLog.other++;
+        hops.add(event, record.timestamp);
+      }
+    }
+    return { onLog, hops: hops.rows(), simple: hops.counts().simple };
+  } finally {
+    await source.close();
+  }
+}
+
+export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
+  const rate = ctx.rate ?? 400;
+  const seconds = ctx.seconds ?? (ctx.quick ? 5 : 20);
+  const runs = ctx.quick ? 1 : 3;
+  const idleSeconds = ctx.quick ? 2 : 5;
+  const runId = Date.now().toString(36);
+  const variants: Variant[] = [{ name: `this tree (${revisionOf(ROOT)})`, checkout: ROOT }];
+  if (ctx.baseline !== undefined) {
+    const checkout = resolve(ctx.baseline);
+    if (!existsSync(join(checkout, 'dist', 'cli', 'main.js'))) throw new Error(`--baseline ${checkout}: no dist/cli/main.js there (npm ci && npm run build in that checkout first)`);
+    variants.unshift({ name: `baseline (${revisionOf(checkout)})`, checkout });
+  }
+  if (!existsSync(join(ROOT, 'dist', 'BUILD'))) ctx.progress('dist/ is not built: this tree runs from its sources through tsx (npm run build first to measure what ships)');
+  const loadBefore = loadavg();
+  const byVariant = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
+  const profiles = new Map<string, ReturnType<typeof summarizeProfile>>();
+  const ran = new Map<string, string>();
+
+  const job = (url: string, tag: string) => ({ url: `${url}/v1/infer`, tag: `${runId} ${tag}`, mode: 'open' as const, rate, connections: 64, seconds, warmup: 1000, timeoutMs: 30_000 });
+
+  for (let r = 0; r < runs; r++) {
+    for (const v of variants) {
+      ctx.progress(`${v.name} run ${r + 1}/${runs}: ${idleSeconds} s idle, then ${rate} req/s for ${seconds} s`);
+      const up = await startUp({ brokers: [], checkout: v.checkout });
+      ran.set(v.name, up.ran);
+      try {
+        const before = treeTicks(up.pid);
+        const t0 = performance.now();
+        await new Promise((res) => setTimeout(res, idleSeconds * 1000));
+        const idleMsPerS = cpuDeltaMs(before, treeTicks(up.pid), TICKS_PER_SECOND) / ((performance.now() - t0) / 1000);
+        const m = await measureLoad(job(up.url, `${v.name} ${r}`), up.pid);
+        await up.stop(true);
+        const log = await readLog(up.home, m.startedAt);
+        byVariant.get(v.name)!.push({ m, idleMsPerS, ...log });
+        ctx.progress(`  ${round(m.result.okPerSec, 0)} ok/s, p50 ${round(m.result.p50, 2)} ms, p99 ${round(m.result.p99, 2)} ms, CPU ${round(m.cpuMs / m.result.ok, 3)} ms/req (user ${round(m.userCpuMs / m.result.ok, 3)}), on the log ${log.onLog.requested} requested / ${log.onLog.completed} completed`);
+      } finally {
+        await up.stop();
+      }
+    }
+  }
+  for (const v of variants) {
+    ctx.progress(`${v.name}: one more window under the V8 profiler (--cpu-prof)`);
+    const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-prof-'));
+    const up = await startUp({ brokers: [], checkout: v.checkout, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+    try {
+      const m = await measureLoad(job(up.url, `${v.name} profiled`), up.pid);
+      const windowEnd = Date.now();
+      await up.stop();
+      const exited = Date.now();
+      const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+      if (file === undefined) ctx.progress(`  no profile written in ${dir}`);
+      else {
+        // The profile ends as the process exits; its clock is not the wall clock, so the window is
+        // placed back from the end (to within the few ms between the exit and our seeing it).
+        const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
+        const window = { from: profile.endTime - (exited - m.startedAt) * 1000, to: profile.endTime - (exited - windowEnd) * 1000 };
+        profiles.set(v.name, summarizeProfile(profile, 14, window));
+      }
+    } finally {
+      await up.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const med = (rs: Run[], f: (r: Run) => number): number => median(rs.map(f));
+  const perReq = (rs: Run[], f: (r: Run) => number): number => round(med(rs, (r) => f(r) / r.m.result.ok), 3);
+  const cpuRows = variants.map((v) => {
+    const rs = byVariant.get(v.name)!;
+    return [
+      v.name,
+      Math.round(med(rs, (r) => r.m.result.okPerSec)),
+      round(med(rs, (r) => r.m.result.p50), 2),
+      round(med(rs, (r) => r.m.result.p99), 2),
+      rs.reduce((n, r) => n + r.m.result.shed + r.m.result.failed, 0),
+      perReq(rs, (r) => r.m.cpuMs),
+      perReq(rs, (r) => r.m.userCpuMs),
+      perReq(rs, (r) => r.m.cpuMs - r.m.userCpuMs),
+      perReq(rs, (r) => r.m.cpuMs - r.idleMsPerS * r.m.result.elapsedS),
+      round(med(rs, (r) => r.idleMsPerS), 1),
+      rs.map((r) => `${r.onLog.requested}/${r.onLog.completed}/${r.onLog.other}`).join(', '),
+    ];
+  });
+  if (variants.length === 2) {
+    const [b, a] = variants.map((v) => byVariant.get(v.name)!);
+    const ratio = (f: (r: Run) => number): string => `×${round(med(a!, f) / med(b!, f), 2)}`;
+    cpuRows.push([
+      'this tree ÷ baseline',
+      ratio((r) => r.m.result.okPerSec),
+      ratio((r) => r.m.result.p50),
+      ratio((r) => r.m.result.p99),
+      '',
+      ratio((r) => r.m.cpuMs / r.m.result.ok),
+      ratio((r) => r.m.userCpuMs / r.m.result.ok),
+      ratio((r) => (r.m.cpuMs - r.m.userCpuMs) / r.m.result.ok),
+      ratio((r) => (r.m.cpuMs - r.idleMsPerS * r.m.result.elapsedS) / r.m.result.ok),
+      ratio((r) => r.idleMsPerS),
+      '',
+    ]);
+  }
+
+  // Hops from each variant's last run (the runs agree to within the machine's noise; the CPU table has them all).
+  const hopRows = (byVariant.get(variants[0]!.name)!.at(-1)?.hops ?? []).map((h, i) => [
+    h.name,
+    ...variants.flatMap((v) => {
+      const x = byVariant.get(v.name)!.at(-1)!.hops[i]!;
+      return [round(x.mean, 2), x.p50, x.p99];
+    }),
+    h.spans,
+  ]);
+  const areas = [...new Set(variants.flatMap((v) => (profiles.get(v.name)?.areas ?? []).map(([a]) => a)))];
+  const profileRows = areas.map((area) => [
+    area,
+    ...variants.map((v) => {
+      const p = profiles.get(v.name);
+      const us = p?.areas.find(([a]) => a === area)?.[1];
+      return p === undefined || us === undefined ? '—' : `${round((us / 1000 / p.busyMs) * 100, 1)}%`;
+    }),
+  ]);
+  const functionRows = variants.flatMap((v) => (profiles.get(v.name)?.functions ?? []).slice(0, 10).map(([f, us]) => [v.name, f, `${round((us / 1000 / profiles.get(v.name)!.busyMs) * 100, 1)}%`]));
+  const machine = `Machine: ${cpus().length} vCPUs (${cpus()[0]?.model ?? '?'}), Node ${process.versions.node}; load average ${loadBefore.map((l) => round(l, 2)).join(' / ')} before the run, ${loadavg().map((l) => round(l, 2)).join(' / ')} after it.`;
+  return [
+    {
+      title: `CPU per request, \`switchyard up\` embedded, no-op model, open loop ${rate} req/s (median of ${runs} run${runs === 1 ? '' : 's'} of ${seconds} s${variants.length === 2 ? ', alternating' : ''})`,
+      columns: ['Switchyard', 'completed req/s', 'p50 ms', 'p99 ms', 'shed + failed', 'CPU ms/req', 'user', 'system', 'above idle', 'idle CPU ms/s', 'on the log: requested/completed/other per run'],
+      rows: cpuRows,
+      notes: [
+        `\`switchyard up\` (bin/switchyard.js: ${[...ran].map(([n, how]) => `${n} ran ${how}`).join('; ')}) with its defaults — embedded log, fsync \`always\`, the shipped \`noop\` model — a fresh home each run. Load: bench/peers/loadgen.ts in a process of its own, POST /v1/infer with an input unique per request (cacheable false), latency from each request's due time, 1,000 warm-up requests first, not counted.`,
+        'CPU ms/req: user + system CPU of the whole process tree over the window (/proc) ÷ the requests completed (200). Above idle: less what the same process spends with no requests, measured for a few seconds before the window (heartbeats, ticks, timers).',
+        'On the log: after each run the log is opened and every event of the requests received in the window counted — InferenceRequested / InferenceCompleted / anything else terminal or superseded (failed, rejected, superseded).',
+        machine,
+      ],
+    },
+    {
+      title: 'Where a request\'s time goes, per hop, from its recorded events (ms; each variant\'s last run)',
+      columns: ['hop', ...variants.flatMap((v) => [`${v.name} mean`, 'p50', 'p99']), 'spans'],
+      rows: hopRows,
+      notes: [
+        `From the events of the requests on the simple path (routed once, started once, completed): ${variants.map((v) => `${v.name} ${byVariant.get(v.name)!.at(-1)?.simple ?? 0}`).join(', ')} requests. Times are whole milliseconds (the events' resolution): a hop under a millisecond shows in its mean. A record's timestamp is taken when its append is called, before the group commit, so a topic's fsync shows in the hop after its append.`,
+      ],
+    },
+    {
+      title: 'Where the main thread\'s busy time goes, by area (V8 CPU profile of one more window at the same rate, share of busy time)',
+      columns: ['area', ...variants.map((v) => v.name)],
+      rows: profileRows,
+      notes: [
+        `Samples of the load window only (start-up, warm-up and shutdown left out). ${variants.map((v) => `${v.name}: main thread busy ${round(profiles.get(v.name)?.busyMs ?? 0, 0)} ms, idle ${round(profiles.get(v.name)?.idleMs ?? 0, 0)} ms`).join('; ')}. V8 samples the main thread only; a native row (writeBuffers: socket writes, fdatasync, writev) is time the main thread spent in that call. The thread pool's and the kernel's share are in the system column above.`,
+      ],
+    },
+    {
+      title: 'Top functions by self time (same profiles)',
+      columns: ['Switchyard', 'function', 'share of busy'],
+      rows: functionRows,
+      notes: [],
+    },
+  ];
+}
