@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AcceleratorProbe, NVIDIA_SMI_ARGS, parseNvidiaSmi } from './accelerator.js';
+import { AcceleratorProbe, cpuSampler, NVIDIA_SMI_ARGS, parseNvidiaSmi } from './accelerator.js';
 
 describe('accelerator info', () => {
   it('parses nvidia-smi CSV (two GPUs): summed memory, mean utilization, driver', () => {
@@ -41,5 +41,23 @@ describe('accelerator info', () => {
     const probe = new AcceleratorProbe(async () => 'NVIDIA L4, 23034, 500, 12, 550.54.15');
     await probe.refresh();
     expect(probe.sample()).toMatchObject({ kind: 'gpu', name: 'NVIDIA L4', count: 1, utilization: 0.12 });
+  });
+
+  it('samples the CPU at most once per interval: a younger sample is the last one again', () => {
+    let t = 0;
+    const sample = cpuSampler(1_000, () => t);
+    const first = sample();
+    expect(first).toMatchObject({ kind: 'cpu', utilization: null });
+    t = 999;
+    expect(sample()).toBe(first);
+    // Burn some CPU so the next window has ticks to compare.
+    const until = performance.now() + 50;
+    while (performance.now() < until);
+    t = 1_000;
+    const second = sample();
+    expect(second).not.toBe(first);
+    expect(second.utilization).not.toBeNull();
+    expect(second.utilization!).toBeGreaterThanOrEqual(0);
+    expect(second.utilization!).toBeLessThanOrEqual(1);
   });
 });
