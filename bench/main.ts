@@ -47,9 +47,10 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' }, baseline: { type: 'string' } },
 });
-// Without a name: every benchmark but the soak (30 minutes by default) and peers (installs Ray Serve
-// and needs a Kafka broker); run those by name.
-const names = positionals.length > 0 ? positionals : Object.keys(benches).filter((n) => n !== 'soak' && n !== 'peers');
+// Without a name: every benchmark but those that start \`switchyard up\` as users run it (cpu, the
+// soak: 30 minutes by default; peers also installs Ray Serve and wants a broker); run those by name.
+const BY_NAME_ONLY = new Set(['cpu', 'soak', 'peers']);
+const names = positionals.length > 0 ? positionals : Object.keys(benches).filter((n) => !BY_NAME_ONLY.has(n));
 for (const name of names) {
   const load = benches[name];
   if (!load) {

@@ -6,7 +6,7 @@ import { dueAt, dueBy, type LoadJob, type LoadResult } from './measure.js';
  * The peers benchmark's load generator, a process of its own so that its CPU is not the
  * measured system's: `node --import tsx bench/peers/loadgen.ts '<LoadJob as JSON>'`. Every system
  * gets the same requests from it: POST of a Switchyard inference request for the `noop` model
- * with an input unique to the request. It prints JSON lines on stdout: `{"event":"start"}` when
+ * with an input unique to the request. It prints JSON lines on stdout: `{"event":"start","at":<ms>}` when
  * the measured window opens (after the warm-up), and `{"event":"done",...LoadResult}` once every
  * request of the window has finished.
  */
@@ -49,7 +49,9 @@ await Promise.all(
   }),
 );
 
-emit({ event: 'start' });
+// `at`: the window's opening on the wall clock, before its first request is sent (events on the
+// log from then on are the window's).
+emit({ event: 'start', at: Date.now() });
 const cpu = process.cpuUsage();
 const start = performance.now();
 let maxSendLagMs = 0;

@@ -41,9 +41,9 @@ export function measureLoad(job: LoadJob, rootPid: number, brokerPid?: number): 
     let startedAt = 0;
     let measured: Measured | undefined;
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const msg = JSON.parse(line) as { event: string } & LoadResult;
+      const msg = JSON.parse(line) as { event: string; at?: number } & LoadResult;
       if (msg.event === 'start') {
-        startedAt = Date.now();
+        startedAt = msg.at ?? Date.now();
         before = treeTimes(rootPid);
         if (brokerPid !== undefined) brokerBefore = pick(treeTimes(brokerPid), 'all');
       } else if (msg.event === 'done' && before !== undefined) {
