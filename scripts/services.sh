@@ -160,8 +160,10 @@ kafka_resolve() {
   log "kafka: $(find "$KAFKA_LIB_DIR" -name '*.jar' | wc -l) jars resolved"
 }
 
-# The broker JVM; the same command line runs the storage tool.
+# The broker JVM; the same command line runs the storage tool. GC pauses and safepoints go to
+# kafka-gc.log (rotated), to tell a stalled broker from a stalled client.
 KAFKA_JAVA=(java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+  "-Xlog:gc*,safepoint:file=$SERVICES_DIR/kafka-gc.log:time,uptime:filecount=3,filesize=20m"
   -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties"
   -cp "$KAFKA_LIB_DIR/*")
