@@ -24,10 +24,13 @@ export interface RouterOptions {
    * checks that it has folded `heartbeats` and `control` to their end, and waits (up to
    * `maxViewWaitMs`) while it has not — after a broker restart its view consumer may resume
    * after its requests consumer, and a stale view would refuse requests healthy workers could
-   * serve. @default 500
+   * serve. The router also waits while its view is current but every worker's newest heartbeat
+   * is older than the policy's `staleHeartbeatMs` and some worker is not evicted: on a saturated
+   * host heartbeats arrive late, and whether a silent worker is dead is the controller's verdict
+   * (an eviction), not this router's. @default 500
    */
   staleViewMs?: number;
-  /** Longest a batch waits for the view to catch up, ms. @default 10_000 */
+  /** Longest a batch waits for the view to catch up, or for a silent fleet's heartbeats or eviction, ms. @default 10_000 */
   maxViewWaitMs?: number;
 }
 
@@ -160,8 +163,13 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       ctx.logger.warn({ routerId, err: errorMessage(err) }, 'router: cannot read end offsets to check the view; waiting for heartbeats');
       ends = [];
     }
+    // Every worker's heartbeat is late, yet the controller has not evicted them all: they are
+    // starved or their heartbeats are in transit, and deciding now would refuse every request
+    // (STALE_HEARTBEAT) that the next heartbeat would route. Wait for it, or for the evictions.
+    const silentNotEvicted = () => ctx.now() - newestHeartbeatAt > policy.staleHeartbeatMs && state.candidates.some((c) => !c.evicted && !c.draining);
     const behind = () =>
-      ends.length === 0 ? ctx.now() - newestHeartbeatAt > staleViewMs : ends.some(({ topic, ends: e }) => e.some((end, p) => end > 0 && (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) < end));
+      silentNotEvicted() ||
+      (ends.length === 0 ? ctx.now() - newestHeartbeatAt > staleViewMs : ends.some(({ topic, ends: e }) => e.some((end, p) => end > 0 && (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) < end)));
     if (!behind()) return;
     stats.viewWaits++;
     while (behind() && ctx.now() - started < maxViewWaitMs) await new Promise((r) => setTimeout(r, 5));

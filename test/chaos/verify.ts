@@ -46,7 +46,7 @@ export const stillUnfinishedAt = (report: JudgeReport, ids: string[], worker: st
 export function expectEveryRequestEndedOnce(cluster: ChaosCluster, report: JudgeReport, http: HttpOutcome[], verify: Awaited<ReturnType<typeof verifyCluster>>): void {
   expect(report.withoutTerminal, cluster.diagnostics()).toEqual([]);
   expect(report.duplicated).toEqual([]);
-  expect(http.filter((o) => o.status !== 200).map((o) => `${o.requestId} ${o.status}`)).toEqual([]);
+  expect(http.filter((o) => o.status !== 200).map((o) => `${o.requestId} ${o.status}`), cluster.diagnostics(40)).toEqual([]);
   expectReplayed(verify);
 }
 

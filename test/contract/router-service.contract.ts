@@ -4,7 +4,7 @@ import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { createServiceContext, type ServiceContext } from '../../lib/runtime.js';
 import { EventCodec } from '../../schemas/codec.js';
 import type { RequestRejected, RequestRouted, SwitchyardEvent } from '../../schemas/generated/events.js';
-import { T0, heartbeat, joined, registered, request } from '../../services/router/fixtures.js';
+import { T0, evicted, heartbeat, joined, registered, request } from '../../services/router/fixtures.js';
 import { startRouter, type RunningRouter } from '../../services/router/service.js';
 import { uniqueName, waitFor } from '../support/services.js';
 
@@ -19,11 +19,14 @@ export function testRouterService(name: string, factory: () => Promise<{ log: Ev
     let cleanup: () => Promise<void>;
     let ctx: ServiceContext;
     const routers: RunningRouter[] = [];
+    /** The routers' wall clock; the fleet's heartbeats are at T0. */
+    let nowMs = T0 + 500;
 
     beforeEach(async () => {
       ({ log, cleanup } = await factory());
+      nowMs = T0 + 500;
       const codec = await EventCodec.create({ registry: new InMemoryRegistry() });
-      ctx = createServiceContext({ log, codec, topicPrefix: `${uniqueName('rt')}.`, lanes: 8, now: () => T0 + 500 });
+      ctx = createServiceContext({ log, codec, topicPrefix: `${uniqueName('rt')}.`, lanes: 8, now: () => nowMs });
       await log.ensureTopics(Object.values(ctx.topics));
       const control = [registered('m', 'v1'), joined('w1', 0), joined('w2', 1), joined('w3', 2, { zone: 'zone-b' })];
       await log.append(control.map((e) => ({ topic: ctx.topics.control.name, partition: 0, value: codec.encode(e) })));
@@ -92,6 +95,39 @@ export function testRouterService(name: string, factory: () => Promise<{ log: Ev
       const [rejected] = (await readAll(ctx.topics.results.name)).map((r) => r.event as RequestRejected);
       expect(rejected).toMatchObject({ type: 'RequestRejected', requestId: 'late', reason: 'DEADLINE_EXCEEDED' });
       expect(router.stats()).toMatchObject({ routed: 2, rejected: 1, duplicatesSkipped: 1 });
+    });
+
+    it('a fleet whose heartbeats are all late but not evicted: waits for the next heartbeat rather than refusing', async () => {
+      // Every heartbeat is 5 s old (stale after 2 s) and the view is at the log's end: a saturated
+      // host, not a dead fleet, until the controller says otherwise.
+      nowMs = T0 + 5_000;
+      const router = await startRouter(ctx, { routerId: 'router-a', maxViewWaitMs: 20_000 });
+      routers.push(router);
+      await send([request('r-late-beats', { at: T0 + 4_900, deadlineAt: T0 + 60_000 })]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await total(ctx.topics.decisions.name)).toBe(0);
+      expect(await total(ctx.topics.results.name)).toBe(0);
+      const beat = heartbeat('w2', 1, { seq: 2, at: T0 + 4_950 });
+      await log.append([{ topic: ctx.topics.heartbeats.name, key: beat.workerId, value: ctx.codec.encode(beat) }]);
+      await waitFor(async () => (await total(ctx.topics.decisions.name)) === 1, { what: 'the decision after a fresh heartbeat' });
+      const [routed] = await decisions();
+      expect(routed!.event).toMatchObject({ type: 'RequestRouted', requestId: 'r-late-beats', workerId: 'w2' });
+      expect(router.stats()).toMatchObject({ routed: 1, rejected: 0, viewWaits: 1 });
+    });
+
+    it('…and refuses NO_CAPACITY as soon as the controller has evicted the silent workers', async () => {
+      nowMs = T0 + 5_000;
+      const router = await startRouter(ctx, { routerId: 'router-a', maxViewWaitMs: 20_000 });
+      routers.push(router);
+      await send([request('r-dead-fleet', { at: T0 + 4_900, deadlineAt: T0 + 60_000 })]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await total(ctx.topics.results.name)).toBe(0);
+      const evictions = [evicted('w1', 0, T0 + 4_950), evicted('w2', 1, T0 + 4_950), evicted('w3', 2, T0 + 4_950)];
+      await log.append(evictions.map((e) => ({ topic: ctx.topics.control.name, partition: 0, value: ctx.codec.encode(e) })));
+      await waitFor(async () => (await total(ctx.topics.results.name)) === 1, { what: 'the rejection after the evictions', timeoutMs: 5_000 });
+      const [rejected] = (await readAll(ctx.topics.results.name)).map((r) => r.event as RequestRejected);
+      expect(rejected).toMatchObject({ type: 'RequestRejected', requestId: 'r-dead-fleet', reason: 'NO_CAPACITY' });
+      expect(rejected!.candidates.map((c) => c.excluded)).toEqual(['EVICTED', 'EVICTED', 'EVICTED']);
     });
 
     it('a restarted router rebuilds its state from the log: same sessions, same workers, no re-decision', async () => {
