@@ -8,6 +8,7 @@ import {
   type GroupPartitionsAssignments,
 } from '@platformatic/kafka';
 import { backoffDelayMs } from '../../backoff.js';
+import { OffsetCommitter } from '../commits.js';
 import { SwitchyardError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { LogRecord, SubscribeOptions, Subscription, TopicPartitions } from '../port.js';
@@ -140,9 +141,8 @@ export class PlatformaticSubscription implements Subscription {
   private readonly maxQueued: number;
   private rejoining = false;
   private fetchFailures = 0;
-  /** The offset to commit next per partition, and the commits in flight (`flushCommits`). */
-  private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: number }>();
-  private committing: Promise<void> | undefined;
+  /** Commits each handled batch's position without holding up the next batch. */
+  private readonly committer: OffsetCommitter;
 
   constructor(
     private readonly ctx: SubscriptionContext,
@@ -176,6 +176,10 @@ export class PlatformaticSubscription implements Subscription {
     // retries nothing itself (the fetch loop backs off and refreshes metadata).
     this.fetcher = new Consumer({ ...base, retries: 0, groupId, autocommit: false, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
     this.member.topics.trackAll(...topics);
+    this.committer = new OffsetCommitter(
+      (offsets) => this.member.commit({ offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 })) }),
+      (offsets, err) => ctx.logger.warn({ groupId, offsets, err: errorMessage(err) }, 'kafka consumer (platformatic): commit failed; the records after the last commit may be delivered again'),
+    );
   }
 
   assigned(): TopicPartitions[] {
@@ -226,7 +230,7 @@ export class PlatformaticSubscription implements Subscription {
       await Promise.allSettled(this.fetching.values());
       // The batches in hand finish and commit; nothing more is handed out.
       await Promise.allSettled([...this.states.values()].map((s) => s.worker));
-      await this.commitsSettled();
+      await this.committer.settled();
       await this.member.close().catch((err: unknown) => this.ctx.logger.warn({ groupId: this.options.groupId, err: errorMessage(err) }, 'kafka consumer (platformatic): leaving the group failed'));
       await this.fetcher.close().catch(() => {});
     })();
@@ -277,7 +281,7 @@ export class PlatformaticSubscription implements Subscription {
     }
     this.assignedNow = [...owned].map(([topic, partitions]) => ({ topic, partitions }));
     // A partition another member owns now is committed by it.
-    for (const key of this.pendingCommits.keys()) if (!this.states.has(key)) this.pendingCommits.delete(key);
+    this.committer.retain((topic, partition) => this.states.has(tpKey(topic, partition)));
     this.ctx.logger.debug({ groupId: this.options.groupId, memberId: payload.memberId, generationId: payload.generationId, assigned: this.assignedNow }, 'kafka consumer (platformatic): assigned');
     this.options.onAssigned?.(this.assignedNow);
     void this.seek(generation, previous);
@@ -287,7 +291,7 @@ export class PlatformaticSubscription implements Subscription {
   /** Positions of the owned partitions: the group's committed offsets, else earliest or latest. */
   private async seek(generation: number, previous: PartitionState[]): Promise<void> {
     await Promise.allSettled(previous.map((s) => s.worker));
-    await this.commitsSettled();
+    await this.committer.settled();
     const schedule = retrySchedule(this.ctx.client.retryMaxMs);
     for (let attempt = 1; generation === this.generation && !this.stopping; attempt++) {
       try {
@@ -453,47 +457,13 @@ export class PlatformaticSubscription implements Subscription {
 
   /**
    * Records the offset after a handled batch for the committer; the handler goes on to the next
-   * batch without waiting for the coordinator's answer (a round trip per batch on the serving
-   * path otherwise, as in the kafkajs adapter, which does not wait either).
+   * batch without waiting for the coordinator's answer (`OffsetCommitter`).
    */
   private commit(s: PartitionState, offset: number): void {
-    const key = tpKey(s.topic, s.partition);
     // A rebalance gave the partition to another member meanwhile: that member commits it (and
     // delivers these records again: at-least-once).
-    if (s.stale && !this.states.has(key)) return;
-    this.pendingCommits.set(key, { topic: s.topic, partition: s.partition, offset });
-    this.kickCommits();
-  }
-
-  private kickCommits(): void {
-    if (this.committing !== undefined) return;
-    this.committing = this.flushCommits().finally(() => {
-      this.committing = undefined;
-      if (this.pendingCommits.size > 0) this.kickCommits();
-    });
-  }
-
-  /** Resolves once every commit recorded so far has been sent (or has failed). */
-  private async commitsSettled(): Promise<void> {
-    while (this.committing !== undefined) await this.committing;
-  }
-
-  /**
-   * Sends the pending commits, every partition's latest in one OffsetCommit request, one request
-   * at a time — so a partition's commits never overtake each other — until none is pending. A
-   * commit that fails is not retried: its records are delivered again after the next rebalance
-   * or restart (at-least-once), unless a later commit of the partition goes through first.
-   */
-  private async flushCommits(): Promise<void> {
-    while (this.pendingCommits.size > 0) {
-      const offsets = [...this.pendingCommits.values()];
-      this.pendingCommits.clear();
-      try {
-        await this.member.commit({ offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 })) });
-      } catch (err) {
-        this.ctx.logger.warn({ groupId: this.options.groupId, offsets, err: errorMessage(err) }, 'kafka consumer (platformatic): commit failed; the records after the last commit may be delivered again');
-      }
-    }
+    if (s.stale && !this.states.has(tpKey(s.topic, s.partition))) return;
+    this.committer.add({ topic: s.topic, partition: s.partition, offset });
   }
 }
 
