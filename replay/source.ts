@@ -4,6 +4,7 @@ import type { SwitchyardConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { openEmbeddedLog } from '../lib/log/embedded/index.js';
 import { openKafkaLog } from '../lib/log/kafka/index.js';
+import { openPlatformaticLog } from '../lib/log/platformatic/index.js';
 import type { EventLog, LogRecord, RecordPosition, TopicSpec } from '../lib/log/port.js';
 import { topicLayout, type TopicName } from '../lib/log/topics.js';
 import type { Logger } from '../lib/logger.js';
@@ -120,16 +121,17 @@ export interface OpenLogSourceOptions {
 }
 
 /**
- * Opens the log the configuration names: Kafka when brokers are set, else the embedded log
- * under `home/log` (whose request index lives in `home/replay-index`).
+ * Opens the log the configuration names: Kafka when brokers are set (through the configured
+ * client library, `kafkaClient`), else the embedded log under `home/log` (whose request index
+ * lives in `home/replay-index`).
  */
-export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'topicPrefix' | 'schemaRegistryUrl' | 'fsync' | 'kafkaTls' | 'kafkaSasl'>, { logger = silentLogger }: OpenLogSourceOptions = {}): Promise<LogSource> {
+export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'topicPrefix' | 'schemaRegistryUrl' | 'fsync' | 'kafkaClient' | 'kafkaTls' | 'kafkaSasl'>, { logger = silentLogger }: OpenLogSourceOptions = {}): Promise<LogSource> {
   const kafka = config.brokers.length > 0;
   const dir = join(config.home, 'log');
   let log: EventLog;
   try {
     log = kafka
-      ? await openKafkaLog({ brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
+      ? await (config.kafkaClient === 'platformatic' ? openPlatformaticLog : openKafkaLog)({ brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
       : await openEmbeddedLog({ dir, fsync: config.fsync, maintenanceIntervalMs: 0, logger });
   } catch (err) {
     const locked = (err as { code?: string }).code === 'SY_ERR_LOG_LOCKED';
