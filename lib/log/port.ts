@@ -93,8 +93,14 @@ export interface Batch {
  * - `group`: share the topics' partitions with the other members of `groupId`.
  * - `static`: consume exactly these partitions (a worker's lane). Offsets are still
  *   committed under `groupId`, which must be unique to the consumer.
+ * - `follow`: read exactly these partitions without any group: nothing is committed, no group
+ *   coordinator is asked and no session can expire, so a broker restart or a starved process
+ *   stops it only while the partitions' leaders cannot be fetched from. Every subscribe starts
+ *   at the beginning (or, with `fromBeginning: false`, the end). For views that fold their topics
+ *   whole and keep their own position (routers, controllers, a worker's session watch);
+ *   `groupId` only names the subscription in logs.
  */
-export type Assignment = { kind: 'group' } | { kind: 'static'; partitions: TopicPartitions[] };
+export type Assignment = { kind: 'group' } | { kind: 'static'; partitions: TopicPartitions[] } | { kind: 'follow'; partitions: TopicPartitions[] };
 
 export interface SubscribeOptions {
   groupId: string;

@@ -137,7 +137,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
     groupId: `${ctx.topics.control.name.replace(/control$/, '')}controller-view.${controllerId}.${ctx.newEventId()}`,
     topics: topics.map((t) => t.name),
     fromBeginning: true,
-    assignment: { kind: 'static', partitions: topics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },
+    assignment: { kind: 'follow', partitions: topics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },
     maxBatchRecords: 2_000,
     onBatch: async (batch) => {
       const decoded: (SwitchyardEvent | null)[] = [];

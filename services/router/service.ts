@@ -109,16 +109,17 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     else clock.set(key, { topic: record.topic, partition: record.partition, offset: record.offset + 1 });
   };
 
-  // The view: every partition of the folded topics, from the beginning, under a group of this
-  // instance alone (static assignment: replicas do not split the view, each folds all of it).
+  // The view: every partition of the folded topics, from the beginning, with no consumer group
+  // (`follow`): replicas do not split the view, each folds all of it, nothing is committed, and no
+  // group session can expire and stop it on a starved host or wait for the group coordinator
+  // after a broker restart (docs/RELIABILITY.md, "A saturated host").
   const viewTopics = VIEW_TOPICS.map((t) => ctx.topics[t]);
   const view: Subscription = await ctx.log.subscribe({
-    // Unique per process start: the view reads everything from the beginning each time, and two
-    // routers started with one id must not share (and split) a view group.
+    // Names the view in logs; unique per process start.
     groupId: `${groupId}-view.${routerId}.${ctx.newEventId()}`,
     topics: viewTopics.map((t) => t.name),
     fromBeginning: true,
-    assignment: { kind: 'static', partitions: viewTopics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },
+    assignment: { kind: 'follow', partitions: viewTopics.map((t): TopicPartitions => ({ topic: t.name, partitions: [...Array(t.partitions).keys()] })) },
     maxBatchRecords: 2_000,
     onBatch: async (batch) => {
       for (const record of batch.records) {

@@ -270,7 +270,7 @@ class Worker implements RunningWorker {
       groupId: `${this.laneGroup.replace(/worker\.lane-$/, '')}worker-sessions.${this.id}.${this.ctx.newEventId()}`,
       topics: [topic.name],
       fromBeginning: false,
-      assignment: { kind: 'static', partitions: [{ topic: topic.name, partitions: [...Array(topic.partitions).keys()] }] },
+      assignment: { kind: 'follow', partitions: [{ topic: topic.name, partitions: [...Array(topic.partitions).keys()] }] },
       onBatch: async (batch) => {
         for (const record of batch.records) {
           if (record.value === null || record.value.length === 0) continue;

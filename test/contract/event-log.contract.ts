@@ -468,6 +468,49 @@ export function testEventLog(name: string, factory: () => Promise<EventLogFixtur
         await waitFor(async () => JSON.stringify(await log.committedOffsets(groupId, topic)) === '[-1,5,-1,6]', { ...WAIT, what: 'lane commits' });
       });
 
+      it('follow: the given partitions in offset order, live, without a group — nothing committed, and a restart reads from the beginning again', async () => {
+        const topic = await topicWith(3);
+        for (const p of range(3)) await appendValues(topic, p, range(4).map((i) => `p${p}-${i}`));
+        const groupId = uniqueName('sy-view');
+        const c = collector();
+        const notified: TopicPartitions[][] = [];
+        const sub = await subscribe({
+          groupId,
+          topics: [topic],
+          maxBatchRecords: 3,
+          assignment: { kind: 'follow', partitions: [{ topic, partitions: [2, 0] }] },
+          onBatch: c.onBatch,
+          onAssigned: (x) => notified.push(x),
+        });
+        expect(partitionsOf(sub.assigned(), topic)).toEqual([0, 2]);
+        expect(partitionsOf(notified[0]!, topic)).toEqual([0, 2]);
+        await waitFor(() => c.records.length >= 8, { ...WAIT, what: '8 records of partitions 0 and 2' });
+        await appendValues(topic, 1, ['late-p1']);
+        await appendValues(topic, 2, ['late-p2']);
+        await waitFor(() => c.values().includes('late-p2'), { ...WAIT, what: 'late-p2' });
+        for (const partition of [0, 2]) expect(c.records.filter((r) => r.partition === partition).map((r) => r.offset)).toEqual(range(partition === 2 ? 5 : 4));
+        expect(c.records.some((r) => r.partition === 1)).toBe(false);
+        expect(Math.max(...c.batches.map((b) => b.records.length))).toBeLessThanOrEqual(3);
+        await sub.close();
+        expect(await log.committedOffsets(groupId, topic)).toEqual([-1, -1, -1]);
+        // The same name again: no position was kept, so everything comes again.
+        const again = collector();
+        await subscribe({ groupId, topics: [topic], assignment: { kind: 'follow', partitions: [{ topic, partitions: [2] }] }, onBatch: again.onBatch });
+        await waitFor(() => again.records.length >= 5, { ...WAIT, what: 'partition 2 again' });
+        expect(again.values()).toEqual([...range(4).map((i) => `p2-${i}`), 'late-p2']);
+      });
+
+      it('follow with fromBeginning: false starts at the end', async () => {
+        const topic = await topicWith(1);
+        await appendValues(topic, 0, ['old-1', 'old-2']);
+        const c = collector();
+        await subscribe({ groupId: uniqueName('sy-view'), topics: [topic], fromBeginning: false, assignment: { kind: 'follow', partitions: [{ topic, partitions: [0] }] }, onBatch: c.onBatch });
+        await appendValues(topic, 0, ['new-1']);
+        await waitFor(() => c.records.length > 0, { ...WAIT, what: 'new-1' });
+        expect(c.values()).toEqual(['new-1']);
+        expect(c.records[0]!.offset).toBe(2);
+      });
+
       it('a rejected onBatch is delivered again (at-least-once) and nothing is skipped', async () => {
         const topic = await topicWith(1);
         const groupId = uniqueName('sy-group');

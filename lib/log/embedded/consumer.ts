@@ -29,6 +29,8 @@ class PartitionFetcher {
   /** Cuts short the current wait (for data or backoff). */
   private wake: (() => void) | undefined;
   private lastCommit: Promise<void> | undefined;
+  /** False for a `follow` subscription: no committed position is read or written. */
+  private readonly commits: boolean;
   readonly done: Promise<void>;
 
   constructor(
@@ -37,6 +39,7 @@ class PartitionFetcher {
     readonly topic: string,
     readonly partition: number,
   ) {
+    this.commits = sub.assignment?.kind !== 'follow';
     this.done = this.run();
   }
 
@@ -51,7 +54,7 @@ class PartitionFetcher {
     const { host, sub, topic, partition } = this;
     const { groupId, fromBeginning = true, maxBatchRecords = 500 } = sub;
     const log = host.partition(topic, partition);
-    const committed = host.offsets.get(groupId, topic, partition);
+    const committed = this.commits ? host.offsets.get(groupId, topic, partition) : -1;
     let position = committed >= 0 ? committed : fromBeginning ? log.startOffset : log.endOffset;
     let readFailures = 0;
     try {
@@ -79,7 +82,7 @@ class PartitionFetcher {
         const batch: Batch = { topic, partition, records, highWatermark: log.endOffset };
         if (!(await this.deliver(batch))) break;
         position = records[records.length - 1]!.offset + 1;
-        this.commit(position);
+        if (this.commits) this.commit(position);
       }
     } finally {
       await this.lastCommit;
@@ -158,7 +161,8 @@ let memberSeq = 0;
 
 /**
  * A subscription of the embedded log. In `group` mode it is a member of an in-process
- * `GroupCoordinator`; in `static` mode it consumes exactly the given partitions.
+ * `GroupCoordinator`; in `static` and `follow` mode it consumes exactly the given partitions
+ * (`follow` without committing).
  */
 export class EmbeddedSubscription implements Subscription, GroupMember {
   readonly memberId: string;

@@ -343,7 +343,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       throw new SwitchyardError('SY_ERR_CONFIG', `subscribe: maxBatchRecords must be a positive integer, got ${maxBatchRecords}`);
     }
     for (const t of topics) this.topic(t);
-    if (assignment.kind === 'static') {
+    if (assignment.kind === 'static' || assignment.kind === 'follow') {
       const merged = new Map<string, Set<number>>();
       for (const { topic, partitions } of assignment.partitions) {
         for (const p of partitions) this.partition(topic, p);

@@ -16,6 +16,7 @@ import type {
   TopicSpec,
 } from '../port.js';
 import { staticAssigner } from './assigner.js';
+import { followPartitions } from './follower.js';
 import { createGroupJanitor, type GroupJanitor } from './membership.js';
 import { fromKafkaError, withKafkaRetry } from './errors.js';
 import { toHeaders } from './headers.js';
@@ -140,6 +141,8 @@ class KafkaLog implements EventLog {
   /** The group timings every subscription uses, resolved at the first subscribe. */
   private groupTimings: Promise<{ sessionTimeoutMs: number; heartbeatIntervalMs: number }> | undefined;
   private readonly retry: RetryOptions;
+  /** Open `follow` subscriptions (no consumer group), closed with the log. */
+  private readonly followers = new Set<Subscription>();
   private readonly janitor: GroupJanitor;
   private readonly partitionCounts = new Map<string, number>();
   private readonly roundRobin = new Map<string, number>();
@@ -504,6 +507,28 @@ class KafkaLog implements EventLog {
     this.assertOpen();
     const { groupId, topics, fromBeginning = true, assignment = { kind: 'group' }, onBatch, onAssigned, maxBatchRecords = 500 } = options;
     for (const t of topics) await this.requirePartitions(t);
+    if (assignment.kind === 'follow') {
+      const sub = await followPartitions(this.kafka, {
+        name: groupId,
+        partitions: assignment.partitions,
+        fromBeginning,
+        maxBatchRecords,
+        maxWaitMs: this.opts.maxWaitMs,
+        retryMaxMs: this.opts.retryMaxMs,
+        onBatch,
+        onAssigned,
+        offsets: (topic, which) => (which === 'start' ? this.startOffsets(topic) : this.endOffsets(topic)),
+        logger: this.opts.logger,
+      });
+      this.followers.add(sub);
+      return {
+        assigned: () => sub.assigned(),
+        close: async () => {
+          this.followers.delete(sub);
+          await sub.close();
+        },
+      };
+    }
     const { sessionTimeoutMs, heartbeatIntervalMs } = await this.resolveGroupTimings();
     const consumer = this.kafka.consumer({
       groupId,
@@ -682,6 +707,8 @@ class KafkaLog implements EventLog {
     this.closed = true;
     await Promise.all([...this.consumers].map((c) => c.disconnect().catch(() => {})));
     this.consumers.clear();
+    await Promise.all([...this.followers].map((f) => f.close().catch(() => {})));
+    this.followers.clear();
     // Let queued appends finish before the producer goes.
     while (this.sending || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
     await Promise.all([this.producer.disconnect(), this.admin.disconnect(), this.reader.close(), this.janitor.close()]);

@@ -10,7 +10,7 @@ export interface RangeReader {
 }
 
 /** The parts of kafkajs' internal Cluster and Broker that an offset-range read needs. */
-interface FetchedMessage {
+export interface FetchedMessage {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
@@ -18,7 +18,7 @@ interface FetchedMessage {
   timestamp: string;
   isControlRecord?: boolean;
 }
-interface InternalBroker {
+export interface InternalBroker {
   fetch(request: {
     replicaId: number;
     isolationLevel: number;
@@ -26,9 +26,9 @@ interface InternalBroker {
     minBytes: number;
     maxBytes: number;
     topics: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[] }[];
-  }): Promise<{ responses: { topicName: string; partitions: { partition: number; errorCode: number; messages: FetchedMessage[] }[] }[] }>;
+  }): Promise<{ responses: { topicName: string; partitions: { partition: number; errorCode: number; highWatermark: string; messages: FetchedMessage[] }[] }[] }>;
 }
-interface InternalCluster {
+export interface InternalCluster {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   addTargetTopic(topic: string): Promise<void>;
@@ -37,7 +37,7 @@ interface InternalCluster {
   findBroker(args: { nodeId: string }): Promise<InternalBroker>;
 }
 
-const READ_COMMITTED = 1;
+export const READ_COMMITTED = 1;
 const PARTITION_FETCH_BYTES = 8 * 1024 * 1024;
 
 /**
@@ -55,11 +55,7 @@ export function createRangeReader(kafka: Kafka, maxWaitMs: number): RangeReader 
   const getCluster = (): Promise<InternalCluster> => {
     if (cluster) return Promise.resolve(cluster);
     connecting ??= (async () => {
-      const create = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster');
-      if (!create) throw new SwitchyardError('SY_ERR_LOG_BROKER', 'kafkajs internals changed: cannot create a cluster for range reads');
-      const factory = (kafka as unknown as Record<symbol, (o: object) => InternalCluster>)[create]!;
-      const c = factory({ allowAutoTopicCreation: false, maxInFlightRequests: null, isolationLevel: READ_COMMITTED });
-      await c.connect();
+      const c = await connectCluster(kafka);
       cluster = c;
       return c;
     })();
@@ -127,4 +123,14 @@ export function createRangeReader(kafka: Kafka, maxWaitMs: number): RangeReader 
       connecting = undefined;
     },
   };
+}
+
+/** A kafkajs Cluster of its own (connections, metadata) for sending Fetch requests straight to partition leaders. */
+export async function connectCluster(kafka: Kafka): Promise<InternalCluster> {
+  const create = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster');
+  if (!create) throw new SwitchyardError('SY_ERR_LOG_BROKER', 'kafkajs internals changed: cannot create a cluster for range reads');
+  const factory = (kafka as unknown as Record<symbol, (o: object) => InternalCluster>)[create]!;
+  const c = factory({ allowAutoTopicCreation: false, maxInFlightRequests: null, isolationLevel: READ_COMMITTED });
+  await c.connect();
+  return c;
 }

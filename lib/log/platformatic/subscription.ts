@@ -53,6 +53,10 @@ interface PartitionState {
 }
 
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+const splitKey = (key: string): [string, number] => {
+  const at = key.lastIndexOf('\u0000');
+  return [key.slice(0, at), Number(key.slice(at + 1))];
+};
 
 /**
  * The assigner of static (lane) subscriptions: every member announces the partitions it wants
@@ -141,6 +145,8 @@ export class PlatformaticSubscription implements Subscription {
   private readonly maxQueued: number;
   private rejoining = false;
   private fetchFailures = 0;
+  /** A `follow` subscription: no group is joined and nothing is committed; the member stays unused. */
+  private readonly follow: boolean;
   /** Commits each handled batch's position without holding up the next batch. */
   private readonly committer: OffsetCommitter;
 
@@ -153,7 +159,8 @@ export class PlatformaticSubscription implements Subscription {
     // Prefetch up to a few batches per partition while one is being handled.
     this.maxQueued = Math.max(4 * maxBatchRecords, 2_000);
     this.slots = new Slots(ctx.partitionConcurrency);
-    this.wanted = assignment.kind === 'static' ? new Set(assignment.partitions.flatMap(({ topic, partitions }) => partitions.map((p) => tpKey(topic, p)))) : undefined;
+    this.follow = assignment.kind === 'follow';
+    this.wanted = assignment.kind !== 'group' ? new Set(assignment.partitions.flatMap(({ topic, partitions }) => partitions.map((p) => tpKey(topic, p)))) : undefined;
     const protocol =
       assignment.kind === 'static'
         ? { name: STATIC, version: 1, metadata: Buffer.from(JSON.stringify(assignment.partitions)) }
@@ -189,6 +196,19 @@ export class PlatformaticSubscription implements Subscription {
   /** Joins the group and starts fetching; resolves once this member has its first assignment. */
   async start(): Promise<void> {
     const { groupId } = this.options;
+    if (this.follow) {
+      // No group: own exactly the wanted partitions from here on, from the beginning or the end.
+      const owned = new Map<string, number[]>();
+      for (const k of this.wanted ?? []) {
+        const [topic, partition] = splitKey(k);
+        if (this.options.topics.includes(topic)) owned.set(topic, [...(owned.get(topic) ?? []), partition].sort((a, b) => a - b));
+      }
+      // Positions known before subscribe returns: "the end" is the end as of now.
+      const positioned = this.own(owned, undefined);
+      this.loop = this.fetchLoop();
+      await positioned;
+      return;
+    }
     this.member.on('consumer:group:join', (payload: ConsumerGroupJoinPayload) => this.onJoin(payload));
     // The library stops heartbeating after a heartbeat fails for any reason but a rebalance (a
     // timeout, the coordinator restarting), and reports a failed rejoin as an `error` event; in
@@ -231,7 +251,7 @@ export class PlatformaticSubscription implements Subscription {
       // The batches in hand finish and commit; nothing more is handed out.
       await Promise.allSettled([...this.states.values()].map((s) => s.worker));
       await this.committer.settled();
-      await this.member.close().catch((err: unknown) => this.ctx.logger.warn({ groupId: this.options.groupId, err: errorMessage(err) }, 'kafka consumer (platformatic): leaving the group failed'));
+      if (!this.follow) await this.member.close().catch((err: unknown) => this.ctx.logger.warn({ groupId: this.options.groupId, err: errorMessage(err) }, 'kafka consumer (platformatic): leaving the group failed'));
       await this.fetcher.close().catch(() => {});
     })();
     return this.closing;
@@ -263,13 +283,18 @@ export class PlatformaticSubscription implements Subscription {
    * fetched under the old generation are dropped.
    */
   private onJoin(payload: ConsumerGroupJoinPayload): void {
-    const generation = ++this.generation;
     const owned = new Map<string, number[]>();
     for (const { topic, partitions } of payload.assignments ?? []) {
       if (!this.options.topics.includes(topic)) continue;
       const mine = partitions.filter((p) => this.wanted === undefined || this.wanted.has(tpKey(topic, p)));
       if (mine.length > 0) owned.set(topic, [...mine].sort((a, b) => a - b));
     }
+    void this.own(owned, payload);
+  }
+
+  /** Takes `owned` as this member's partitions (a new generation, or a `follow` subscription's start); resolves once they are positioned. */
+  private own(owned: Map<string, number[]>, payload: ConsumerGroupJoinPayload | undefined): Promise<void> {
+    const generation = ++this.generation;
     const previous = [...this.states.values()];
     for (const s of previous) {
       s.stale = true;
@@ -282,10 +307,11 @@ export class PlatformaticSubscription implements Subscription {
     this.assignedNow = [...owned].map(([topic, partitions]) => ({ topic, partitions }));
     // A partition another member owns now is committed by it.
     this.committer.retain((topic, partition) => this.states.has(tpKey(topic, partition)));
-    this.ctx.logger.debug({ groupId: this.options.groupId, memberId: payload.memberId, generationId: payload.generationId, assigned: this.assignedNow }, 'kafka consumer (platformatic): assigned');
+    this.ctx.logger.debug({ groupId: this.options.groupId, memberId: payload?.memberId, generationId: payload?.generationId, assigned: this.assignedNow }, 'kafka consumer (platformatic): assigned');
     this.options.onAssigned?.(this.assignedNow);
-    void this.seek(generation, previous);
+    const positioned = this.seek(generation, previous);
     this.wake();
+    return positioned;
   }
 
   /** Positions of the owned partitions: the group's committed offsets, else earliest or latest. */
@@ -296,8 +322,8 @@ export class PlatformaticSubscription implements Subscription {
     for (let attempt = 1; generation === this.generation && !this.stopping; attempt++) {
       try {
         for (const { topic } of this.assignedNow) {
-          const committed = await this.ctx.committedOffsets(this.options.groupId, topic);
-          const fallback = committed.some((c) => c < 0) ? await this.ctx.listOffsets(topic, this.options.fromBeginning === false ? 'latest' : 'earliest') : [];
+          const committed = this.follow ? [] : await this.ctx.committedOffsets(this.options.groupId, topic);
+          const fallback = this.follow || committed.some((c) => c < 0) ? await this.ctx.listOffsets(topic, this.options.fromBeginning === false ? 'latest' : 'earliest') : [];
           if (generation !== this.generation) return;
           for (const s of this.states.values()) {
             if (s.topic !== topic) continue;
@@ -462,7 +488,7 @@ export class PlatformaticSubscription implements Subscription {
   private commit(s: PartitionState, offset: number): void {
     // A rebalance gave the partition to another member meanwhile: that member commits it (and
     // delivers these records again: at-least-once).
-    if (s.stale && !this.states.has(tpKey(s.topic, s.partition))) return;
+    if (this.follow || (s.stale && !this.states.has(tpKey(s.topic, s.partition)))) return;
     this.committer.add({ topic: s.topic, partition: s.partition, offset });
   }
 }
