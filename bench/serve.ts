@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRuntime, type Runtime } from '../lib/bootstrap.js';
-import type { SwitchyardConfig } from '../lib/config.js';
+import { KAFKA_CLIENTS, type SwitchyardConfig } from '../lib/config.js';
 import { startCluster, type Cluster } from '../cli/cluster.js';
 import { decodeModelFile } from '../services/worker/backends/format.js';
 import { SyntheticBackend } from '../services/worker/backends/synthetic.js';
@@ -172,15 +172,18 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
     });
   }
   if (ctx.brokers.length > 0) {
-    deployments.push({
-      name: `kafka ${ctx.brokers.join(',')}`,
-      rate: 500,
-      open: async () => {
-        const home = mkdtempSync(join(tmpdir(), 'sy-bench-serve-'));
-        const config: SwitchyardConfig = { brokers: ctx.brokers, home, topicPrefix: `bench-${Date.now().toString(36)}.`, lanes: 8, schemaRegistryUrl: undefined, clickhouseUrl: undefined, fsync: 'always', logLevel: 'warn' };
-        return { rt: await openRuntime(config), cleanup: () => rmSync(home, { recursive: true, force: true }) };
-      },
-    });
+    // Both Kafka client libraries behind the same port, side by side.
+    for (const kafkaClient of KAFKA_CLIENTS) {
+      deployments.push({
+        name: `kafka (${kafkaClient}) ${ctx.brokers.join(',')}`,
+        rate: 500,
+        open: async () => {
+          const home = mkdtempSync(join(tmpdir(), 'sy-bench-serve-'));
+          const config: SwitchyardConfig = { brokers: ctx.brokers, home, topicPrefix: `bench-${Date.now().toString(36)}.`, lanes: 8, schemaRegistryUrl: undefined, clickhouseUrl: undefined, fsync: 'always', logLevel: 'warn', kafkaClient };
+          return { rt: await openRuntime(config), cleanup: () => rmSync(home, { recursive: true, force: true }) };
+        },
+      });
+    }
   } else {
     ctx.progress('no --brokers given: Kafka skipped');
   }
