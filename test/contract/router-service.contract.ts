@@ -97,16 +97,23 @@ export function testRouterService(name: string, factory: () => Promise<{ log: Ev
       expect(router.stats()).toMatchObject({ routed: 2, rejected: 1, duplicatesSkipped: 1 });
     });
 
-    it('a fleet whose heartbeats are all late but not evicted: waits for the next heartbeat rather than refusing', async () => {
-      // Every heartbeat is 5 s old (stale after 2 s) and the view is at the log's end: a saturated
-      // host, not a dead fleet, until the controller says otherwise.
+    /**
+     * Every heartbeat 5 s old (stale after 2 s) and the view at the log's end — a saturated host,
+     * not a dead fleet, until the controller says otherwise: a router, and one request it holds.
+     */
+    const routerOverSilentFleet = async (requestId: string): Promise<RunningRouter> => {
       nowMs = T0 + 5_000;
       const router = await startRouter(ctx, { routerId: 'router-a', maxViewWaitMs: 20_000 });
       routers.push(router);
-      await send([request('r-late-beats', { at: T0 + 4_900, deadlineAt: T0 + 60_000 })]);
+      await send([request(requestId, { at: T0 + 4_900, deadlineAt: T0 + 60_000 })]);
       await new Promise((r) => setTimeout(r, 300));
       expect(await total(ctx.topics.decisions.name)).toBe(0);
       expect(await total(ctx.topics.results.name)).toBe(0);
+      return router;
+    };
+
+    it('a fleet whose heartbeats are all late but not evicted: waits for the next heartbeat rather than refusing', async () => {
+      const router = await routerOverSilentFleet('r-late-beats');
       const beat = heartbeat('w2', 1, { seq: 2, at: T0 + 4_950 });
       await log.append([{ topic: ctx.topics.heartbeats.name, key: beat.workerId, value: ctx.codec.encode(beat) }]);
       await waitFor(async () => (await total(ctx.topics.decisions.name)) === 1, { what: 'the decision after a fresh heartbeat' });
@@ -116,12 +123,7 @@ export function testRouterService(name: string, factory: () => Promise<{ log: Ev
     });
 
     it('…and refuses NO_CAPACITY as soon as the controller has evicted the silent workers', async () => {
-      nowMs = T0 + 5_000;
-      const router = await startRouter(ctx, { routerId: 'router-a', maxViewWaitMs: 20_000 });
-      routers.push(router);
-      await send([request('r-dead-fleet', { at: T0 + 4_900, deadlineAt: T0 + 60_000 })]);
-      await new Promise((r) => setTimeout(r, 300));
-      expect(await total(ctx.topics.results.name)).toBe(0);
+      await routerOverSilentFleet('r-dead-fleet');
       const evictions = [evicted('w1', 0, T0 + 4_950), evicted('w2', 1, T0 + 4_950), evicted('w3', 2, T0 + 4_950)];
       await log.append(evictions.map((e) => ({ topic: ctx.topics.control.name, partition: 0, value: ctx.codec.encode(e) })));
       await waitFor(async () => (await total(ctx.topics.results.name)) === 1, { what: 'the rejection after the evictions', timeoutMs: 5_000 });
