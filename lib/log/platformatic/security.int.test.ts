@@ -152,4 +152,9 @@ describe('Kafka over SASL_SSL (SCRAM-SHA-256) through @platformatic/kafka', () =
     const err = await failure({ SWITCHYARD_KAFKA_SSL: '', SWITCHYARD_KAFKA_SSL_CA_FILE: '' });
     expect(err.code).toBe('SY_ERR_LOG_BROKER');
   }, 60_000);
+
+  it('TLS without SASL is refused by the broker (it wants SCRAM before any request)', async () => {
+    const err = await failure({ SWITCHYARD_KAFKA_SASL_MECHANISM: '', SWITCHYARD_KAFKA_SASL_USERNAME: '', SWITCHYARD_KAFKA_SASL_PASSWORD_FILE: '' });
+    expect(err.code).toBe('SY_ERR_LOG_BROKER');
+  }, 60_000);
 });
