@@ -65,7 +65,14 @@ describe('chaos: Kafka broker restart', () => {
       .filter((e) => e.candidates.length === 0 || e.candidates.some((c) => c.excluded === 'STALE_HEARTBEAT' || c.excluded === 'UNHEALTHY'));
     const shedOnRealQueueing = report.events.filter((e) => e.event.type === 'RequestRejected' && e.event.reason === 'SHED').length - rejections.filter((r) => r.reason === 'SHED').length;
     const refusedOnStaleView = rejections
-      .map((r) => ({ requestId: r.requestId, reason: r.reason, at: r.occurredAt, alive: [...new Set(heartbeats.filter((h) => h.occurredAt <= r.occurredAt && h.occurredAt >= r.occurredAt - ALIVE_WITHIN_MS).map((h) => h.workerId))] }))
+      .map((r) => ({
+        requestId: r.requestId,
+        reason: r.reason,
+        at: r.occurredAt,
+        alive: [...new Set(heartbeats.filter((h) => h.occurredAt <= r.occurredAt && h.occurredAt >= r.occurredAt - ALIVE_WITHIN_MS).map((h) => h.workerId))],
+        // What the router saw: each candidate and why it was excluded.
+        candidates: r.candidates.map((c) => `${c.workerId}:${c.excluded ?? 'eligible'}`).join(' '),
+      }))
       .filter((r) => r.alive.length > 0);
     // 504 although the outcome was on the log before the deadline.
     const timedOut = httpOutcomes
@@ -106,7 +113,7 @@ describe('chaos: Kafka broker restart', () => {
     // thousands of partitions from earlier runs; a few on a fresh one).
     const brokerMs = broker.writableAt - broker.stoppingAt;
     expect(Date.now() - started - brokerMs, `the scenario took ${Date.now() - started} ms, ${brokerMs} of them the broker's restart`).toBeLessThan(90_000);
-    expect(refusedOnStaleView.slice(0, 10), `${refusedOnStaleView.length} capacity rejections while a worker heartbeated`).toEqual([]);
+    expect(refusedOnStaleView.slice(0, 10), `${refusedOnStaleView.length} capacity rejections while a worker heartbeated\n${diagnostics}`).toEqual([]);
     expect(lateAnswers.slice(0, 10), `${lateAnswers.length} 504s for outcomes on the log ≥ ${VISIBLE_MARGIN_MS} ms before the deadline`).toEqual([]);
     expect(report.withoutTerminal, diagnostics).toEqual([]);
     expect(report.duplicated).toEqual([]);

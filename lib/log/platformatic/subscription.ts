@@ -361,10 +361,23 @@ export class PlatformaticSubscription implements Subscription {
     if (ready.length === 0) return;
     const metadata = await this.fetcher.metadata({ topics: [...new Set(ready.map((s) => s.topic))] });
     const byLeader = new Map<number, PartitionState[]>();
+    let leaderless = false;
     for (const s of ready) {
       const leader = metadata.topics.get(s.topic)?.partitions[s.partition]?.leader;
-      if (leader === undefined || leader < 0 || this.fetching.has(leader)) continue;
+      if (leader === undefined || leader < 0) {
+        leaderless = true;
+        continue;
+      }
+      if (this.fetching.has(leader)) continue;
       byLeader.set(leader, [...(byLeader.get(leader) ?? []), s]);
+    }
+    if (leaderless) {
+      // Partitions between leaders (a broker restarting, an election in progress): no fetch of
+      // theirs will end and wake the loop, so ask for fresh metadata again after a backoff.
+      this.fetcher.clearMetadata();
+      this.fetchFailures++;
+      this.ctx.logger.warn({ groupId: this.options.groupId, failures: this.fetchFailures }, 'kafka consumer (platformatic): partitions without a leader; asking again');
+      setTimeout(() => this.wake(), backoffDelayMs(retrySchedule(this.ctx.client.retryMaxMs), this.fetchFailures, Math.random())).unref();
     }
     const ids = new Map<string, string>();
     for (const [topic, t] of metadata.topics) ids.set(t.id, topic);
