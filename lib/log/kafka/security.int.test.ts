@@ -51,8 +51,8 @@ describe('Kafka over SASL_SSL (SCRAM-SHA-256) on a real broker', () => {
   /** The deployment's settings for this broker, with `overrides` on top (an empty string unsets). */
   const settings = (overrides: Record<string, string> = {}): NodeJS.ProcessEnv => ({
     SWITCHYARD_BROKERS: broker,
-    // This suite is the kafkajs adapter's (the default client is @platformatic/kafka, whose own
-    // suite is lib/log/platformatic/security.int.test.ts).
+    // This suite is the kafkajs adapter's, whatever the default client (@platformatic/kafka has
+    // its own: lib/log/platformatic/security.int.test.ts).
     SWITCHYARD_KAFKA_CLIENT: 'kafkajs',
     SWITCHYARD_KAFKA_SSL: 'true',
     SWITCHYARD_KAFKA_SSL_CA_FILE: caFile,

@@ -53,10 +53,6 @@ interface PartitionState {
 }
 
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
-const splitKey = (key: string): [string, number] => {
-  const at = key.lastIndexOf('\u0000');
-  return [key.slice(0, at), Number(key.slice(at + 1))];
-};
 
 /**
  * The assigner of static (lane) subscriptions: every member announces the partitions it wants
@@ -160,7 +156,7 @@ export class PlatformaticSubscription implements Subscription {
     this.maxQueued = Math.max(4 * maxBatchRecords, 2_000);
     this.slots = new Slots(ctx.partitionConcurrency);
     this.follow = assignment.kind === 'follow';
-    this.wanted = assignment.kind !== 'group' ? new Set(assignment.partitions.flatMap(({ topic, partitions }) => partitions.map((p) => tpKey(topic, p)))) : undefined;
+    this.wanted = assignment.kind === 'static' ? new Set(assignment.partitions.flatMap(({ topic, partitions }) => partitions.map((p) => tpKey(topic, p)))) : undefined;
     const protocol =
       assignment.kind === 'static'
         ? { name: STATIC, version: 1, metadata: Buffer.from(JSON.stringify(assignment.partitions)) }
@@ -196,12 +192,12 @@ export class PlatformaticSubscription implements Subscription {
   /** Joins the group and starts fetching; resolves once this member has its first assignment. */
   async start(): Promise<void> {
     const { groupId } = this.options;
-    if (this.follow) {
-      // No group: own exactly the wanted partitions from here on, from the beginning or the end.
+    const { assignment } = this.options;
+    if (assignment?.kind === 'follow') {
+      // No group: own exactly the given partitions from here on, from the beginning or the end.
       const owned = new Map<string, number[]>();
-      for (const k of this.wanted ?? []) {
-        const [topic, partition] = splitKey(k);
-        if (this.options.topics.includes(topic)) owned.set(topic, [...(owned.get(topic) ?? []), partition].sort((a, b) => a - b));
+      for (const { topic, partitions } of assignment.partitions) {
+        if (this.options.topics.includes(topic)) owned.set(topic, [...new Set([...(owned.get(topic) ?? []), ...partitions])].sort((a, b) => a - b));
       }
       // Positions known before subscribe returns: "the end" is the end as of now.
       const positioned = this.own(owned, undefined);
@@ -375,9 +371,9 @@ export class PlatformaticSubscription implements Subscription {
       // Partitions between leaders (a broker restarting, an election in progress): no fetch of
       // theirs will end and wake the loop, so ask for fresh metadata again after a backoff.
       this.fetcher.clearMetadata();
-      this.fetchFailures++;
+      const delayMs = this.nextFetchDelayMs();
       this.ctx.logger.warn({ groupId: this.options.groupId, failures: this.fetchFailures }, 'kafka consumer (platformatic): partitions without a leader; asking again');
-      setTimeout(() => this.wake(), backoffDelayMs(retrySchedule(this.ctx.client.retryMaxMs), this.fetchFailures, Math.random())).unref();
+      setTimeout(() => this.wake(), delayMs).unref();
     }
     const ids = new Map<string, string>();
     for (const [topic, t] of metadata.topics) ids.set(t.id, topic);
@@ -435,8 +431,13 @@ export class PlatformaticSubscription implements Subscription {
   }
 
   private async backoffFetch(): Promise<void> {
+    await sleep(this.nextFetchDelayMs());
+  }
+
+  /** Counts one more failed (or impossible) fetch and gives the backoff before the next. */
+  private nextFetchDelayMs(): number {
     this.fetchFailures++;
-    await sleep(backoffDelayMs(retrySchedule(this.ctx.client.retryMaxMs), this.fetchFailures, Math.random()));
+    return backoffDelayMs(retrySchedule(this.ctx.client.retryMaxMs), this.fetchFailures, Math.random());
   }
 
   /**
