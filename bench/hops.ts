@@ -86,24 +86,28 @@ export class HopTimings {
     }
   }
 
-  /** Requests seen, and those on the simple path with every time known (the ones `rows` describes). */
-  counts(): { requests: number; simple: number } {
-    return { requests: this.paths.size, simple: this.simple().length };
+  /**
+   * Requests seen, and those on the simple path with every time known (the ones `rows` describes).
+   * `received`: only requests the gateway received within these bounds (inclusive, ms since the epoch).
+   */
+  counts(received?: { from: number; to: number }): { requests: number; simple: number } {
+    return { requests: this.paths.size, simple: this.simple(received).length };
   }
 
-  rows(): HopRow[] {
-    const simple = this.simple();
+  rows(received?: { from: number; to: number }): HopRow[] {
+    const simple = this.simple(received);
     return HOPS.map(({ name, spans, of }) => {
       const xs = simple.map(of).sort((a, b) => a - b);
       return { name, spans, mean: xs.length === 0 ? 0 : xs.reduce((s, x) => s + x, 0) / xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99) };
     });
   }
 
-  private simple(): Complete[] {
+  private simple(received?: { from: number; to: number }): Complete[] {
     const out: Complete[] = [];
     for (const p of this.paths.values()) {
       if (p.routings !== 1 || p.starts !== 1 || p.outcomes !== 1) continue;
       if (p.received === undefined || p.decided === undefined || p.started === undefined || p.completed === undefined) continue;
+      if (received !== undefined && (p.received < received.from || p.received > received.to)) continue;
       out.push(p as Complete);
     }
     return out;

@@ -43,4 +43,14 @@ describe('per-hop timings from recorded events', () => {
     expect(h.counts()).toEqual({ requests: 4, simple: 1 });
     expect(h.rows().find((r) => r.name === 'on the log, end to end')).toMatchObject({ mean: 4, p50: 4, p99: 4 });
   });
+
+  it('describes only the requests received within a window when given one', () => {
+    const h = new HopTimings();
+    simple(h, 'before', 1000, [1, 2, 2, 3, 3, 4]);
+    simple(h, 'inside', 2000, [1, 5, 5, 6, 6, 9]);
+    simple(h, 'after', 3001, [1, 2, 2, 3, 3, 4]);
+    expect(h.counts({ from: 2000, to: 3000 })).toEqual({ requests: 3, simple: 1 });
+    expect(h.rows({ from: 2000, to: 3000 }).find((r) => r.name === 'on the log, end to end')).toMatchObject({ mean: 9, p50: 9, p99: 9 });
+    expect(h.counts()).toEqual({ requests: 3, simple: 3 });
+  });
 });

@@ -5,10 +5,13 @@ import { join } from 'node:path';
 import { openRuntime, type Runtime } from '../lib/bootstrap.js';
 import { KAFKA_CLIENTS, type SwitchyardConfig } from '../lib/config.js';
 import { startCluster, type Cluster } from '../cli/cluster.js';
+import { scanEventBatches } from '../replay/scan.js';
+import { openLogSource } from '../replay/source.js';
 import { decodeModelFile } from '../services/worker/backends/format.js';
 import { SyntheticBackend } from '../services/worker/backends/synthetic.js';
 import { SHIPPED_MODELS_DIR } from '../services/worker/publish.js';
 import type { BenchContext, BenchResult } from './main.js';
+import { HOPS, HopTimings } from './hops.js';
 import { benchRouterDecide } from './router-decide.js';
 import { median, round, summarize } from './stats.js';
 
@@ -137,6 +140,31 @@ async function maxThroughput(send: Send, concurrency: number, count: number, off
   return { perSec: (count - failed) / ((performance.now() - start) / 1000), failed };
 }
 
+/** Wall-clock bounds of one open-loop window, for the per-hop timings of the requests it sent. */
+interface Window {
+  driver: string;
+  from: number;
+  to: number;
+}
+
+/** The per-hop means (ms) of each window's requests, from the log the run wrote (read after the run closed it). */
+async function hopMeans(config: SwitchyardConfig, windows: readonly Window[]): Promise<Map<string, { means: number[]; simple: number }>> {
+  const source = await openLogSource(config);
+  const out = new Map<string, { means: number[]; simple: number }>();
+  try {
+    const hops = new HopTimings();
+    const from = Math.min(...windows.map((w) => w.from));
+    const to = Math.max(...windows.map((w) => w.to));
+    for await (const batch of scanEventBatches(source, ['requests', 'decisions', 'results'], { from, to: to + 5_000 })) {
+      for (const { event, record } of batch) hops.add(event, record.timestamp);
+    }
+    for (const w of windows) out.set(w.driver, { means: hops.rows(w).map((r) => r.mean), simple: hops.counts(w).simple });
+  } finally {
+    await source.close();
+  }
+  return out;
+}
+
 interface Deployment {
   name: string;
   rate: number;
@@ -191,6 +219,7 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
   if (ctx.only !== undefined) deployments.splice(0, deployments.length, ...deployments.filter((d) => d.name.includes(ctx.only!)));
   const latencyRows: (string | number)[][] = [];
   const throughputRows: (string | number)[][] = [];
+  const hopRows: (string | number)[][] = [];
   // Baseline, measured in the same run.
   const base = await atRate(baseline.send, 1000, 1000 * seconds, 0);
   const b = summarize(base.latencies);
@@ -198,11 +227,12 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
   throughputRows.push([baseline.name, Math.round((await maxThroughput(baseline.send, 64, 100_000, 0)).perSec), 0]);
 
   for (const d of deployments) {
-    const perDriver = new Map<string, { p50: number[]; p99: number[]; failed: number; tput: number[]; tputFailed: number }>();
+    const perDriver = new Map<string, { p50: number[]; p99: number[]; mean: number[]; hops: number[][]; simple: number; failed: number; tput: number[]; tputFailed: number }>();
     for (let run = 0; run < runs; run++) {
       const { rt, cleanup } = await d.open();
       let cluster: Cluster | undefined;
       let client: Awaited<ReturnType<typeof logDriver>> | undefined;
+      const windows: Window[] = [];
       try {
         cluster = await startCluster(rt, {
           routers: 1,
@@ -219,12 +249,15 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
         let offset = 0;
         for (const dr of drivers) {
           ctx.progress(`${d.name} run ${run + 1}/${runs}: ${dr.name} at ${d.rate} req/s for ${seconds}s`);
+          const from = Date.now();
           const r = await atRate(dr.send, d.rate, d.rate * seconds, (offset += 1_000_000));
+          windows.push({ driver: dr.name, from, to: Date.now() });
           const s = summarize(r.latencies);
           ctx.progress(`${d.name} run ${run + 1}/${runs}: ${dr.name} max throughput`);
           const t = await maxThroughput(dr.send, 96, ctx.quick ? 2_000 : 5_000, (offset += 1_000_000));
-          const acc = perDriver.get(dr.name) ?? { p50: [], p99: [], failed: 0, tput: [], tputFailed: 0 };
+          const acc = perDriver.get(dr.name) ?? { p50: [], p99: [], mean: [], hops: [], simple: 0, failed: 0, tput: [], tputFailed: 0 };
           acc.p50.push(s.p50);
+          acc.mean.push(r.latencies.reduce((a, x) => a + x, 0) / Math.max(1, r.latencies.length));
           acc.p99.push(s.p99);
           acc.failed += r.failed;
           acc.tput.push(t.perSec);
@@ -235,6 +268,16 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
         await client?.close();
         await cluster?.close();
         await rt.close();
+      }
+      try {
+        ctx.progress(`${d.name} run ${run + 1}/${runs}: per-hop timings from the log`);
+        for (const [driver, h] of await hopMeans(rt.config, windows)) {
+          const acc = perDriver.get(driver);
+          if (acc === undefined) continue;
+          acc.hops.push(h.means);
+          acc.simple += h.simple;
+        }
+      } finally {
         cleanup();
       }
     }
@@ -243,6 +286,7 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
       const p99 = median(acc.p99);
       latencyRows.push([`${d.name}: ${name}`, d.rate, round(p50, 3), round(p99, 3), round(p50 - b.p50, 3), round(p99 - b.p99, 3), acc.failed]);
       throughputRows.push([`${d.name}: ${name}`, Math.round(median(acc.tput)), acc.tputFailed]);
+      hopRows.push([`${d.name}: ${name}`, ...HOPS.map((_, i) => round(median(acc.hops.map((h) => h[i]!)), 2)), round(median(acc.mean), 2), acc.simple]);
     }
   }
   results.push({
@@ -253,6 +297,15 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
       'Open loop: request i is due at start + i/rate; its latency runs from that due time to its completion, so queueing counts.',
       'Added = the path minus the direct in-process call of the same no-op model measured in the same run.',
       'One process: gateway, 1 router, 2 workers (capacity 64, batches up to 32, result cache off), the client, 8 lanes. Targets: embedded 1k req/s p50 ≤ 1 ms, p99 ≤ 3 ms added; Kafka 500 req/s p50 ≤ 10 ms, p99 ≤ 25 ms added.',
+    ],
+  });
+  results.push({
+    title: `Serving: where the time of a request goes, per hop from the recorded events (mean ms, median of ${runs} runs)`,
+    columns: ['path', ...HOPS.map((h) => h.name), 'client sees (mean)', 'requests timed'],
+    rows: hopRows,
+    notes: [
+      'The open-loop windows above, timed from each request\'s events on the log (bench/hops.ts): occurredAt is the producing service\'s clock, a record\'s timestamp the time its append was called.',
+      'Client sees − end to end on the log = the outcome\'s durability wait, the client\'s results consumer and (HTTP) the response; whole-millisecond clocks, so means.',
     ],
   });
   results.push({

@@ -177,6 +177,8 @@ class Worker implements RunningWorker {
   private cacheBuckets: [number, number][] = [];
   /** When control was last read up to its end (fencing: results are not written on a view older than `fenceMs`). */
   private lastControlReadAt = 0;
+  /** Settles when the latest result append was handed to the log (or fenced): the next one's turn. */
+  private appendTurn: Promise<void> = Promise.resolve();
   private releasing = false;
   private drainPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -562,7 +564,10 @@ class Worker implements RunningWorker {
           records.push(this.failedRecord(job, p, r === undefined ? failure! : failureOf(r.error), m));
         }
       });
-      write = started.then(() => this.append(records)).then(() => undefined);
+      // Pipelined behind the Started records, not waiting for their acknowledgement: `append`
+      // keeps the order the log receives them in (both are keyed by request, so one partition),
+      // and a Kafka producer carries both in one request when the model is quick.
+      write = Promise.all([started, this.append(records)]).then(() => undefined);
     } catch (err) {
       write = Promise.reject(err);
     }
@@ -669,11 +674,20 @@ class Worker implements RunningWorker {
     return this.append(records).then(() => undefined);
   }
 
-  /** Append result events — only on a fresh view of control (fenced: see `fence`). */
-  private async append(records: AppendRecord[]): Promise<unknown> {
-    if (records.length === 0) return;
-    await this.fence();
-    return this.ctx.log.append(records);
+  /**
+   * Append result events — only on a fresh view of control (fenced: see `fence`). Appends reach
+   * the log in the order they were asked for (a batch's InferenceStarted before its outcome), each
+   * after the one before it was handed to the log, not after it was acknowledged.
+   */
+  private append(records: AppendRecord[]): Promise<unknown> {
+    if (records.length === 0) return Promise.resolve();
+    const turn = this.appendTurn.then(() => this.fence());
+    const appended = turn.then(() => this.ctx.log.append(records));
+    this.appendTurn = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return appended;
   }
 
   // ---------------------------------------------------------------------------------------
