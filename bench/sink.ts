@@ -6,7 +6,9 @@ import { migrate } from '../lib/analytics/migrations.js';
 import type { AnalyticsStore } from '../lib/analytics/port.js';
 import { createServerAnalyticsStore } from '../lib/analytics/server.js';
 import { openEmbeddedLog } from '../lib/log/embedded/index.js';
+import { KAFKA_CLIENTS } from '../lib/config.js';
 import { openKafkaLog } from '../lib/log/kafka/index.js';
+import { openPlatformaticLog } from '../lib/log/platformatic/index.js';
 import type { AppendRecord, EventLog } from '../lib/log/port.js';
 import { topicLayout } from '../lib/log/topics.js';
 import { InMemoryRegistry } from '../lib/registry/core.js';
@@ -105,15 +107,18 @@ export async function benchSink(ctx: BenchContext): Promise<BenchResult[]> {
     const version = (await (await fetch(new URL('/?query=SELECT%20version()', url))).text()).trim();
     targets.push({ name: `embedded log → ClickHouse ${version} server`, requests, log: embeddedLog, store: server });
     if (ctx.brokers.length > 0) {
-      targets.push({
-        name: `Kafka → ClickHouse ${version} server`,
-        requests: ctx.quick ? 5_000 : 25_000,
-        log: async () => {
-          const log = await openKafkaLog({ brokers: ctx.brokers });
-          return { log, cleanup: () => log.close() };
-        },
-        store: server,
-      });
+      // Both Kafka client libraries behind the same port, side by side.
+      for (const client of KAFKA_CLIENTS) {
+        targets.push({
+          name: `Kafka (${client}) → ClickHouse ${version} server`,
+          requests: ctx.quick ? 5_000 : 25_000,
+          log: async () => {
+            const log = await (client === 'platformatic' ? openPlatformaticLog : openKafkaLog)({ brokers: ctx.brokers });
+            return { log, cleanup: () => log.close() };
+          },
+          store: server,
+        });
+      }
     }
   } else {
     ctx.progress(`no ClickHouse server at ${url} (SWITCHYARD_BENCH_CLICKHOUSE_URL): server skipped`);

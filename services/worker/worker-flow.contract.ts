@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SwitchyardError } from '../../lib/errors.js';
-import type { EventLog } from '../../lib/log/port.js';
+import type { AppendRecord, EventLog } from '../../lib/log/port.js';
 import type {
   InferenceCompleted,
   InferenceFailed,
@@ -116,6 +116,44 @@ export function testWorkerFlow(name: string, factory: () => Promise<WorkerFlowFi
         return last?.loadedModels.includes(h.digests.get('sentiment-small@v1')!) === true;
       }, 'a heartbeat listing the loaded model');
       expect(w.stats()).toMatchObject({ id: 'w-flow', phase: 'running', counters: { completed: 2 } });
+    });
+
+    it("appends a batch's outcome behind its InferenceStarted without waiting for that append's acknowledgement, in order", async () => {
+      // The log as the worker sees it: an append holding InferenceStarted records is not
+      // acknowledged until released; every append's event types are noted when it is called.
+      let release: () => void = () => {};
+      const held = new Promise<void>((r) => (release = r));
+      const calls: string[][] = [];
+      const typesOf = async (records: AppendRecord[]) => Promise.all(records.map(async (r) => (await h.ctx.codec.decode(r.value!)).type));
+      const log = new Proxy(h.ctx.log, {
+        get(target, prop) {
+          if (prop === 'append') {
+            return (records: AppendRecord[]) => {
+              const appended = target.append(records);
+              const entry: string[] = [];
+              calls.push(entry);
+              return typesOf(records).then(async (types) => {
+                entry.push(...types);
+                const positions = await appended;
+                if (types.includes('InferenceStarted')) await held;
+                return positions;
+              });
+            };
+          }
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const w = await startWorker({ ...h.ctx, log }, { blobStore: h.store, zone: 'zone-a', capacity: 2, heartbeatIntervalMs: 50, drainQuietMs: 100, workerId: 'w-pipe' });
+      workers.push(w);
+      await h.route([{ requestId: 'r-pipe', workerId: 'w-pipe', lane: w.lane, input: { text: 'pipelined' } }]);
+      // The outcome's append is called while the Started append is still unacknowledged.
+      await wait(() => calls.some((c) => c.includes('InferenceCompleted')), 'the outcome appended before the Started append was acknowledged');
+      const order = calls.flat().filter((t) => t === 'InferenceStarted' || t === 'InferenceCompleted');
+      expect(order).toEqual(['InferenceStarted', 'InferenceCompleted']);
+      release();
+      await wait(() => answered(['r-pipe']), 'answered');
+      expect((await h.resultsOf('r-pipe')).map((e) => e.type)).toEqual(['InferenceStarted', 'InferenceCompleted']);
     });
 
     it('answers a repeated cacheable input from its cache and reports the hit ratio', async () => {
