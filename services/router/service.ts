@@ -5,7 +5,7 @@ import type { LogRecord, Subscription, TopicPartitions } from '../../lib/log/por
 import type { ServiceContext } from '../../lib/runtime.js';
 import { instanceId } from '../../lib/runtime.js';
 import type { ClockEntry, InferenceRequested, PendingDecision, SwitchyardEvent } from '../../schemas/generated/events.js';
-import { decide, type RouterDecision } from './decide.js';
+import { decide, REJECTED, type RouterDecision } from './decide.js';
 import { resolveRouterPolicy, type RouterPolicy, type RouterPolicyInput } from './policies/options.js';
 import { evolve, initialRouterState, type RouterState } from './state.js';
 
@@ -60,6 +60,9 @@ export interface RunningRouter {
   stats(): RouterStats;
   close(): Promise<void>;
 }
+
+/** Rejections that depend on the router's view of the fleet and the models (see `onEvents`). */
+const VIEW_REFUSALS: ReadonlySet<string> = new Set([REJECTED.NO_CAPACITY, REJECTED.SHED, REJECTED.UNKNOWN_MODEL]);
 
 /** Topics whose fold is the router's state. */
 const VIEW_TOPICS = ['control', 'heartbeats', 'decisions', 'results'] as const;
@@ -155,6 +158,14 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const viewTopicsToCheck = [ctx.topics.heartbeats.name, ctx.topics.control.name];
   const awaitFreshView = async (): Promise<void> => {
     if (state.candidates.length === 0 || ctx.now() - newestHeartbeatAt <= staleViewMs) return;
+    await catchUpView('no heartbeat folded lately');
+  };
+
+  /**
+   * Folds `heartbeats` and `control` up to their ends as the log states them now, waiting (bounded
+   * by `maxViewWaitMs`) while the view is behind them; true when it had to wait.
+   */
+  const catchUpView = async (why: string): Promise<boolean> => {
     const started = ctx.now();
     let ends: { topic: string; ends: number[] }[];
     try {
@@ -171,11 +182,12 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     const behind = () =>
       silentNotEvicted() ||
       (ends.length === 0 ? ctx.now() - newestHeartbeatAt > staleViewMs : ends.some(({ topic, ends: e }) => e.some((end, p) => end > 0 && (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) < end)));
-    if (!behind()) return;
+    if (!behind()) return false;
     stats.viewWaits++;
     while (behind() && ctx.now() - started < maxViewWaitMs) await new Promise((r) => setTimeout(r, 5));
     stats.viewWaitMs += ctx.now() - started;
-    ctx.logger.info({ routerId, waitedMs: ctx.now() - started }, 'router: waited for its view to catch up before deciding');
+    ctx.logger.info({ routerId, waitedMs: ctx.now() - started, why }, 'router: waited for its view to catch up before deciding');
+    return true;
   };
 
   const pendingDecisions = (): PendingDecision[] => {
@@ -219,19 +231,40 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     maxBatchRecords: 500,
     onEvents: async ({ events }) => {
       await awaitFreshView();
-      const out: RouterDecision[] = [];
-      for (const { event, record } of events) {
-        if (event.type !== 'InferenceRequested') continue;
-        const requestId = event.requestId ?? event.eventId;
-        // A redelivered batch, a retried producer, or a repeated Idempotency-Key: decided once.
-        if (decided.has(requestId)) {
-          stats.duplicatesSkipped++;
-          continue;
+      let duplicates = 0;
+      const decideAll = (): RouterDecision[] => {
+        const out: RouterDecision[] = [];
+        duplicates = 0;
+        for (const { event, record } of events) {
+          if (event.type !== 'InferenceRequested') continue;
+          const requestId = event.requestId ?? event.eventId;
+          // A redelivered batch, a retried producer, or a repeated Idempotency-Key: decided once.
+          if (decided.has(requestId)) {
+            duplicates++;
+            continue;
+          }
+          const decision = route(event, record);
+          decided.set(requestId, true);
+          out.push(decision);
         }
-        const decision = route(event, record);
-        decided.set(requestId, true);
-        out.push(decision);
+        return out;
+      };
+      const forget = (out: readonly RouterDecision[]) => {
+        for (const d of out) {
+          if (d.requestId !== null) decided.delete(d.requestId);
+          pending.delete(d.eventId);
+        }
+      };
+      let out = decideAll();
+      // A refusal that the view decides (no eligible worker, shed, unknown model) is made only on
+      // a view that has reached the log's end as it stands now: a view behind it — a heartbeat, a
+      // join or a registration not folded yet (after a broker outage, on a starved host) — would
+      // refuse what the log already says can be served. Behind: fold up to that end, decide again.
+      if (out.some((d) => d.type === 'RequestRejected' && VIEW_REFUSALS.has(d.reason)) && (await catchUpView('a refusal'))) {
+        forget(out);
+        out = decideAll();
       }
+      stats.duplicatesSkipped += duplicates;
       if (out.length === 0) return;
       try {
         await ctx.log.append(
@@ -243,10 +276,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
         );
       } catch (err) {
         // Not appended: forget them so the redelivered batch decides again.
-        for (const d of out) {
-          if (d.requestId !== null) decided.delete(d.requestId);
-          pending.delete(d.eventId);
-        }
+        forget(out);
         throw err;
       }
       for (const d of out) {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { EventLog } from '../../lib/log/port.js';
+import type { EventLog, SubscribeOptions } from '../../lib/log/port.js';
 import { InMemoryRegistry } from '../../lib/registry/core.js';
 import { createServiceContext, type ServiceContext } from '../../lib/runtime.js';
 import { EventCodec } from '../../schemas/codec.js';
@@ -130,6 +130,60 @@ export function testRouterService(name: string, factory: () => Promise<{ log: Ev
       const [rejected] = (await readAll(ctx.topics.results.name)).map((r) => r.event as RequestRejected);
       expect(rejected).toMatchObject({ type: 'RequestRejected', requestId: 'r-dead-fleet', reason: 'NO_CAPACITY' });
       expect(rejected!.candidates.map((c) => c.excluded)).toEqual(['EVICTED', 'EVICTED', 'EVICTED']);
+    });
+
+    it('refuses only on a view at the log\'s end: a refusal its view decides is decided again once the view has folded what the log holds', async () => {
+      // Every T0 heartbeat is stale at T0 + 5 s. w1 is fresh but draining (so the router's view
+      // looks fresh); w2's fresh heartbeat is on the log but held from the router's view for a
+      // while (a view behind the log: a broker outage, a starved host).
+      nowMs = T0 + 5_000;
+      const w1 = heartbeat('w1', 0, { seq: 2, at: T0 + 4_950, draining: true });
+      const w2 = heartbeat('w2', 1, { seq: 2, at: T0 + 4_960 });
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => (release = r));
+      let held = 0;
+      const heartbeats = ctx.topics.heartbeats.name;
+      const viewLog = new Proxy(log, {
+        get(target, prop) {
+          if (prop === 'subscribe') {
+            return (o: SubscribeOptions) =>
+              target.subscribe(
+                o.assignment?.kind !== 'follow'
+                  ? o
+                  : {
+                      ...o,
+                      onBatch: async (batch) => {
+                        const beats = batch.topic === heartbeats ? await Promise.all(batch.records.map((r) => ctx.codec.decode(r.value!))) : [];
+                        if (beats.some((e) => e.type === 'WorkerHeartbeat' && e.workerId === 'w2' && e.seq === 2)) {
+                          held++;
+                          await gate;
+                        }
+                        return o.onBatch(batch);
+                      },
+                    },
+              );
+          }
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const router = await startRouter({ ...ctx, log: viewLog }, { routerId: 'router-a' });
+      routers.push(router);
+      await log.append([w1, w2].map((e) => ({ topic: heartbeats, key: e.workerId, value: ctx.codec.encode(e) })));
+      await waitFor(() => held > 0, { what: "w2's heartbeat held from the view" });
+      await send([request('r-behind', { at: T0 + 4_990, deadlineAt: T0 + 60_000 })]);
+      await new Promise((r) => setTimeout(r, 300));
+      // Not refused meanwhile: the router waits for its view to reach the log's end.
+      expect(await total(ctx.topics.results.name)).toBe(0);
+      release();
+      await waitFor(async () => (await total(ctx.topics.decisions.name)) === 1, { what: 'the decision once the view caught up' });
+      const [routed] = await decisions();
+      expect(routed!.event).toMatchObject({ type: 'RequestRouted', requestId: 'r-behind', workerId: 'w2' });
+      // Its clock names the heartbeat that was held.
+      expect(routed!.event.clock.filter((c) => c.topic === heartbeats).reduce((a, c) => a + c.offset, 0)).toBe(5);
+      expect(await total(ctx.topics.results.name)).toBe(0);
+      expect(router.stats()).toMatchObject({ routed: 1, rejected: 0 });
+      expect(router.stats().viewWaits).toBeGreaterThanOrEqual(1);
     });
 
     it('a restarted router rebuilds its state from the log: same sessions, same workers, no re-decision', async () => {
