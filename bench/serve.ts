@@ -26,6 +26,9 @@ import { median, round, summarize } from './stats.js';
  * - the router's `decide` alone with 64 workers.
  * Two entry points: a producer client appending InferenceRequested to the log and reading
  * InferenceCompleted from `results` (what Kafka clients do), and HTTP through the gateway.
+ * Each open-loop window is also timed per hop from the events it left on the log (bench/hops.ts),
+ * with the bench process's CPU per request and event-loop utilization. `--rate N` runs every
+ * deployment's windows at N req/s (default: 1000 embedded, 500 Kafka).
  */
 
 type Send = (i: number) => Promise<void>;
@@ -223,11 +226,12 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
   // Baseline, measured in the same run.
   const base = await atRate(baseline.send, 1000, 1000 * seconds, 0);
   const b = summarize(base.latencies);
-  latencyRows.push([baseline.name, 1000, round(b.p50, 3), round(b.p99, 3), '—', '—', 0]);
+  latencyRows.push([baseline.name, 1000, round(b.p50, 3), round(b.p99, 3), '—', '—', 0, '—', '—']);
   throughputRows.push([baseline.name, Math.round((await maxThroughput(baseline.send, 64, 100_000, 0)).perSec), 0]);
 
   for (const d of deployments) {
-    const perDriver = new Map<string, { p50: number[]; p99: number[]; mean: number[]; hops: number[][]; simple: number; failed: number; tput: number[]; tputFailed: number }>();
+    if (ctx.rate !== undefined) d.rate = ctx.rate;
+    const perDriver = new Map<string, { p50: number[]; p99: number[]; mean: number[]; elu: number[]; cpuMs: number[]; hops: number[][]; simple: number; failed: number; tput: number[]; tputFailed: number }>();
     for (let run = 0; run < runs; run++) {
       const { rt, cleanup } = await d.open();
       let cluster: Cluster | undefined;
@@ -250,12 +254,21 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
         for (const dr of drivers) {
           ctx.progress(`${d.name} run ${run + 1}/${runs}: ${dr.name} at ${d.rate} req/s for ${seconds}s`);
           const from = Date.now();
+          // The bench process's own CPU and event-loop utilization over the window: every service and the client share its one thread.
+          const elu0 = performance.eventLoopUtilization();
+          const cpu0 = process.cpuUsage();
           const r = await atRate(dr.send, d.rate, d.rate * seconds, (offset += 1_000_000));
+          const elu = performance.eventLoopUtilization(elu0).utilization;
+          const cpu = process.cpuUsage(cpu0);
           windows.push({ driver: dr.name, from, to: Date.now() });
+          // Every request of the window has completed; the next load starts on a later millisecond than the window's end.
+          await new Promise((r) => setTimeout(r, 20));
           const s = summarize(r.latencies);
           ctx.progress(`${d.name} run ${run + 1}/${runs}: ${dr.name} max throughput`);
           const t = await maxThroughput(dr.send, 96, ctx.quick ? 2_000 : 5_000, (offset += 1_000_000));
-          const acc = perDriver.get(dr.name) ?? { p50: [], p99: [], mean: [], hops: [], simple: 0, failed: 0, tput: [], tputFailed: 0 };
+          const acc = perDriver.get(dr.name) ?? { p50: [], p99: [], mean: [], elu: [], cpuMs: [], hops: [], simple: 0, failed: 0, tput: [], tputFailed: 0 };
+          acc.elu.push(elu);
+          acc.cpuMs.push((cpu.user + cpu.system) / 1000 / Math.max(1, r.latencies.length));
           acc.p50.push(s.p50);
           acc.mean.push(r.latencies.reduce((a, x) => a + x, 0) / Math.max(1, r.latencies.length));
           acc.p99.push(s.p99);
@@ -284,18 +297,19 @@ export async function benchServe(ctx: BenchContext): Promise<BenchResult[]> {
     for (const [name, acc] of perDriver) {
       const p50 = median(acc.p50);
       const p99 = median(acc.p99);
-      latencyRows.push([`${d.name}: ${name}`, d.rate, round(p50, 3), round(p99, 3), round(p50 - b.p50, 3), round(p99 - b.p99, 3), acc.failed]);
+      latencyRows.push([`${d.name}: ${name}`, d.rate, round(p50, 3), round(p99, 3), round(p50 - b.p50, 3), round(p99 - b.p99, 3), acc.failed, round(median(acc.cpuMs), 3), round(median(acc.elu), 2)]);
       throughputRows.push([`${d.name}: ${name}`, Math.round(median(acc.tput)), acc.tputFailed]);
       hopRows.push([`${d.name}: ${name}`, ...HOPS.map((_, i) => round(median(acc.hops.map((h) => h[i]!)), 2)), round(median(acc.mean), 2), acc.simple]);
     }
   }
   results.push({
     title: `Serving: latency at a fixed request rate, no-op model (median of ${runs} runs of ${seconds}s)`,
-    columns: ['path', 'req/s', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'failed'],
+    columns: ['path', 'req/s', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'failed', 'process CPU ms/req', 'event loop busy'],
     rows: latencyRows,
     notes: [
       'Open loop: request i is due at start + i/rate; its latency runs from that due time to its completion, so queueing counts.',
       'Added = the path minus the direct in-process call of the same no-op model measured in the same run.',
+      'Process CPU and event loop busy: the bench process (client, gateway, router, workers, log client) over the window; an event loop busy near 1 means the one thread is saturated and the latency is queueing behind it.',
       'One process: gateway, 1 router, 2 workers (capacity 64, batches up to 32, result cache off), the client, 8 lanes. Targets: embedded 1k req/s p50 ≤ 1 ms, p99 ≤ 3 ms added; Kafka 500 req/s p50 ≤ 10 ms, p99 ≤ 25 ms added.',
     ],
   });
