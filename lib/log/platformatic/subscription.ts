@@ -365,7 +365,9 @@ export class PlatformaticSubscription implements Subscription {
         continue;
       }
       if (this.fetching.has(leader)) continue;
-      byLeader.set(leader, [...(byLeader.get(leader) ?? []), s]);
+      const parts = byLeader.get(leader);
+      if (parts === undefined) byLeader.set(leader, [s]);
+      else parts.push(s);
     }
     if (leaderless) {
       // Partitions between leaders (a broker restarting, an election in progress): no fetch of
@@ -388,7 +390,15 @@ export class PlatformaticSubscription implements Subscription {
 
   private async fetchFrom(leader: number, parts: PartitionState[], ids: Map<string, string>, topics: Map<string, { id: string }>): Promise<void> {
     const generation = this.generation;
-    const asked = new Map(parts.map((s) => [tpKey(s.topic, s.partition), s.position!]));
+    // Each partition's state and the position asked, by topic then partition (no key strings per
+    // partition per fetch: a view's fetch names every partition of several topics). Within one
+    // generation these are the states `this.states` holds.
+    const asked = new Map<string, Map<number, { s: PartitionState; from: number }>>();
+    for (const s of parts) {
+      let byPartition = asked.get(s.topic);
+      if (byPartition === undefined) asked.set(s.topic, (byPartition = new Map()));
+      byPartition.set(s.partition, { s, from: s.position! });
+    }
     const request = new Map<string, fetchV17.FetchRequestTopic>();
     for (const s of parts) {
       const topicId = topics.get(s.topic)!.id;
@@ -402,13 +412,19 @@ export class PlatformaticSubscription implements Subscription {
       if (generation !== this.generation || this.stopping) return;
       for (const t of response.responses) {
         const topic = ids.get(t.topicId);
-        if (topic === undefined) continue;
+        const byPartition = topic === undefined ? undefined : asked.get(topic);
+        if (topic === undefined || byPartition === undefined) continue;
         for (const p of t.partitions) {
-          const key = tpKey(topic, p.partitionIndex);
-          const s = this.states.get(key);
-          const from = asked.get(key);
+          const a = byPartition.get(p.partitionIndex);
+          if (a === undefined) continue;
+          const { s, from } = a;
           // A rebalance or a reset since the request: its records are not this position's.
-          if (s === undefined || s.stale || from === undefined || s.position !== from) continue;
+          if (s.stale || s.position !== from) continue;
+          if (p.records === undefined || p.records.length === 0) {
+            // Nothing new here (most partitions of a view's fetch): only the high watermark.
+            s.highWatermark = Math.max(s.highWatermark, Number(p.highWatermark));
+            continue;
+          }
           const { records, next, highWatermark } = recordsOf(topic, p.partitionIndex, p, from);
           s.position = next;
           s.highWatermark = Math.max(s.highWatermark, highWatermark);
