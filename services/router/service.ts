@@ -156,16 +156,17 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
    * fleet that is really silent (every worker gone) is then decided on as it is.
    */
   const viewTopicsToCheck = [ctx.topics.heartbeats.name, ctx.topics.control.name];
-  const awaitFreshView = async (): Promise<void> => {
+  const awaitFreshView = async (budgetFrom: number): Promise<void> => {
     if (state.candidates.length === 0 || ctx.now() - newestHeartbeatAt <= staleViewMs) return;
-    await catchUpView('no heartbeat folded lately');
+    await catchUpView('no heartbeat folded lately', budgetFrom);
   };
 
   /**
-   * Folds `heartbeats` and `control` up to their ends as the log states them now, waiting (bounded
-   * by `maxViewWaitMs`) while the view is behind them; true when it had to wait.
+   * Folds `heartbeats` and `control` up to their ends as the log states them now, waiting while
+   * the view is behind them until `maxViewWaitMs` after `budgetFrom` (one budget per batch, however
+   * many waits it takes); true when the view was behind.
    */
-  const catchUpView = async (why: string): Promise<boolean> => {
+  const catchUpView = async (why: string, budgetFrom: number): Promise<boolean> => {
     const started = ctx.now();
     let ends: { topic: string; ends: number[] }[];
     try {
@@ -184,7 +185,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       (ends.length === 0 ? ctx.now() - newestHeartbeatAt > staleViewMs : ends.some(({ topic, ends: e }) => e.some((end, p) => end > 0 && (clock.get(`${topic}\u0000${p}`)?.offset ?? 0) < end)));
     if (!behind()) return false;
     stats.viewWaits++;
-    while (behind() && ctx.now() - started < maxViewWaitMs) await new Promise((r) => setTimeout(r, 5));
+    while (behind() && ctx.now() - budgetFrom < maxViewWaitMs) await new Promise((r) => setTimeout(r, 5));
     stats.viewWaitMs += ctx.now() - started;
     ctx.logger.info({ routerId, waitedMs: ctx.now() - started, why }, 'router: waited for its view to catch up before deciding');
     return true;
@@ -230,7 +231,8 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     now: ctx.now,
     maxBatchRecords: 500,
     onEvents: async ({ events }) => {
-      await awaitFreshView();
+      const batchStarted = ctx.now();
+      await awaitFreshView(batchStarted);
       let duplicates = 0;
       const decideAll = (): RouterDecision[] => {
         const out: RouterDecision[] = [];
@@ -260,7 +262,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       // a view that has reached the log's end as it stands now: a view behind it — a heartbeat, a
       // join or a registration not folded yet (after a broker outage, on a starved host) — would
       // refuse what the log already says can be served. Behind: fold up to that end, decide again.
-      if (out.some((d) => d.type === 'RequestRejected' && VIEW_REFUSALS.has(d.reason)) && (await catchUpView('a refusal'))) {
+      if (out.some((d) => d.type === 'RequestRejected' && VIEW_REFUSALS.has(d.reason)) && (await catchUpView('a refusal', batchStarted))) {
         forget(out);
         out = decideAll();
       }
