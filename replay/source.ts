@@ -131,7 +131,7 @@ export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | '
   let log: EventLog;
   try {
     log = kafka
-      ? await (config.kafkaClient === 'kafkajs' ? openKafkaLog : openPlatformaticLog)({ brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
+      ? await (config.kafkaClient === 'platformatic' ? openPlatformaticLog : openKafkaLog)({ brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
       : await openEmbeddedLog({ dir, fsync: config.fsync, maintenanceIntervalMs: 0, logger });
   } catch (err) {
     const locked = (err as { code?: string }).code === 'SY_ERR_LOG_LOCKED';

@@ -11,7 +11,7 @@ import type { EventLog } from './port.js';
  * `home/log`. Either applies the retention budget (`retentionBytes`, `retentionMs`; see
  * `SwitchyardConfig`) to the topics that expire records. Kafka is reached with the configured
  * TLS and SASL settings (`kafkaTls`, `kafkaSasl`), if any, through the configured client library
- * (`kafkaClient`: @platformatic/kafka unless it says `kafkajs`).
+ * (`kafkaClient`: kafkajs unless it says `platformatic`).
  */
 export async function openLog(
   config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'kafkaClient' | 'kafkaTls' | 'kafkaSasl' | 'retentionBytes' | 'retentionMs'>,
@@ -22,7 +22,7 @@ export async function openLog(
     const { kafkaSessionTimeoutMs: sessionTimeoutMs, kafkaRetryMaxMs: retryMaxMs } = config;
     const { kafkaTls: tls, kafkaSasl: sasl } = config;
     const options = { brokers: config.brokers, ...retention, ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}), ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) };
-    return config.kafkaClient === 'kafkajs' ? openKafkaLog(options) : openPlatformaticLog(options);
+    return config.kafkaClient === 'platformatic' ? openPlatformaticLog(options) : openKafkaLog(options);
   }
   return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync, ...retention });
 }
