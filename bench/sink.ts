@@ -7,8 +7,7 @@ import type { AnalyticsStore } from '../lib/analytics/port.js';
 import { createServerAnalyticsStore } from '../lib/analytics/server.js';
 import { openEmbeddedLog } from '../lib/log/embedded/index.js';
 import { KAFKA_CLIENTS } from '../lib/config.js';
-import { openKafkaLog } from '../lib/log/kafka/index.js';
-import { openPlatformaticLog } from '../lib/log/platformatic/index.js';
+import { openKafkaClientLog } from '../lib/log/open.js';
 import type { AppendRecord, EventLog } from '../lib/log/port.js';
 import { topicLayout } from '../lib/log/topics.js';
 import { InMemoryRegistry } from '../lib/registry/core.js';
@@ -113,7 +112,7 @@ export async function benchSink(ctx: BenchContext): Promise<BenchResult[]> {
           name: `Kafka (${client}) → ClickHouse ${version} server`,
           requests: ctx.quick ? 5_000 : 25_000,
           log: async () => {
-            const log = await (client === 'platformatic' ? openPlatformaticLog : openKafkaLog)({ brokers: ctx.brokers });
+            const log = await openKafkaClientLog(client, { brokers: ctx.brokers });
             return { log, cleanup: () => log.close() };
           },
           store: server,

@@ -3,8 +3,7 @@ import type { AnalyticsStore } from '../lib/analytics/port.js';
 import type { SwitchyardConfig } from '../lib/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { openEmbeddedLog } from '../lib/log/embedded/index.js';
-import { openKafkaLog } from '../lib/log/kafka/index.js';
-import { openPlatformaticLog } from '../lib/log/platformatic/index.js';
+import { openKafkaClientLog } from '../lib/log/open.js';
 import type { EventLog, LogRecord, RecordPosition, TopicSpec } from '../lib/log/port.js';
 import { topicLayout, type TopicName } from '../lib/log/topics.js';
 import type { Logger } from '../lib/logger.js';
@@ -131,7 +130,7 @@ export async function openLogSource(config: Pick<SwitchyardConfig, 'brokers' | '
   let log: EventLog;
   try {
     log = kafka
-      ? await (config.kafkaClient === 'platformatic' ? openPlatformaticLog : openKafkaLog)({ brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
+      ? await openKafkaClientLog(config.kafkaClient, { brokers: config.brokers, tls: config.kafkaTls, sasl: config.kafkaSasl, logger })
       : await openEmbeddedLog({ dir, fsync: config.fsync, maintenanceIntervalMs: 0, logger });
   } catch (err) {
     const locked = (err as { code?: string }).code === 'SY_ERR_LOG_LOCKED';

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import type { SwitchyardConfig } from '../config.js';
+import type { KafkaClient, SwitchyardConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { openEmbeddedLog } from './embedded/index.js';
-import { openKafkaLog } from './kafka/index.js';
-import { openPlatformaticLog } from './platformatic/index.js';
+import { openKafkaLog, type KafkaLogOptions } from './kafka/index.js';
+import { openPlatformaticLog, type PlatformaticLogOptions } from './platformatic/index.js';
 import type { EventLog } from './port.js';
 
 /**
@@ -22,7 +22,12 @@ export async function openLog(
     const { kafkaSessionTimeoutMs: sessionTimeoutMs, kafkaRetryMaxMs: retryMaxMs } = config;
     const { kafkaTls: tls, kafkaSasl: sasl } = config;
     const options = { brokers: config.brokers, ...retention, ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}), ...(sessionTimeoutMs !== undefined ? { sessionTimeoutMs } : {}), ...(retryMaxMs !== undefined ? { retryMaxMs } : {}), ...(logger ? { logger } : {}) };
-    return config.kafkaClient === 'platformatic' ? openPlatformaticLog(options) : openKafkaLog(options);
+    return openKafkaClientLog(config.kafkaClient, options);
   }
   return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync, ...retention });
+}
+
+/** The Kafka log through the client library `client` names: kafkajs unless it says `platformatic`. */
+export function openKafkaClientLog(client: KafkaClient | undefined, options: KafkaLogOptions & PlatformaticLogOptions): Promise<EventLog> {
+  return client === 'platformatic' ? openPlatformaticLog(options) : openKafkaLog(options);
 }

@@ -233,10 +233,9 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     onEvents: async ({ events }) => {
       const batchStarted = ctx.now();
       await awaitFreshView(batchStarted);
-      let duplicates = 0;
-      const decideAll = (): RouterDecision[] => {
+      const decideAll = (): { out: RouterDecision[]; duplicates: number } => {
         const out: RouterDecision[] = [];
-        duplicates = 0;
+        let duplicates = 0;
         for (const { event, record } of events) {
           if (event.type !== 'InferenceRequested') continue;
           const requestId = event.requestId ?? event.eventId;
@@ -249,7 +248,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
           decided.set(requestId, true);
           out.push(decision);
         }
-        return out;
+        return { out, duplicates };
       };
       const forget = (out: readonly RouterDecision[]) => {
         for (const d of out) {
@@ -257,14 +256,14 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
           pending.delete(d.eventId);
         }
       };
-      let out = decideAll();
+      let { out, duplicates } = decideAll();
       // A refusal that the view decides (no eligible worker, shed, unknown model) is made only on
       // a view that has reached the log's end as it stands now: a view behind it — a heartbeat, a
       // join or a registration not folded yet (after a broker outage, on a starved host) — would
       // refuse what the log already says can be served. Behind: fold up to that end, decide again.
       if (out.some((d) => d.type === 'RequestRejected' && VIEW_REFUSALS.has(d.reason)) && (await catchUpView('a refusal', batchStarted))) {
         forget(out);
-        out = decideAll();
+        ({ out, duplicates } = decideAll());
       }
       stats.duplicatesSkipped += duplicates;
       if (out.length === 0) return;

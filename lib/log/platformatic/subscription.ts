@@ -412,8 +412,9 @@ export class PlatformaticSubscription implements Subscription {
       if (generation !== this.generation || this.stopping) return;
       for (const t of response.responses) {
         const topic = ids.get(t.topicId);
-        const byPartition = topic === undefined ? undefined : asked.get(topic);
-        if (topic === undefined || byPartition === undefined) continue;
+        if (topic === undefined) continue;
+        const byPartition = asked.get(topic);
+        if (byPartition === undefined) continue;
         for (const p of t.partitions) {
           const a = byPartition.get(p.partitionIndex);
           if (a === undefined) continue;
