@@ -48,7 +48,13 @@ import type { ModelVersionView, ModelView, RouterState, WorkerRecord } from './s
  *    names a fallback model → the same on the fallback model (version by rollout/latest, never
  *    pinned; one level, no chains): fallback = degraded = true, reason FALLBACK_MODEL,
  *    requestedModel set; both candidate sets are recorded (each candidate names its modelVersion).
- *    Still nothing → reject NO_CAPACITY.
+ *    Still nothing: the panic rule (as Envoy's outlier detection has) — the workers excluded only
+ *    as relative outliers (EJECTED for LATENCY or ERROR_RATE, half-open ones included) are routed
+ *    to after all, the requested version's if it has any, else the fallback's; degraded = true.
+ *    Being worse than one's peers means nothing when no peer is eligible: after a broker outage the
+ *    one live worker can look like a latency outlier while the others have not heartbeated yet.
+ *    The absolute compute-time breaker (COMPUTE_TIME) never gives way. Still nothing → reject
+ *    NO_CAPACITY.
  * 6. Load shedding on real queueing: a first attempt is rejected SHED (with `retryAfterMs`) when
  *    every eligible candidate has had queued work waiting at least `shedAtQueueDelayMs[priority]`
  *    (the queue delay of its latest heartbeat, plus the heartbeat's age while it reported a
@@ -180,13 +186,26 @@ function ensureScratch(n: number): void {
   weights = new Float64Array(size);
 }
 
-/** Candidates of one model version, in lane order, each with its score or exclusion; the eligible ones go to `pool`. */
-function assess(ctx: Context, model: string, version: ModelVersionView, all: RoutingCandidate[]): void {
+/** A candidate excluded only as a relative outlier (LATENCY, ERROR_RATE): the panic rule may take it back. */
+interface Held {
+  readonly rec: WorkerRecord;
+  readonly cand: RoutingCandidate;
+  readonly outstanding: number;
+  readonly capacity: number;
+  readonly queueDelay: number;
+}
+
+/**
+ * Candidates of one model version, in lane order, each with its score or exclusion; the eligible
+ * ones go to `pool`. Returns the relative outliers it excluded (null when none), for the panic rule.
+ */
+function assess(ctx: Context, model: string, version: ModelVersionView, all: RoutingCandidate[]): Held[] | null {
   const { state, policy, now, pending, marks, previousWorkerId } = ctx;
   const staleMs = policy.staleHeartbeatMs;
   const checkMarks = marks.size > 0;
   const list = state.candidates;
   pool.n = 0;
+  let held: Held[] | null = null;
   for (let i = 0; i < list.length; i++) {
     const rec = list[i]!;
     const claim = rec.claim!;
@@ -207,6 +226,14 @@ function assess(ctx: Context, model: string, version: ModelVersionView, all: Rou
     else if (now - hb.at > staleMs) excluded = EXCLUDED.STALE_HEARTBEAT;
     else if (checkMarks && isEjected(marks.get(rec.workerId), state.logTime, policy, outstanding)) excluded = EXCLUDED.EJECTED;
     else if (rec.workerId === previousWorkerId) excluded = EXCLUDED.PREVIOUS_ATTEMPT;
+    // A relative outlier (not the compute-time breaker) may be taken back by the panic rule; the
+    // failed attempt's worker never is, and its exclusion says so (replay reads previousWorkerId
+    // of a rejection back from that label).
+    let relative = excluded === EXCLUDED.EJECTED && marks.get(rec.workerId)!.cause !== 'COMPUTE_TIME';
+    if (relative && rec.workerId === previousWorkerId) {
+      excluded = EXCLUDED.PREVIOUS_ATTEMPT;
+      relative = false;
+    }
     const cand: RoutingCandidate = {
       workerId: rec.workerId,
       lane: claim.lane,
@@ -218,14 +245,30 @@ function assess(ctx: Context, model: string, version: ModelVersionView, all: Rou
       excluded,
     };
     all.push(cand);
-    if (excluded === null) {
-      const k = pool.n++;
-      pool.recs[k] = rec;
-      pool.cands[k] = cand;
-      pool.outstanding[k] = outstanding;
-      pool.capacity[k] = capacity;
-      pool.queueDelay[k] = hb!.queueDepth > 0 ? hb!.queueDelayMs + Math.max(0, now - hb!.at) : 0;
+    if (excluded === null || relative) {
+      const queueDelay = hb!.queueDepth > 0 ? hb!.queueDelayMs + Math.max(0, now - hb!.at) : 0;
+      if (excluded === null) admit(rec, cand, outstanding, capacity, queueDelay);
+      else (held ??= []).push({ rec, cand, outstanding, capacity, queueDelay });
     }
+  }
+  return held;
+}
+
+function admit(rec: WorkerRecord, cand: RoutingCandidate, outstanding: number, capacity: number, queueDelay: number): void {
+  const k = pool.n++;
+  pool.recs[k] = rec;
+  pool.cands[k] = cand;
+  pool.outstanding[k] = outstanding;
+  pool.capacity[k] = capacity;
+  pool.queueDelay[k] = queueDelay;
+}
+
+/** The panic rule: relative outliers routed to, as the only workers left (their exclusion cleared). */
+function panic(held: Held[]): void {
+  pool.n = 0;
+  for (const h of held) {
+    h.cand.excluded = null;
+    admit(h.rec, h.cand, h.outstanding, h.capacity, h.queueDelay);
   }
 }
 
@@ -359,20 +402,32 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
   let servedModel: ModelView = model!;
   let version = choice.version;
   const candidates: RoutingCandidate[] = [];
-  assess(ctx, servedModel.name, version, candidates);
+  const held = assess(ctx, servedModel.name, version, candidates);
   let fallback = false;
+  let panicked = false;
   if (pool.n === 0) {
     const fbModel = req.allowFallback && servedModel.fallbackModel !== null ? state.models.get(servedModel.fallbackModel) : undefined;
     const fbChoice = fbModel ? chooseVersion(fbModel, null, stickyKey) : undefined;
+    let fbHeld: Held[] | null = null;
     if (fbModel && fbChoice?.ok) {
-      assess(ctx, fbModel.name, fbChoice.version, candidates);
+      fbHeld = assess(ctx, fbModel.name, fbChoice.version, candidates);
       if (pool.n > 0) {
         fallback = true;
         servedModel = fbModel;
         version = fbChoice.version;
       }
     }
-    if (!fallback) {
+    if (!fallback && held !== null) {
+      panic(held);
+      panicked = true;
+    } else if (!fallback && fbHeld !== null && fbModel && fbChoice?.ok) {
+      panic(fbHeld);
+      panicked = true;
+      fallback = true;
+      servedModel = fbModel;
+      version = fbChoice.version;
+    }
+    if (!fallback && !panicked) {
       return reject(command, policy, REJECTED.NO_CAPACITY, `no eligible worker for ${req.model}@${choice.version.version}${fbModel ? ` or fallback ${fbModel.name}` : ''}`, candidates, policy.shedRetryAfterMs);
     }
   }
@@ -418,7 +473,7 @@ export function decide(command: RouteCommand, state: RouterState): RouterDecisio
   }
 
   let chosen: number;
-  let degraded = fallback || failover;
+  let degraded = fallback || failover || panicked;
   let reason: string;
   if (req.sessionId !== null) {
     const passed = { count: 0 };

@@ -699,6 +699,75 @@ describe('outlier ejection', () => {
     expect(excludedOf(decide(command(request('y'), { now: t + 10 + 4999 }), state)).w3).toBe('EJECTED');
   });
 
+  describe('panic rule: a relative outlier is routed to when no other worker is eligible', () => {
+    /** Only w3 heartbeats at `now`; the others' heartbeats are from T0, stale by then. */
+    const onlyW3Fresh = (state: RouterState, now: number) => evolve(state, heartbeat('w3', 3, { seq: now, at: now }));
+
+    it('given the latency outlier is the only worker with a fresh heartbeat, then it takes the request, degraded, not NO_CAPACITY', () => {
+      const state = given(scenario((i, at) => completed(`slow-${i}`, 'w3', 3, { at, latencyMs: 400 })));
+      onlyW3Fresh(state, lastBad);
+      const d = asRouted(decide(command(request('r1'), { now: lastBad }), state));
+      expect(d).toMatchObject({ workerId: 'w3', degraded: true, fallback: false, reason: 'LEAST_LOADED' });
+      expect(excludedOf(d)).toEqual({ w0: 'STALE_HEARTBEAT', w1: 'STALE_HEARTBEAT', w2: 'STALE_HEARTBEAT', w3: null });
+      // One fresh peer is enough: the outlier is ejected again.
+      evolve(state, heartbeat('w0', 0, { seq: lastBad, at: lastBad }));
+      const e = asRouted(decide(command(request('r2'), { now: lastBad }), state));
+      expect(e).toMatchObject({ workerId: 'w0', degraded: false });
+      expect(excludedOf(e).w3).toBe('EJECTED');
+    });
+
+    it('given an error-rate outlier half-open with its probe outstanding and no other worker eligible, then it takes more', () => {
+      const state = given(scenario((i, at) => failed(`bad-${i}`, 'w3', 3, { at })));
+      const t = lastBad + 5000;
+      evolve(state, completed('tick', 'w0', 0, { at: t }));
+      evolve(state, routed('probe', 'w3', 3));
+      for (const w of [0, 1, 2]) evolve(state, draining(`w${w}`, w));
+      onlyW3Fresh(state, t);
+      const d = asRouted(decide(command(request('r1'), { now: t }), state));
+      expect(d).toMatchObject({ workerId: 'w3', degraded: true });
+      expect(excludedOf(d)).toEqual({ w0: 'DRAINING', w1: 'DRAINING', w2: 'DRAINING', w3: null });
+    });
+
+    it('given the model has a fallback with an eligible worker, then the fallback answers rather than the outlier', () => {
+      const events = [...scenario((i, at) => completed(`slow-${i}`, 'w3', 3, { at, latencyMs: 400 })), registered('tiny', 'v1'), registered('m', 'v2', { fallbackModel: 'tiny' }), joined('w9', 9, { models: ['tiny'] })];
+      const state = given(events);
+      onlyW3Fresh(state, lastBad);
+      evolve(state, heartbeat('w9', 9, { seq: lastBad, at: lastBad }));
+      const d = asRouted(decide(command(request('r1', { model: 'm' }), { now: lastBad }), state));
+      expect(d).toMatchObject({ workerId: 'w9', model: 'tiny', fallback: true, reason: 'FALLBACK_MODEL' });
+      expect(excludedOf(d).w3).toBe('EJECTED');
+    });
+
+    it('given the breaker on absolute compute time tripped, then it never gives way: NO_CAPACITY', () => {
+      const policy = resolveRouterPolicy({ ejection: { maxComputeMs: 5 } });
+      const state = given(scenario((i, at) => completed(`w3-${i}`, 'w3', 3, { at, latencyMs: 8 })));
+      onlyW3Fresh(state, lastBad);
+      const d = asRejected(decide(command(request('r1'), { now: lastBad, policy }), state));
+      expect(d.reason).toBe('NO_CAPACITY');
+      expect(excludedOf(d).w3).toBe('EJECTED');
+    });
+
+    it('given the outlier is the worker of the failed attempt, then a re-dispatch does not panic back onto it', () => {
+      const state = given(scenario((i, at) => completed(`slow-${i}`, 'w3', 3, { at, latencyMs: 400 })));
+      onlyW3Fresh(state, lastBad);
+      const req = request('r1');
+      const d = asRejected(decide(command(req, { now: lastBad, attempt: 2, previousWorkerId: 'w3' }), state));
+      expect(d.reason).toBe('NO_CAPACITY');
+      expect(excludedOf(d).w3).toBe('PREVIOUS_ATTEMPT');
+      expect(decide(routeCommandFromDecision(d, req), state)).toEqual(d);
+    });
+
+    it('given a panic decision, then replay re-derives it exactly from the state and the recorded command', () => {
+      const state = given(scenario((i, at) => completed(`slow-${i}`, 'w3', 3, { at, latencyMs: 400 })));
+      onlyW3Fresh(state, lastBad);
+      const req = request('r1', { sessionId: 's1' });
+      const d = asRouted(decide(command(req, { now: lastBad }), state));
+      expect(d.workerId).toBe('w3');
+      const again = decide(routeCommandFromDecision(d, req), state);
+      expect(again).toEqual(d);
+    });
+  });
+
   it('given ejection disabled, then nobody is ejected', () => {
     const state = given(scenario((i, at) => failed(`bad-${i}`, 'w3', 3, { at })));
     fresh(state, lastBad);
