@@ -20,7 +20,9 @@ import { percentile, round } from './stats.js';
  * that minute's requests, the server's RSS and its CPU per completed request. At the end: the
  * table of minutes, the RSS slope after warm-up (MB per 100k requests) and the bytes per request
  * the log took on disk (total and per topic), with the issue's goals beside them.
- * SWITCHYARD_SOAK_CPU_PROF=<dir> makes the server write a CPU profile (`--cpu-prof`) there.
+ * SWITCHYARD_SOAK_CPU_PROF=<dir> makes the server write a CPU profile (`--cpu-prof`) there;
+ * SWITCHYARD_SOAK_NODE_ARGS adds node flags to the server (e.g. `--trace-gc`) and
+ * SWITCHYARD_SOAK_OUTPUT=<file> sends its output to <file>.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -120,10 +122,13 @@ async function diskUsage(dir: string): Promise<Map<string, number>> {
 
 /** `switchyard up` in a process of its own; resolves once /readyz answers 200. */
 async function startServer(home: string, port: number, progress: (line: string) => void): Promise<{ child: ChildProcess; url: string; exited: Promise<number | string> }> {
-  const out = createWriteStream(join(home, 'up.log'));
+  // SWITCHYARD_SOAK_OUTPUT=<file>: the server's output goes there rather than to up.log in its home.
+  const out = createWriteStream(process.env.SWITCHYARD_SOAK_OUTPUT || join(home, 'up.log'));
   // SWITCHYARD_SOAK_CPU_PROF=<dir>: the server writes a V8 CPU profile there when it exits.
   const prof = process.env.SWITCHYARD_SOAK_CPU_PROF;
-  const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+  // SWITCHYARD_SOAK_NODE_ARGS: more node flags for the server (e.g. --trace-gc --heapsnapshot-signal=SIGUSR2).
+  const extra = (process.env.SWITCHYARD_SOAK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...extra];
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'switchyard.js'), 'up', '--port', String(port), '--home', home], {
     cwd: ROOT,
     env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn' },
