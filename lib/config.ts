@@ -70,8 +70,10 @@ export interface SwitchyardConfig {
   kafkaRetryMaxMs?: number;
   /**
    * The Kafka client library behind the log: `kafkajs` (lib/log/kafka) or `platformatic`
-   * (@platformatic/kafka, lib/log/platformatic). Both pass the same EventLog contract; members of
-   * either can share a consumer group. @default 'kafkajs' (SWITCHYARD_KAFKA_CLIENT)
+   * (@platformatic/kafka, lib/log/platformatic). Both pass the same EventLog contract and chaos
+   * suite; members of either can share a consumer group. @platformatic/kafka is the default: less
+   * than half kafkajs' CPU per record and a shorter serving path (docs/BENCHMARKS.md, "Kafka
+   * clients"). @default 'platformatic' (SWITCHYARD_KAFKA_CLIENT)
    */
   kafkaClient?: KafkaClient;
   /**
@@ -196,7 +198,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Switchy
     return n;
   };
   const { kafkaTls, kafkaSasl } = kafkaSecurityFromEnv(env);
-  const kafkaClient = overrides.kafkaClient ?? ((env.SWITCHYARD_KAFKA_CLIENT || 'kafkajs').trim().toLowerCase() as KafkaClient);
+  const kafkaClient = overrides.kafkaClient ?? ((env.SWITCHYARD_KAFKA_CLIENT || 'platformatic').trim().toLowerCase() as KafkaClient);
   if (!KAFKA_CLIENTS.includes(kafkaClient)) throw configError(`SWITCHYARD_KAFKA_CLIENT must be one of ${KAFKA_CLIENTS.join(', ')}, got ${JSON.stringify(kafkaClient)}`);
   const clickhouseUser = overrides.clickhouseUser ?? (env.SWITCHYARD_CLICKHOUSE_USER || undefined);
   const clickhousePassword = overrides.clickhousePassword ?? secretFromEnv(env, 'SWITCHYARD_CLICKHOUSE_PASSWORD');

@@ -11,7 +11,7 @@ import type { EventLog } from './port.js';
  * `home/log`. Either applies the retention budget (`retentionBytes`, `retentionMs`; see
  * `SwitchyardConfig`) to the topics that expire records. Kafka is reached with the configured
  * TLS and SASL settings (`kafkaTls`, `kafkaSasl`), if any, through the configured client library
- * (`kafkaClient`: kafkajs unless it says `platformatic`).
+ * (`kafkaClient`: @platformatic/kafka unless it says `kafkajs`).
  */
 export async function openLog(
   config: Pick<SwitchyardConfig, 'brokers' | 'home' | 'fsync' | 'kafkaSessionTimeoutMs' | 'kafkaRetryMaxMs' | 'kafkaClient' | 'kafkaTls' | 'kafkaSasl' | 'retentionBytes' | 'retentionMs'>,
@@ -27,7 +27,7 @@ export async function openLog(
   return openEmbeddedLog({ dir: join(config.home, 'log'), fsync: config.fsync, ...retention });
 }
 
-/** The Kafka log through the client library `client` names: kafkajs unless it says `platformatic`. */
+/** The Kafka log through the client library `client` names: @platformatic/kafka unless it says `kafkajs`. */
 export function openKafkaClientLog(client: KafkaClient | undefined, options: KafkaLogOptions & PlatformaticLogOptions): Promise<EventLog> {
-  return client === 'platformatic' ? openPlatformaticLog(options) : openKafkaLog(options);
+  return client === 'kafkajs' ? openKafkaLog(options) : openPlatformaticLog(options);
 }

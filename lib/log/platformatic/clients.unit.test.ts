@@ -5,8 +5,9 @@ import { securityOptions } from './clients.js';
 import { fromPlatformaticError } from './errors.js';
 
 describe('SWITCHYARD_KAFKA_CLIENT', () => {
-  it('is kafkajs unless it says platformatic; anything else is SY_ERR_CONFIG', () => {
-    expect(configFromEnv({}).kafkaClient).toBe('kafkajs');
+  it('is platformatic unless it says kafkajs; anything else is SY_ERR_CONFIG', () => {
+    expect(configFromEnv({}).kafkaClient).toBe('platformatic');
+    expect(configFromEnv({ SWITCHYARD_KAFKA_CLIENT: 'kafkajs' }).kafkaClient).toBe('kafkajs');
     expect(configFromEnv({ SWITCHYARD_KAFKA_CLIENT: 'platformatic' }).kafkaClient).toBe('platformatic');
     expect(configFromEnv({ SWITCHYARD_KAFKA_CLIENT: ' Platformatic ' }).kafkaClient).toBe('platformatic');
     expect(configFromEnv({ SWITCHYARD_KAFKA_CLIENT: 'platformatic' }, { kafkaClient: 'kafkajs' }).kafkaClient).toBe('kafkajs');
