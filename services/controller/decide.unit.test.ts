@@ -267,6 +267,25 @@ describe('re-dispatch', () => {
     expect(b.requests.size).toBe(0);
     expect([...a.outcomes.keys()]).toEqual([...b.outcomes.keys()]);
   });
+
+  it('given more terminal outcomes on a partition than outcomeMemory, then its oldest are forgotten, each partition on its own, and a remembered one still wins', () => {
+    const policy = resolveControllerPolicy({ outcomeMemory: 16 });
+    const ids = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    const state = given([...base(), ...ids.map((id) => completed(id, 'w0'))], policy);
+    evolve(state, completed('p1', 'w0'), at(RESULTS, 1));
+    expect([...state.outcomes.keys()]).toEqual([...ids.slice(24), 'p1']);
+    evolve(state, completed('r40', 'w0'), at(RESULTS, 0));
+    expect(state.outcomes.has('r24')).toBe(false);
+    expect(state.outcomes.has('p1')).toBe(true);
+    expect(state.outcomes.size).toBe(17);
+    // r39 is remembered: its second terminal outcome loses to the first; r0 is not: its late outcome is taken as new
+    evolve(state, completed('r39', 'w1'), at(RESULTS, 0));
+    expect([...state.losers.values()].map((l) => `${l.loser.requestId}:${l.winner.workerId}`)).toEqual(['r39:w0']);
+    evolve(state, completed('r0', 'w1'), at(RESULTS, 0));
+    expect(state.losers.size).toBe(1);
+    expect(state.outcomes.get('r0')?.workerId).toBe('w1');
+    expect(state.outcomes.has('r25')).toBe(false);
+  });
 });
 
 describe('retries', () => {

@@ -1,3 +1,4 @@
+import { CircularBuffer } from 'mnemonist';
 import type {
   ControllerTick,
   InferenceCompleted,
@@ -142,8 +143,12 @@ export interface ControllerState {
   readonly requests: Map<string, RequestTrack>;
   /** requestId → winning outcome, for finished requests (bounded per partition). */
   readonly outcomes: Map<string, OutcomeRef>;
-  /** Per results partition, the request ids in `outcomes` in offset order (for bounding). */
-  readonly outcomeOrder: Map<number, string[]>;
+  /**
+   * Per results partition, the request ids in `outcomes` in offset order, a ring of
+   * `outcomeMemory`: when it is full the oldest leaves `outcomes` as the newest comes in, in
+   * constant time (an array spliced at its front cost the whole array per outcome).
+   */
+  readonly outcomeOrder: Map<number, CircularBuffer<string>>;
   /** eventId of a losing outcome → the loss, until its ResultSuperseded is folded. */
   readonly losers: Map<string, Loser>;
   /** Losing outcomes already recorded (ResultSuperseded folded). */
@@ -321,13 +326,10 @@ function onTerminal(state: ControllerState, e: InferenceCompleted | InferenceFai
   else if (e.type === 'InferenceFailed') state.finished.failed++;
   else state.finished.rejected++;
   let order = state.outcomeOrder.get(at.partition);
-  if (order === undefined) state.outcomeOrder.set(at.partition, (order = []));
-  order.push(e.requestId);
+  if (order === undefined) state.outcomeOrder.set(at.partition, (order = new CircularBuffer<string>(Array, state.policy.outcomeMemory)));
   // Bounded per partition, oldest first: the same whatever the interleaving of partitions.
-  if (order.length > state.policy.outcomeMemory) {
-    const drop = order.splice(0, order.length - state.policy.outcomeMemory);
-    for (const id of drop) state.outcomes.delete(id);
-  }
+  if (order.size === order.capacity) state.outcomes.delete(order.shift()!);
+  order.push(e.requestId);
 }
 
 function onSession(state: ControllerState, e: SessionState): void {
