@@ -2,7 +2,7 @@ import type { LogRecord } from '../lib/log/port.js';
 import type { ClockEntry, ControllerTick, SwitchyardEvent } from '../schemas/generated/events.js';
 import { decideTick, type ControllerAction } from '../services/controller/decide.js';
 import { CONTROLLER_CODE_VERSION, resolveControllerPolicy, type ControllerPolicy, type ControllerPolicyInput } from '../services/controller/options.js';
-import { evolve, initialControllerState, type ControllerState } from '../services/controller/state.js';
+import { evolve, initialControllerState, positionOf, type ControllerState } from '../services/controller/state.js';
 import { deepEqual } from './diff.js';
 import type { LogSource } from './source.js';
 
@@ -172,7 +172,7 @@ function derivedAction(a: ControllerAction): { kind: ControllerAction['kind']; k
     case 'fail':
       return { kind: 'fail', key: a.requestId, fields: { requestId: a.requestId, attempt: a.attempt, errorCode: a.errorCode, errorMessage: a.errorMessage, workerId: a.workerId, lane: a.lane, model: a.model } };
     case 'supersede':
-      return { kind: 'supersede', key: a.loss.loser.eventId, fields: { superseded: a.loss.loser.eventId, winner: a.loss.winner.eventId, position: a.loss.loser.position } };
+      return { kind: 'supersede', key: a.loss.loser.eventId, fields: { superseded: a.loss.loser.eventId, winner: a.loss.winner.eventId, position: positionOf(a.loss.loser) } };
     case 'route':
       return { kind: 'route', key: `${a.requestId}#${a.attempt}`, fields: { requestId: a.requestId, attempt: a.attempt, reason: a.reason } };
     case 'migrate':

@@ -1,5 +1,6 @@
 import avro from 'avsc';
 import { SwitchyardError, errorMessage } from '../lib/errors.js';
+import { internIdentifiers } from '../lib/intern.js';
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type EventType, type SwitchyardEvent, type SwitchyardEventInit } from './generated/events.js';
 import { MAGIC_BYTE, WIRE_HEADER_BYTES, readSchemaId } from './wire.js';
@@ -203,6 +204,7 @@ export class EventCodec {
       });
     }
     value['type'] = reader.event;
+    internIdentifiers(value);
     return value as unknown as SwitchyardEvent;
   }
 

@@ -17,7 +17,7 @@ import { decide as routeDecide } from '../router/decide.js';
 import { resolveRouterPolicy, type RouterPolicy, type RouterPolicyInput } from '../router/policies/options.js';
 import { decideTick, type ControllerAction, type Tick } from './decide.js';
 import { resolveControllerPolicy, type ControllerPolicy, type ControllerPolicyInput } from './options.js';
-import { evolve, initialControllerState, type ControllerState } from './state.js';
+import { evolve, initialControllerState, positionOf, type ControllerState } from './state.js';
 
 /** Options of one controller instance. */
 export interface ControllerOptions {
@@ -371,12 +371,12 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
           requestId: loser.requestId,
           supersededEventId: loser.eventId,
           supersededType: loser.type,
-          supersededPosition: loser.position,
+          supersededPosition: positionOf(loser),
           supersededWorkerId: loser.workerId,
           supersededAttempt: loser.attempt,
           winnerEventId: winner.eventId,
           winnerType: winner.type,
-          winnerPosition: winner.position,
+          winnerPosition: positionOf(winner),
         };
         stats.superseded++;
         ctx.logger.info({ controllerId, requestId: loser.requestId, superseded: loser.eventId, winner: winner.eventId, workerId: loser.workerId }, 'controller: a later outcome is superseded');

@@ -97,14 +97,24 @@ export interface RequestTrack {
   readonly failures: Map<number, RetriableFailure>;
 }
 
+/**
+ * A terminal outcome as remembered: flat (its position's fields inline, `positionOf` gives the
+ * LogPosition), since `outcomeMemory` of them per results partition live for minutes and each
+ * nested object is one more for every old-generation mark.
+ */
 export interface OutcomeRef {
   readonly requestId: string;
   readonly eventId: string;
   readonly type: 'InferenceCompleted' | 'InferenceFailed' | 'RequestRejected';
-  readonly position: LogPosition;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
   readonly workerId: string | null;
   readonly attempt: number;
 }
+
+/** Where an outcome is in the log. */
+export const positionOf = (o: OutcomeRef): LogPosition => ({ topic: o.topic, partition: o.partition, offset: o.offset });
 
 /** A terminal outcome that lost to an earlier one and has no ResultSuperseded yet. */
 export interface Loser {
@@ -311,7 +321,9 @@ function onTerminal(state: ControllerState, e: InferenceCompleted | InferenceFai
     requestId: e.requestId,
     eventId: e.eventId,
     type: e.type,
-    position: pos(at),
+    topic: at.topic,
+    partition: at.partition,
+    offset: at.offset,
     workerId: e.type === 'RequestRejected' ? null : e.workerId,
     attempt: e.attempt,
   };

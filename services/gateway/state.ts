@@ -1,4 +1,5 @@
 import type { InferenceCompleted, InferenceFailed, InferenceStarted, RequestRejected } from '../../schemas/generated/events.js';
+import { identifiers } from '../../lib/intern.js';
 
 /**
  * What the gateway knows about one request: a fold of the request's events on `results`
@@ -65,7 +66,8 @@ const RETRIABLE_REJECTIONS: ReadonlySet<string> = new Set(['SHED', 'SHED_OVERLOA
 export const isTerminal = (status: RequestStatusName): boolean => status === 'completed' || status === 'failed' || status === 'rejected';
 
 /** The status of a request this gateway has just produced. */
-export function acceptedStatus(requestId: string, model: string, now: number, fingerprint: string | null): RequestStatus {
+export function acceptedStatus(requestId: string, requested: string, now: number, fingerprint: string | null): RequestStatus {
+  const model = identifiers.intern(requested); // kept for minutes: one shared copy of the name
   return { requestId, status: 'accepted', attempt: 1, model, requestedModel: model, modelVersion: null, workerId: null, acceptedAt: now, updatedAt: now, result: null, error: null, fingerprint };
 }
 
