@@ -50,9 +50,12 @@ export const IDENTIFIER_FIELDS = [
   'controllerId',
 ] as const;
 
-/** Replaces each identifier field of a decoded record with its shared string, in place. */
-export function internIdentifiers(record: Record<string, unknown>, table: Interner = identifiers): void {
-  for (const field of IDENTIFIER_FIELDS) {
+/**
+ * Replaces each identifier field of a decoded record with its shared string, in place. `fields`:
+ * the identifier fields its schema has (the codec finds them once per schema), else all of them.
+ */
+export function internIdentifiers(record: Record<string, unknown>, table: Interner = identifiers, fields: readonly string[] = IDENTIFIER_FIELDS): void {
+  for (const field of fields) {
     const v = record[field];
     if (typeof v === 'string') record[field] = table.intern(v);
   }

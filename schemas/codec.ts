@@ -1,6 +1,6 @@
 import avro from 'avsc';
 import { SwitchyardError, errorMessage } from '../lib/errors.js';
-import { internIdentifiers } from '../lib/intern.js';
+import { IDENTIFIER_FIELDS, identifiers, internIdentifiers } from '../lib/intern.js';
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type EventType, type SwitchyardEvent, type SwitchyardEventInit } from './generated/events.js';
 import { MAGIC_BYTE, WIRE_HEADER_BYTES, readSchemaId } from './wire.js';
@@ -38,7 +38,14 @@ interface Reader {
   type: avro.Type;
   /** Undefined when the writer schema is the reader schema. */
   resolver: avro.Resolver | undefined;
+  /** The identifier fields of `type` (interned on decode), found once per reader, not per record. */
+  identifierFields: readonly string[];
 }
+
+const identifierFieldsOf = (type: avro.Type): readonly string[] => {
+  const names = new Set((type as avro.types.RecordType).fields.map((f) => f.name));
+  return IDENTIFIER_FIELDS.filter((f) => names.has(f));
+};
 
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -80,7 +87,7 @@ export class EventCodec {
     this.registry = registry;
     this.writers = writers;
     this.eventsByName = eventsByName;
-    for (const [event, writer] of writers) this.readers.set(writer.id, { event, type: writer.type, resolver: undefined });
+    for (const [event, writer] of writers) this.readers.set(writer.id, { event, type: writer.type, resolver: undefined, identifierFields: identifierFieldsOf(writer.type) });
   }
 
   /** Parse the local schemas, register them (or look up their ids), and return a ready codec. */
@@ -204,7 +211,7 @@ export class EventCodec {
       });
     }
     value['type'] = reader.event;
-    internIdentifiers(value);
+    internIdentifiers(value, identifiers, reader.identifierFields);
     return value as unknown as SwitchyardEvent;
   }
 
@@ -251,7 +258,7 @@ export class EventCodec {
         });
       }
     }
-    const reader: Reader = { event: local.event, type: local.type, resolver };
+    const reader: Reader = { event: local.event, type: local.type, resolver, identifierFields: identifierFieldsOf(local.type) };
     this.readers.set(id, reader);
     return reader;
   }
