@@ -4,6 +4,7 @@ import { IDENTIFIER_FIELDS, identifiers, internIdentifiers } from '../lib/intern
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type EventType, type SwitchyardEvent, type SwitchyardEventInit } from './generated/events.js';
 import { MAGIC_BYTE, WIRE_HEADER_BYTES, readSchemaId } from './wire.js';
+import type { EventDecoder } from '../lib/events/subscribe.js';
 
 /**
  * Parse an event schema the way the codec does (writer and reader alike). Each call gets its
@@ -33,14 +34,53 @@ interface Writer {
   type: avro.Type;
 }
 
-interface Reader {
+/** How a schema id's records are read (the codec's own; exported for its projections only). */
+export interface Reader {
   event: EventType;
   type: avro.Type;
+  /** The schema the record was written with (the reader's own type for the local version). */
+  writer: avro.Type;
   /** Undefined when the writer schema is the reader schema. */
   resolver: avro.Resolver | undefined;
   /** The identifier fields of `type` (interned on decode), found once per reader, not per record. */
   identifierFields: readonly string[];
+  /** Array fields a projection left out of `type`: each reads as `NOT_DECODED`. */
+  omitted?: readonly string[];
 }
+
+/**
+ * Array fields of an event that a consumer never reads, by event type: its decoder
+ * (`EventCodec.projection`) skips them in the bytes instead of building them. A routing decision
+ * carries everything its router knew (candidates, pending decisions, a clock entry per consumed
+ * partition) so that replay can decide again; the worker that executes it reads a handful of its
+ * fields. Only array fields can be left out, so a projected event still has its type's shape.
+ */
+export type Projection = Partial<Record<EventType, readonly string[]>>;
+
+/** The array fields of each event type's local schema. */
+const ARRAY_FIELDS: ReadonlyMap<EventType, readonly string[]> = new Map(
+  EVENT_TYPES.map((event) => {
+    const { fields } = JSON.parse(EVENT_SCHEMAS[event].schema) as { fields: { name: string; type: unknown }[] };
+    return [event, fields.filter((f) => typeof f.type === 'object' && f.type !== null && (f.type as { type?: unknown }).type === 'array').map((f) => f.name)];
+  }),
+);
+
+/**
+ * A projection that leaves `fields` out of every event type that has them as array fields,
+ * except the types in `keep` (whose consumer reads them), plus the fields `more` names.
+ */
+export function leaveOut(fields: readonly string[], { keep = [], more = {} }: { keep?: readonly EventType[]; more?: Projection } = {}): Projection {
+  const out: Projection = {};
+  for (const [event, arrays] of ARRAY_FIELDS) {
+    const left = keep.includes(event) ? [] : fields.filter((f) => arrays.includes(f));
+    const all = [...new Set([...left, ...(more[event] ?? [])])];
+    if (all.length > 0) out[event] = all;
+  }
+  return out;
+}
+
+/** What a left-out field reads as: empty, and frozen so that a write to it throws. */
+const NOT_DECODED: readonly never[] = Object.freeze([]);
 
 const identifierFieldsOf = (type: avro.Type): readonly string[] => {
   const names = new Set((type as avro.types.RecordType).fields.map((f) => f.name));
@@ -87,7 +127,7 @@ export class EventCodec {
     this.registry = registry;
     this.writers = writers;
     this.eventsByName = eventsByName;
-    for (const [event, writer] of writers) this.readers.set(writer.id, { event, type: writer.type, resolver: undefined, identifierFields: identifierFieldsOf(writer.type) });
+    for (const [event, writer] of writers) this.readers.set(writer.id, { event, type: writer.type, writer: writer.type, resolver: undefined, identifierFields: identifierFieldsOf(writer.type) });
   }
 
   /** Parse the local schemas, register them (or look up their ids), and return a ready codec. */
@@ -167,6 +207,35 @@ export class EventCodec {
   }
 
   /**
+   * `decode` without a promise when the record's schema id has been seen (the steady state):
+   * undefined when it has not, and the caller awaits `decode`. Throws what `decode` rejects with.
+   */
+  decodeKnown(buf: Buffer): SwitchyardEvent | undefined {
+    const id = readSchemaId(buf);
+    const reader = this.readers.get(id);
+    return reader === undefined ? undefined : this.read(reader, id, buf);
+  }
+
+  /**
+   * A decoder of the same records that leaves out array fields a consumer never reads (see
+   * `Projection`): they are skipped in the bytes, not built, and read as an empty frozen array.
+   * Throws `SY_ERR_SCHEMA_INVALID` when a named field is not an array field of its event.
+   */
+  projection(omit: Projection): ProjectedDecoder {
+    return new ProjectedDecoder(this, omit);
+  }
+
+  /** The schema text this codec reads `event` as (the generated latest, or the override it was given). */
+  localSchema(event: EventType): string {
+    return this.eventsByName.get(EVENT_SCHEMAS[event].fullName)!.text;
+  }
+
+  /** The reader of a schema id: cached, or resolved through the registry once (for `ProjectedDecoder`). */
+  readerOf(id: number): Reader | Promise<Reader> {
+    return this.readers.get(id) ?? this.resolve(id);
+  }
+
+  /**
    * The schema text the registry holds under `id`, and its record's full name: what an archive
    * of the log keeps so it decodes without the registry. Asks the registry once per id (a
    * failed ask is asked again next time). `SY_ERR_CODEC_UNKNOWN_SCHEMA` when the id is not
@@ -200,7 +269,7 @@ export class EventCodec {
     return { subject, schema };
   }
 
-  private read(reader: Reader, id: number, buf: Buffer): SwitchyardEvent {
+  read(reader: Reader, id: number, buf: Buffer): SwitchyardEvent {
     let value: Record<string, unknown>;
     try {
       value = reader.type.fromBuffer(buf.subarray(WIRE_HEADER_BYTES), reader.resolver) as Record<string, unknown>;
@@ -212,6 +281,7 @@ export class EventCodec {
     }
     value['type'] = reader.event;
     internIdentifiers(value, identifiers, reader.identifierFields);
+    if (reader.omitted !== undefined) for (const field of reader.omitted) value[field] = NOT_DECODED;
     return value as unknown as SwitchyardEvent;
   }
 
@@ -258,7 +328,73 @@ export class EventCodec {
         });
       }
     }
-    const reader: Reader = { event: local.event, type: local.type, resolver, identifierFields: identifierFieldsOf(local.type) };
+    const reader: Reader = { event: local.event, type: local.type, writer, resolver, identifierFields: identifierFieldsOf(local.type) };
+    this.readers.set(id, reader);
+    return reader;
+  }
+}
+
+/** `EventCodec.projection`: the codec's decoding with some array fields left out, its encoding as is. */
+export class ProjectedDecoder implements EventDecoder {
+  /** Projected readers by schema id (undefined: the event has nothing left out; the codec's own reader). */
+  private readonly readers = new Map<number, Reader>();
+  /** The projected reader type of each event that has fields left out. */
+  private readonly types = new Map<EventType, { type: avro.Type; omitted: readonly string[] }>();
+
+  constructor(
+    private readonly codec: EventCodec,
+    omit: Projection,
+  ) {
+    for (const [event, fields] of Object.entries(omit) as [EventType, readonly string[]][]) {
+      if (fields.length === 0) continue;
+      const schema = JSON.parse(codec.localSchema(event)) as { fields: { name: string; type: unknown }[] };
+      for (const name of fields) {
+        const type = schema.fields.find((f) => f.name === name)?.type;
+        if (typeof type !== 'object' || type === null || (type as { type?: unknown }).type !== 'array') throw new SwitchyardError('SY_ERR_SCHEMA_INVALID', `a projection of ${event} can leave out array fields only; ${name} is not one`, { detail: { event, field: name } });
+      }
+      schema.fields = schema.fields.filter((f) => !fields.includes(f.name));
+      this.types.set(event, { type: eventType(schema), omitted: [...fields] });
+    }
+  }
+
+  async decode(buf: Buffer): Promise<SwitchyardEvent> {
+    const known = this.decodeKnown(buf);
+    if (known !== undefined) return known;
+    const id = readSchemaId(buf);
+    return this.codec.read(this.project(id, await this.codec.readerOf(id)), id, buf);
+  }
+
+  decodeKnown(buf: Buffer): SwitchyardEvent | undefined {
+    const id = readSchemaId(buf);
+    let reader = this.readers.get(id);
+    if (reader === undefined) {
+      const base = this.codec.readerOf(id);
+      if (base instanceof Promise) return undefined;
+      reader = this.project(id, base);
+    }
+    return this.codec.read(reader, id, buf);
+  }
+
+  encode(event: SwitchyardEventInit): Buffer {
+    return this.codec.encode(event);
+  }
+
+  writerSchema(id: number): Promise<WriterSchema> {
+    return this.codec.writerSchema(id);
+  }
+
+  private project(id: number, base: Reader): Reader {
+    const projected = this.types.get(base.event);
+    let reader = base;
+    if (projected !== undefined) {
+      let resolver: avro.Resolver;
+      try {
+        resolver = projected.type.createResolver(base.writer);
+      } catch (err) {
+        throw new SwitchyardError('SY_ERR_CODEC_DECODE', `schema id ${id} of ${base.event} cannot be read as its projection: ${errorMessage(err)}`, { cause: err, detail: { schemaId: id, type: base.event } });
+      }
+      reader = { ...base, type: projected.type, resolver, identifierFields: identifierFieldsOf(projected.type), omitted: projected.omitted };
+    }
     this.readers.set(id, reader);
     return reader;
   }

@@ -5,7 +5,7 @@ import { InMemoryRegistry } from '../lib/registry/core.js';
 import type { SchemaRegistry } from '../lib/registry/port.js';
 import { fixturePaths } from '../scripts/gen-fixtures.js';
 import { FIXTURES_DIR, readSchemaFiles } from './catalog.js';
-import { EventCodec } from './codec.js';
+import { EventCodec, leaveOut } from './codec.js';
 import { EVENT_SCHEMAS, EVENT_TYPES, type InferenceRequested, type RequestRoutedInit, type SwitchyardEvent } from './generated/events.js';
 import { SAMPLE_EVENTS } from './samples.js';
 import { frame, unframe } from './wire.js';
@@ -172,6 +172,78 @@ describe('EventCodec', () => {
       // Its own schemas need no lookup at all.
       await reader.decode(reader.encode(SAMPLE_EVENTS.WorkerJoined));
       expect(getById).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('decodeKnown', () => {
+    it('decodes without a promise once the id is known, and says so when it is not', async () => {
+      const registry = new InMemoryRegistry();
+      const writer = await EventCodec.create({ registry, schemas: { InferenceRequested: inferenceRequestedV2() } });
+      const reader = await EventCodec.create({ registry });
+      const own = reader.encode(SAMPLE_EVENTS.RequestRouted);
+      expect(reader.decodeKnown(own)).toEqual(await reader.decode(own));
+      const newer = writer.encode({ ...SAMPLE_EVENTS.InferenceRequested, maxOutputTokens: 1, stream: false } as InferenceRequested);
+      expect(reader.decodeKnown(newer)).toBeUndefined();
+      const decoded = await reader.decode(newer);
+      expect(reader.decodeKnown(newer)).toEqual(decoded);
+    });
+
+    it('throws what decode rejects with', async () => {
+      const codec = await EventCodec.create({ registry: new InMemoryRegistry() });
+      expect(thrown(() => codec.decodeKnown(Buffer.from([1, 2, 3, 4, 5, 6]))).code).toBe((await rejection(codec.decode(Buffer.from([1, 2, 3, 4, 5, 6])))).code);
+      const bytes = codec.encode(SAMPLE_EVENTS.RequestRouted);
+      expect(thrown(() => codec.decodeKnown(bytes.subarray(0, 12))).code).toBe('SY_ERR_CODEC_DECODE');
+    });
+  });
+
+  describe('projections', () => {
+    const routed = SAMPLE_EVENTS.RequestRouted;
+
+    it('leaves the named array fields undecoded and reads every other field as the full decode does', async () => {
+      expect(routed.candidates.length).toBeGreaterThan(0);
+      expect(routed.pendingDecisions.length).toBeGreaterThan(0);
+      const codec = await EventCodec.create({ registry: new InMemoryRegistry() });
+      const lane = codec.projection({ RequestRouted: ['candidates', 'pendingDecisions'] });
+      const bytes = codec.encode(routed);
+      const full = await codec.decode(bytes);
+      const projected = lane.decodeKnown(bytes)!;
+      expect(projected).toEqual({ ...full, candidates: [], pendingDecisions: [] });
+      expect(await lane.decode(bytes)).toEqual(projected);
+      // A write to a left-out field throws rather than vanishing.
+      expect(() => (projected as typeof routed).candidates.push(routed.candidates[0]!)).toThrow(TypeError);
+      // Other event types decode in full.
+      const done = codec.encode(SAMPLE_EVENTS.InferenceCompleted);
+      expect(lane.decodeKnown(done)).toEqual(await codec.decode(done));
+    });
+
+    it('reads an older writer version through the registry, like the codec', async () => {
+      const registry = new InMemoryRegistry();
+      const schemaText = readFileSync(new URL('./avro/RequestRouted.v1.avsc', import.meta.url), 'utf8');
+      const old = await EventCodec.create({ registry, schemas: { RequestRouted: schemaText } });
+      const codec = await EventCodec.create({ registry });
+      const v1 = JSON.parse(schemaText) as { fields: { name: string }[] };
+      const oldEvent = Object.fromEntries(v1.fields.map((f) => [f.name, (routed as unknown as Record<string, unknown>)[f.name]]));
+      const bytes = old.encode({ ...oldEvent, type: 'RequestRouted' } as RequestRoutedInit);
+      const lane = codec.projection(leaveOut(['clock', 'candidates']));
+      expect(lane.decodeKnown(bytes)).toBeUndefined();
+      const projected = await lane.decode(bytes);
+      expect(projected).toEqual({ ...(await codec.decode(bytes)), clock: [], candidates: [] });
+      expect(lane.decodeKnown(bytes)).toEqual(projected);
+    });
+
+    it('refuses a field that is not an array field of its event', async () => {
+      const codec = await EventCodec.create({ registry: new InMemoryRegistry() });
+      expect(thrown(() => codec.projection({ RequestRouted: ['workerId'] })).code).toBe('SY_ERR_SCHEMA_INVALID');
+      expect(thrown(() => codec.projection({ RequestRouted: ['nope'] })).code).toBe('SY_ERR_SCHEMA_INVALID');
+    });
+
+    it('leaveOut names a field in every event that has it, but the kept ones, plus the extra fields', () => {
+      const p = leaveOut(['clock', 'candidates'], { keep: ['RequestRouted'], more: { RequestRouted: ['pendingDecisions'] } });
+      expect(p.RequestRouted).toEqual(['pendingDecisions']);
+      expect(p.RequestRejected).toEqual(['clock', 'candidates']);
+      expect(p.InferenceCompleted).toEqual(['clock']);
+      for (const t of EVENT_TYPES) if (t !== 'RequestRouted') expect(p[t]).toContain('clock');
+      expect(leaveOut(['loadedModels'])).toEqual({ WorkerHeartbeat: ['loadedModels'] });
     });
   });
 

@@ -8,6 +8,11 @@ import type { DeadLetteredInit, SwitchyardEvent, SwitchyardEventInit } from '../
 /** What the event consumer needs of a codec (the `EventCodec` in production). */
 export interface EventDecoder {
   decode(buf: Buffer): Promise<SwitchyardEvent>;
+  /**
+   * `decode` without a promise when it needs no registry round trip (the schema id is known):
+   * undefined otherwise, and the caller awaits `decode`. Throws what `decode` rejects with.
+   */
+  decodeKnown?(buf: Buffer): SwitchyardEvent | undefined;
   encode(event: SwitchyardEventInit): Buffer;
   /** The writer schema of a schema id and its record's full name (what the sink archives). */
   writerSchema?(id: number): Promise<{ subject: string; schema: string }>;
@@ -174,7 +179,7 @@ export async function subscribeEvents(log: EventLog, options: EventSubscribeOpti
           if (record.value.length > maxBytes) {
             throw new SwitchyardError('SY_ERR_CODEC_TOO_LARGE', `record of ${record.value.length} bytes is larger than the ${maxBytes} bytes ${record.topic} allows`);
           }
-          events.push({ event: await codec.decode(record.value), record });
+          events.push({ event: codec.decodeKnown?.(record.value) ?? (await codec.decode(record.value)), record });
         } catch (err) {
           if (isRetriable(err)) throw err;
           if (policy.duty(record.topic) === 'write') dead.push(deadLetterFor(record, err, subscribe.groupId, producer, now()));

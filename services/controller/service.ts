@@ -1,3 +1,4 @@
+import { leaveOut } from '../../schemas/codec.js';
 import { exhaustMap, from, timer, type Subscription as RxSubscription } from 'rxjs';
 import { errorMessage } from '../../lib/errors.js';
 import type { AppendRecord, LogRecord, Subscription, TopicPartitions } from '../../lib/log/port.js';
@@ -100,6 +101,9 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
   const lanes = ctx.topics.decisions.partitions;
   const state = initialControllerState(policy, lanes);
   const clock = new Map<string, ClockEntry>();
+  // The fold reads a decision's control offset from its clock and no other clock, nor a decision's
+  // candidates or pending decisions (replay decides again from the log's bytes): left undecoded.
+  const readsCodec = ctx.codec.projection(leaveOut(['clock', 'candidates', 'pendingDecisions'], { keep: ['RequestRouted'], more: { RequestRouted: ['candidates', 'pendingDecisions'] } }));
   /** Own events appended and not yet folded back. */
   const unread = new Set<string>();
   const stats: ControllerStats = {
@@ -145,7 +149,7 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
         let event: SwitchyardEvent | null = null;
         if (record.value !== null && record.value.length > 0) {
           try {
-            event = await ctx.codec.decode(record.value);
+            event = readsCodec.decodeKnown(record.value) ?? (await readsCodec.decode(record.value));
           } catch (err) {
             ctx.logger.warn({ err: errorMessage(err), topic: record.topic, partition: record.partition, offset: record.offset }, 'controller: undecodable record skipped');
           }

@@ -344,7 +344,7 @@ export class ResultsTracker {
     let event;
     try {
       if (record.value === null || record.value.length === 0) throw new SwitchyardError('SY_ERR_CODEC_DECODE', 'record has no value');
-      event = await codec.decode(record.value);
+      event = codec.decodeKnown?.(record.value) ?? (await codec.decode(record.value));
     } catch (err) {
       if (isRetriable(err)) throw err;
       this.counters.undecodable++;

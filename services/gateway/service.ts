@@ -1,3 +1,4 @@
+import { leaveOut } from '../../schemas/codec.js';
 import { isLoopbackAddress } from '../../lib/auth/admin.js';
 import { SwitchyardError } from '../../lib/errors.js';
 import { instanceId as newInstanceId, type ServiceContext } from '../../lib/runtime.js';
@@ -33,7 +34,8 @@ export async function createGateway(ctx: ServiceContext, { instanceId = newInsta
   const tracker = new ResultsTracker({
     ...results,
     log,
-    codec: ctx.codec,
+    // It reads outcomes, never a producer's clock or a rejection's candidates: left undecoded.
+    codec: ctx.codec.projection(leaveOut(['clock', 'candidates', 'pendingDecisions'])),
     topic: topics.results.name,
     deadLetterTopic: topics.deadletter.name,
     // Unique per process start: every instance reads every partition, from the end.

@@ -1,3 +1,4 @@
+import { leaveOut } from '../../schemas/codec.js';
 import { LRUCache } from 'lru-cache';
 import { errorMessage } from '../../lib/errors.js';
 import { deadLetterPolicy, subscribeEvents } from '../../lib/events/subscribe.js';
@@ -117,6 +118,8 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   // group session can expire and stop it on a starved host or wait for the group coordinator
   // after a broker restart (docs/RELIABILITY.md, "A saturated host").
   const viewTopics = VIEW_TOPICS.map((t) => ctx.topics[t]);
+  // The view folds what workers and the controller say, never their clocks: left undecoded.
+  const viewCodec = ctx.codec.projection(leaveOut(['clock']));
   const view: Subscription = await ctx.log.subscribe({
     // Names the view in logs; unique per process start.
     groupId: `${groupId}-view.${routerId}.${ctx.newEventId()}`,
@@ -132,7 +135,7 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
         if (record.offset < (clock.get(`${record.topic}\u0000${record.partition}`)?.offset ?? 0)) continue;
         if (record.value !== null) {
           try {
-            fold(await ctx.codec.decode(record.value));
+            fold(viewCodec.decodeKnown(record.value) ?? (await viewCodec.decode(record.value)));
           } catch (err) {
             // The sink dead-letters bad records of these topics; the view only skips them.
             stats.undecodableViewRecords++;

@@ -1,3 +1,4 @@
+import { leaveOut, type ProjectedDecoder } from '../../schemas/codec.js';
 import { LRUCache } from 'lru-cache';
 import { SwitchyardError, errorMessage, isRetriable } from '../../lib/errors.js';
 import { sha256Hex } from '../../lib/blob/digest.js';
@@ -152,6 +153,11 @@ class Worker implements RunningWorker {
   private readonly table: LaneTable;
   private readonly control: ControlReader;
   private readonly decisionsTopic: string;
+  /**
+   * Decodes the lane's decisions without their candidates and pending decisions, which the worker
+   * never reads (the clock stays: it names the control offset the router had seen).
+   */
+  private readonly decisions: ProjectedDecoder;
   private readonly controlTopic: string;
   private readonly laneGroup: string;
   /** decisionId → answer, for accepted decisions not answered yet. */
@@ -212,6 +218,7 @@ class Worker implements RunningWorker {
     this.table = new LaneTable(ctx.topics.decisions.partitions);
     this.control = new ControlReader(ctx, (event) => this.table.apply(event));
     this.decisionsTopic = ctx.topics.decisions.name;
+    this.decisions = ctx.codec.projection(leaveOut(['candidates', 'pendingDecisions']));
     this.controlTopic = ctx.topics.control.name;
     const prefix = this.decisionsTopic.endsWith('decisions') ? this.decisionsTopic.slice(0, -'decisions'.length) : '';
     this.laneGroup = `${prefix}worker.lane-`;
@@ -240,7 +247,7 @@ class Worker implements RunningWorker {
         topics: [this.decisionsTopic],
         assignment: { kind: 'static', partitions: [{ topic: this.decisionsTopic, partitions: [this.lane] }] },
         fromBeginning: true,
-        codec: this.ctx.codec,
+        codec: this.decisions,
         deadLetterTopic: topics.deadletter.name,
         deadLetter: deadLetterPolicy('worker', topics),
         producer: this.id,
@@ -716,7 +723,7 @@ class Worker implements RunningWorker {
           this.readPos = record.offset + 1;
           if (record.value === null || record.value.length === 0) continue;
           try {
-            decoded.push({ event: await this.ctx.codec.decode(record.value), record });
+            decoded.push({ event: this.decisions.decodeKnown(record.value) ?? (await this.decisions.decode(record.value)), record });
           } catch (err) {
             // The lane consumer dead-letters it; a retriable failure ends this round.
             if (isRetriable(err)) return;
