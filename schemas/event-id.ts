@@ -37,6 +37,7 @@ export function pooledRandom16(): () => Uint8Array {
 export function createEventIdFactory({ now = Date.now, random = pooledRandom16() }: EventIdOptions = {}): EventIdFactory {
   let lastMs = -Infinity;
   let seq = 0;
+  const bytes = new Uint8Array(16);
   return () => {
     const rnds = random();
     if (rnds.length < 16) throw new RangeError(`random() must return at least 16 bytes, got ${rnds.length}`);
@@ -49,8 +50,30 @@ export function createEventIdFactory({ now = Date.now, random = pooledRandom16()
       seq = (seq + 1) >>> 0;
       if (seq === 0) lastMs++;
     }
-    return v7({ msecs: lastMs, seq, random: rnds });
+    v7({ msecs: lastMs, seq, random: rnds }, bytes, 0);
+    return formatUuid(bytes);
   };
+}
+
+/** Hex digits as character codes, two per byte value. */
+const HEX = Uint8Array.from({ length: 512 }, (_, i) => '0123456789abcdef'.charCodeAt(i & 1 ? (i >> 1) & 0xf : i >> 5));
+/** Where each of the 16 bytes' two digits go in the 36-character text (dashes after bytes 4, 6, 8, 10). */
+const DIGIT_AT = Uint8Array.from({ length: 16 }, (_, i) => 2 * i + (i >= 4 ? 1 : 0) + (i >= 6 ? 1 : 0) + (i >= 8 ? 1 : 0) + (i >= 10 ? 1 : 0));
+const text = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
+
+/**
+ * The canonical text of 16 UUID bytes. One string, decoded once from a reused
+ * buffer: the uuid package's stringify joins ~20 pieces per id, and ids are made several times
+ * per request.
+ */
+export function formatUuid(b: Uint8Array): string {
+  for (let i = 0; i < 16; i++) {
+    const at = DIGIT_AT[i]!;
+    const v = b[i]! << 1;
+    text[at] = HEX[v]!;
+    text[at + 1] = HEX[v + 1]!;
+  }
+  return text.toString('latin1', 0, 36);
 }
 
 /** The ms timestamp inside a UUIDv7. */
