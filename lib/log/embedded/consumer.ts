@@ -28,7 +28,17 @@ class PartitionFetcher {
   private stopping = false;
   /** Cuts short the current wait (for data or backoff). */
   private wake: (() => void) | undefined;
+  /** Ends the current wait for data; one function for every wait (`PartitionLog.whenReadable`). */
+  private readonly readable = (): void => {
+    const resolve = this.wake;
+    this.wake = undefined;
+    resolve?.();
+  };
   private lastCommit: Promise<void> | undefined;
+  /** The partition being consumed, once `run` has it. */
+  private log: PartitionLog | undefined;
+  /** The offset store's write the last commit joined (commits of one window share it). */
+  private commitWrite: Promise<void> | undefined;
   /** False for a `follow` subscription: no committed position is read or written. */
   private readonly commits: boolean;
   readonly done: Promise<void>;
@@ -46,6 +56,7 @@ class PartitionFetcher {
   /** Stops after the batch in hand (if any) is handled and committed. */
   stop(): Promise<void> {
     this.stopping = true;
+    this.log?.unwait(this.readable);
     this.wake?.();
     return this.done;
   }
@@ -54,6 +65,7 @@ class PartitionFetcher {
     const { host, sub, topic, partition } = this;
     const { groupId, fromBeginning = true, maxBatchRecords = 500 } = sub;
     const log = host.partition(topic, partition);
+    this.log = log;
     const committed = this.commits ? host.offsets.get(groupId, topic, partition) : -1;
     let position = committed >= 0 ? committed : fromBeginning ? log.startOffset : log.endOffset;
     let readFailures = 0;
@@ -65,14 +77,17 @@ class PartitionFetcher {
           await this.untilReadable(log, position);
           continue;
         }
-        let records;
-        try {
-          records = await log.read(position, end, maxBatchRecords);
-          readFailures = 0;
-        } catch (err) {
-          this.report(err, { stage: 'read', attempt: ++readFailures });
-          await this.backoff(readFailures - 1);
-          continue;
+        // From the tail cache without a promise when it has them, as it does for a consumer that keeps up.
+        let records = log.readCached(position, end, maxBatchRecords);
+        if (records === undefined) {
+          try {
+            records = await log.read(position, end, maxBatchRecords);
+            readFailures = 0;
+          } catch (err) {
+            this.report(err, { stage: 'read', attempt: ++readFailures });
+            await this.backoff(readFailures - 1);
+            continue;
+          }
         }
         if (records.length === 0) {
           // Everything in [position, end) was compacted away.
@@ -106,7 +121,11 @@ class PartitionFetcher {
 
   private commit(offset: number): void {
     const { host, sub, topic, partition } = this;
-    this.lastCommit = host.offsets.commit(sub.groupId, topic, partition, offset, host.options.clock.now()).catch((err: unknown) => {
+    const write = host.offsets.commit(sub.groupId, topic, partition, offset, host.options.clock.now());
+    // Commits within one window share the store's write: one failure handler for all of them.
+    if (write === this.commitWrite) return;
+    this.commitWrite = write;
+    this.lastCommit = write.catch((err: unknown) => {
       this.report(err, { stage: 'commit', attempt: 1 });
     });
   }
@@ -128,15 +147,12 @@ class PartitionFetcher {
 
   private untilReadable(log: PartitionLog, position: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let cancel: () => void = () => {};
-      const done = (): void => {
-        cancel();
-        this.wake = undefined;
-        resolve();
-      };
-      this.wake = done;
-      cancel = log.whenReadable(position, done);
-      if (this.stopping) done();
+      this.wake = resolve;
+      log.whenReadable(position, this.readable);
+      if (this.stopping) {
+        log.unwait(this.readable);
+        this.readable();
+      }
     });
   }
 

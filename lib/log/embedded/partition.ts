@@ -426,21 +426,35 @@ export class PartitionLog {
 
   private notify(): void {
     if (this.waiters.size === 0) return;
-    for (const wake of [...this.waiters]) wake();
+    const woken = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of woken) wake();
   }
 
-  /** Calls `wake` (once) when the end offset moves past `offset` or the partition closes. */
-  whenReadable(offset: number, wake: () => void): () => void {
-    if (this.visibleEnd > offset || this.closed) {
-      wake();
-      return () => {};
-    }
-    const w = (): void => {
-      this.waiters.delete(w);
-      wake();
-    };
-    this.waiters.add(w);
-    return () => this.waiters.delete(w);
+  /**
+   * Calls `wake` (once) when the end offset moves past `offset` or the partition closes; at once
+   * when it already has. The same function may wait again after it is called; `unwait` forgets it.
+   * A consumer passes one function for all its waits, so a wait allocates nothing here.
+   */
+  whenReadable(offset: number, wake: () => void): void {
+    if (this.visibleEnd > offset || this.closed) wake();
+    else this.waiters.add(wake);
+  }
+
+  /** Forgets a `whenReadable` wait that has not been woken. */
+  unwait(wake: () => void): void {
+    this.waiters.delete(wake);
+  }
+
+  /**
+   * `read` without a promise when the tail cache holds the whole range (the steady state of a
+   * consumer that keeps up): the records, or undefined when the disk must be read.
+   */
+  readCached(from: number, to: number, max: number): LogRecord[] | undefined {
+    const out: LogRecord[] = [];
+    const end = Math.min(to, this.visibleEnd);
+    if (from >= end || max <= 0) return out;
+    return this.tail.read(from, end, max, out, this.cfg.topic, this.cfg.partition) ? out : undefined;
   }
 
   /**
