@@ -12,6 +12,7 @@ import { TICKS_PER_SECOND, treeTicks } from './peers/proc.js';
 import { measureLoad, type Measured } from './peers/run.js';
 import { startUp } from './peers/up.js';
 import { summarize as summarizeProfile, type Profile } from './profile-summary.js';
+import { summarizeAllocations, type AllocationSummary, type HeapSamplingProfile } from './alloc-summary.js';
 import { median, round } from './stats.js';
 
 /**
@@ -22,13 +23,16 @@ import { median, round } from './stats.js';
  * - CPU per completed request of the whole process tree, user and system apart, and above idle;
  * - every request of the window counted on the log afterwards, and the time between its recorded
  *   events per hop (bench/hops.ts);
- * - a V8 CPU profile (`--cpu-prof`) of one more window, by area (bench/profile-summary.ts).
+ * - a V8 CPU profile (`--cpu-prof`) of one more window, by area (bench/profile-summary.ts);
+ * - what a request allocates, garbage included, from V8's sampling heap profiler over one more
+ *   window (bench/heap-sampling.mjs, bench/alloc-summary.ts).
  * With `--baseline`, another built checkout (e.g. `git worktree add /tmp/before <commit>` then
  * `npm ci && npm run build` there) is measured the same way in the same run, runs alternating,
  * so the two see the same machine.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const HEAP_SAMPLING = fileURLToPath(new URL('./heap-sampling.mjs', import.meta.url));
 
 interface Variant {
   name: string;
@@ -135,6 +139,26 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     }
   }
 
+  const allocations = new Map<string, AllocationSummary & { requests: number }>();
+  for (const v of variants) {
+    ctx.progress(`${v.name}: one more window under V8's sampling heap profiler`);
+    const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-alloc-'));
+    const file = join(dir, 'alloc.heapprofile');
+    const up = await startUp({ brokers: [], checkout: v.checkout, nodeArgs: ['--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
+    try {
+      // The profiler runs from the end of the warm-up to the end of the window (bench/heap-sampling.mjs).
+      const signal = (): void => void process.kill(up.pid, 'SIGUSR2');
+      const m = await measureLoad(job(up.url, `${v.name} allocations`), up.pid, undefined, { onStart: signal, onDone: signal });
+      const deadline = performance.now() + 60_000;
+      while (!existsSync(file) && performance.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+      if (!existsSync(file)) ctx.progress(`  no heap profile written in ${dir}`);
+      else allocations.set(v.name, { ...summarizeAllocations(JSON.parse(readFileSync(file, 'utf8')) as HeapSamplingProfile, 12), requests: m.result.ok + m.result.shed + m.result.failed });
+    } finally {
+      await up.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   const med = (rs: Run[], f: (r: Run) => number): number => median(rs.map(f));
   const perReq = (rs: Run[], f: (r: Run) => number): number => round(med(rs, (r) => f(r) / r.m.result.ok), 3);
   const cpuRows = variants.map((v) => {
@@ -189,6 +213,22 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
       return p === undefined || us === undefined ? '—' : `${round((us / 1000 / p.busyMs) * 100, 1)}%`;
     }),
   ]);
+  const kbPerRequest = (name: string, bytes: number | undefined): string => {
+    const a = allocations.get(name);
+    return a === undefined || bytes === undefined ? '—' : String(round(bytes / a.requests / 1024, 2));
+  };
+  const allocAreas = [...new Set(variants.flatMap((v) => (allocations.get(v.name)?.areas ?? []).map(([a]) => a)))];
+  const allocRows = [
+    ['all', ...variants.map((v) => kbPerRequest(v.name, allocations.get(v.name)?.totalBytes))],
+    ...allocAreas.map((area) => [area, ...variants.map((v) => kbPerRequest(v.name, allocations.get(v.name)?.areas.find(([a]) => a === area)?.[1] ?? 0))]),
+  ];
+  if (variants.length === 2) {
+    const [b, a] = variants.map((v) => allocations.get(v.name)?.totalBytes ?? Number.NaN);
+    const [rb, ra] = variants.map((v) => allocations.get(v.name)?.requests ?? Number.NaN);
+    allocRows[0]!.push(`×${round(a! / ra! / (b! / rb!), 2)}`);
+    for (const row of allocRows.slice(1)) row.push('');
+  }
+  const allocFunctionRows = variants.flatMap((v) => (allocations.get(v.name)?.functions ?? []).slice(0, 10).map(([f, bytes]) => [v.name, f, kbPerRequest(v.name, bytes)]));
   const functionRows = variants.flatMap((v) => (profiles.get(v.name)?.functions ?? []).slice(0, 10).map(([f, us]) => [v.name, f, `${round((us / 1000 / profiles.get(v.name)!.busyMs) * 100, 1)}%`]));
   const machine = `Machine: ${cpus().length} vCPUs (${cpus()[0]?.model ?? '?'}), Node ${process.versions.node}; load average ${loadBefore.map((l) => round(l, 2)).join(' / ')} before the run, ${loadavg().map((l) => round(l, 2)).join(' / ')} after it.`;
   return [
@@ -223,6 +263,20 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
       title: 'Top functions by self time (same profiles)',
       columns: ['Switchyard', 'function', 'share of busy'],
       rows: functionRows,
+      notes: [],
+    },
+    {
+      title: 'What a request allocates, KB, by area (V8 sampling heap profiler over one more window at the same rate, collected objects counted)',
+      columns: ['area', ...variants.map((v) => v.name), ...(variants.length === 2 ? ['this tree ÷ baseline'] : [])],
+      rows: allocRows,
+      notes: [
+        `Bytes allocated on the V8 heap in the load window (start-up and warm-up left out), garbage included, ÷ the requests of the window (${variants.map((v) => `${v.name}: ${allocations.get(v.name)?.requests ?? 0}`).join('; ')}). V8 samples an allocation every 8 KiB on average and scales the samples to an estimate of the whole. Buffers' backing stores are outside the V8 heap and not counted. Areas beyond the 12 largest are in "all" only.`,
+      ],
+    },
+    {
+      title: 'Top allocating functions (self, KB per request; same profiles)',
+      columns: ['Switchyard', 'function', 'KB per request'],
+      rows: allocFunctionRows,
       notes: [],
     },
   ];

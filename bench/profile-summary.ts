@@ -14,7 +14,7 @@ import { renderTable } from '../lib/table.js';
  * `perf` (docs/BENCHMARKS.md says how).
  */
 
-interface CallFrame {
+export interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
@@ -41,6 +41,13 @@ function sourcePath(url: string): string {
   if (nm >= 0) return file.slice(nm + 1);
   const dist = file.lastIndexOf('/dist/');
   return dist >= 0 ? file.slice(dist + 6) : file.replace(ROOT, '');
+}
+
+/** A frame as `name path:line` (path below a checkout's root, its dist/ or node_modules/). */
+export function functionOf(frame: CallFrame): string {
+  const { url } = frame;
+  const where = url === '' ? '' : ` ${url.startsWith('node:') ? url : sourcePath(url)}:${frame.lineNumber + 1}`;
+  return `${frame.functionName || '(anonymous)'}${where}`;
 }
 
 /** An area of the code a frame belongs to: our directories, a package, a Node subsystem. */
@@ -76,7 +83,6 @@ export function summarize(profile: Profile, top: number, window?: { from: number
   let busy = 0;
   for (const [id, us] of self) {
     const frame = byId.get(id)!.callFrame;
-    const { url } = frame;
     if (frame.functionName === '(idle)') {
       idle += us;
       continue;
@@ -84,8 +90,7 @@ export function summarize(profile: Profile, top: number, window?: { from: number
     busy += us;
     const area = areaOf(frame);
     areas.set(area, (areas.get(area) ?? 0) + us);
-    const where = frame.url === '' ? '' : ` ${url.startsWith('node:') ? url : sourcePath(url)}:${frame.lineNumber + 1}`;
-    const fn = `${frame.functionName || '(anonymous)'}${where}`;
+    const fn = functionOf(frame);
     functions.set(fn, (functions.get(fn) ?? 0) + us);
   }
   const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top);

@@ -31,7 +31,7 @@ const pick = (m: Map<number, { user: number; all: number }>, f: 'user' | 'all'):
  * tree under `rootPid` (and of `brokerPid`'s) sampled at the edges of the measured window, which
  * opens after the generator's warm-up.
  */
-export function measureLoad(job: LoadJob, rootPid: number, brokerPid?: number): Promise<Measured> {
+export function measureLoad(job: LoadJob, rootPid: number, brokerPid?: number, window: { onStart?(): void; onDone?(): void } = {}): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', LOADGEN, JSON.stringify(job)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -46,6 +46,7 @@ export function measureLoad(job: LoadJob, rootPid: number, brokerPid?: number): 
         startedAt = msg.at ?? Date.now();
         before = treeTimes(rootPid);
         if (brokerPid !== undefined) brokerBefore = pick(treeTimes(brokerPid), 'all');
+        window.onStart?.();
       } else if (msg.event === 'done' && before !== undefined) {
         const after = treeTimes(rootPid);
         const brokerAfter = brokerPid === undefined ? undefined : pick(treeTimes(brokerPid), 'all');
@@ -57,6 +58,7 @@ export function measureLoad(job: LoadJob, rootPid: number, brokerPid?: number): 
           processes: [...after.keys()].map(processName),
           startedAt,
         };
+        window.onDone?.();
       }
     });
     child.once('close', (code) => {

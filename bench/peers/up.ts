@@ -35,6 +35,8 @@ export interface UpOptions {
   checkout?: string;
   /** Flags for node itself, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
+  /** More environment for the server (after the caller's own, which is inherited). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface UpOptions {
  * fresh home under the OS temp dir, a free port, log level warn — as bench/soak.ts starts it.
  * Resolves once `/readyz` answers 200.
  */
-export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromSource = false, checkout = ROOT, nodeArgs = [] }: UpOptions): Promise<UpProcess> {
+export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromSource = false, checkout = ROOT, nodeArgs = [], env: extraEnv = {} }: UpOptions): Promise<UpProcess> {
   const home = mkdtempSync(join(tmpdir(), 'sy-bench-peers-'));
   const port = await freePort();
   const logFile = join(home, 'up.log');
@@ -51,7 +53,7 @@ export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromS
   if (brokers.length > 0) args.push('--brokers', brokers.join(','));
   if (prefix !== undefined) args.push('--prefix', prefix);
   // This run's flags only: no deployment settings inherited from the caller's environment.
-  const env: NodeJS.ProcessEnv = { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', ...extraEnv };
   for (const k of ['SWITCHYARD_BROKERS', 'SWITCHYARD_HOME', 'SWITCHYARD_TOPIC_PREFIX', 'SWITCHYARD_FROM_SOURCE']) delete env[k];
   if (fromSource) env.SWITCHYARD_FROM_SOURCE = '1';
   const child: ChildProcess = spawn(process.execPath, args, { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] });
