@@ -162,6 +162,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       segmentBytes: o.segmentBytes,
       indexIntervalBytes: o.indexIntervalBytes,
       tailCacheBytes: o.tailCacheBytes,
+      tailCacheMaxAgeMs: o.tailCacheMaxAgeMs,
       fsync: o.fsync,
       fsyncIntervalMs: o.fsyncIntervalMs,
       logger: o.logger,

@@ -19,6 +19,7 @@ describe('committed offsets are written in batches', () => {
     segmentBytes: 1024 * 1024,
     indexIntervalBytes: 4096,
     tailCacheBytes: 0,
+    tailCacheMaxAgeMs: 60_000,
     fsync: 'always',
     fsyncIntervalMs: 5,
     logger: silentLogger,

@@ -46,6 +46,13 @@ export interface EmbeddedLogOptions {
    * read without I/O; 0 turns the cache off. @default 4_194_304 (4 MiB)
    */
   tailCacheBytes?: number;
+  /**
+   * Longest a partition's tail cache keeps a block whose newest record is older than this, ms:
+   * a consumer that keeps up reads records seconds old, and without an age bound a partition
+   * written slowly (heartbeats) would fill its `tailCacheBytes` over an hour, memory growing all
+   * that time. Checked as records are added. @default 60_000
+   */
+  tailCacheMaxAgeMs?: number;
   /** Largest framed record (key + value + headers + 36 bytes) accepted by `append`. @default 8_388_608 (8 MiB) */
   maxRecordBytes?: number;
   /** Clock for record timestamps and retention. @default { now: Date.now } */
@@ -102,6 +109,7 @@ export function resolveEmbeddedLogOptions({
   segmentBytes = 64 * MiB,
   indexIntervalBytes = 4096,
   tailCacheBytes = 4 * MiB,
+  tailCacheMaxAgeMs = 60_000,
   maxRecordBytes = 8 * MiB,
   clock = { now: Date.now },
   logger,
@@ -119,6 +127,7 @@ export function resolveEmbeddedLogOptions({
   check(isInt(segmentBytes, 1024, 1024 * MiB), `segmentBytes must be an integer in 1 KiB..1 GiB, got ${segmentBytes}`);
   check(isInt(indexIntervalBytes, 1, 1024 * MiB), `indexIntervalBytes must be an integer in 1..1 GiB, got ${indexIntervalBytes}`);
   check(isInt(tailCacheBytes, 0, 1024 * MiB), `tailCacheBytes must be an integer in 0..1 GiB, got ${tailCacheBytes}`);
+  check(isInt(tailCacheMaxAgeMs, 0, 86_400_000), `tailCacheMaxAgeMs must be an integer in 0..86400000, got ${tailCacheMaxAgeMs}`);
   check(isInt(maxRecordBytes, 64, 1024 * MiB), `maxRecordBytes must be an integer in 64..1 GiB, got ${maxRecordBytes}`);
   check(typeof clock?.now === 'function', 'clock must have a now() function');
   check(onConsumerError === undefined || typeof onConsumerError === 'function', 'onConsumerError must be a function');
@@ -135,6 +144,7 @@ export function resolveEmbeddedLogOptions({
     segmentBytes,
     indexIntervalBytes,
     tailCacheBytes,
+    tailCacheMaxAgeMs,
     maxRecordBytes,
     clock,
     logger: logger ?? createLogger('switchyard.log.embedded', 'warn'),

@@ -21,6 +21,8 @@ export interface PartitionConfig {
   indexIntervalBytes: number;
   /** Bytes of recently flushed frames kept in memory for tail reads; 0 = none. */
   tailCacheBytes: number;
+  /** Blocks of the tail cache whose newest record is older than this are dropped, ms. */
+  tailCacheMaxAgeMs: number;
   fsync: FsyncPolicy;
   fsyncIntervalMs: number;
   logger: Logger;
@@ -113,7 +115,7 @@ export class PartitionLog {
 
   private constructor(cfg: PartitionConfig) {
     this.cfg = cfg;
-    this.tail = new TailCache(cfg.tailCacheBytes);
+    this.tail = new TailCache(cfg.tailCacheBytes, cfg.tailCacheMaxAgeMs);
     this.relaxed = cfg.relaxed === true;
   }
 
@@ -401,7 +403,8 @@ export class PartitionLog {
   /** Keeps a copy of a flushed batch's frames in the tail cache, dropping the oldest past its size. */
   private remember(batch: PendingBatch): void {
     if (this.tail.capacity === 0) return;
-    for (const part of batch.parts) this.tail.add(part.chunks);
+    const now = performance.now();
+    for (const part of batch.parts) this.tail.add(part.chunks, now);
   }
 
   private async writable(seg: Segment): Promise<FileHandle> {

@@ -25,7 +25,9 @@ const COMPACT_AFTER = 4096;
  * (`Buffer.allocUnsafeSlow`): a block is its own allocation, so `capacity` bounds the bytes
  * the cache holds, not only the frame bytes it counts, and an evicted block is freed as soon as
  * the cache drops it (reads copy what they return, see `read`). Eviction drops whole blocks,
- * oldest first, before a new one would take the cache past `capacity`.
+ * oldest first, before a new one would take the cache past `capacity`, and — as frames are
+ * added — while the oldest block's newest frame is older than `maxAgeMs`: a partition written
+ * slowly reaches its steady size within that age, not once its bytes fill `capacity`.
  */
 export class TailCache {
   readonly capacity: number;
@@ -38,14 +40,22 @@ export class TailCache {
   /** Blocks, oldest first, live from `blockHead`; `blockFirst[b]` is the index of block b's first frame. */
   private blocks: (Buffer | undefined)[] = [];
   private blockFirst: number[] = [];
+  /** When the newest frame of block b was added (the caller's clock, ms). */
+  private blockNewest: number[] = [];
   private blockHead = 0;
   /** Bytes of the live blocks (allocated, not only used). */
   private allocated = 0;
   /** Bytes used of the newest block. */
   private used = 0;
 
-  /** @param capacity most bytes of blocks held; 0 caches nothing. */
-  constructor(capacity: number) {
+  /**
+   * @param capacity most bytes of blocks held; 0 caches nothing.
+   * @param maxAgeMs blocks whose newest frame is older than this are dropped as frames are added.
+   */
+  constructor(
+    capacity: number,
+    private readonly maxAgeMs = Number.POSITIVE_INFINITY,
+  ) {
     this.capacity = capacity;
     this.blockBytes = Math.min(capacity, Math.max(MIN_BLOCK_BYTES, Math.min(MAX_BLOCK_BYTES, Math.ceil(capacity / 16))));
   }
@@ -73,6 +83,7 @@ export class TailCache {
     this.head = 0;
     this.blocks = [];
     this.blockFirst = [];
+    this.blockNewest = [];
     this.blockHead = 0;
     this.allocated = 0;
     this.used = 0;
@@ -80,10 +91,12 @@ export class TailCache {
 
   /**
    * Copies the frames of one flush into the cache. `chunks` hold whole frames, in offset
-   * order, continuing the cached ones (the caller's log order); the buffers are not kept.
+   * order, continuing the cached ones (the caller's log order); the buffers are not kept. `now`
+   * (ms, any monotonic clock) ages the blocks: first the blocks past `maxAgeMs` are dropped.
    */
-  add(chunks: readonly Buffer[]): void {
+  add(chunks: readonly Buffer[], now = 0): void {
     if (this.capacity === 0) return;
+    while (this.blocks.length > this.blockHead && now - this.blockNewest[this.blockHead]! > this.maxAgeMs) this.evictOldest();
     for (const chunk of chunks) {
       // Copy runs of frames that fit in the newest block with one copy each.
       let runStart = 0;
@@ -106,6 +119,7 @@ export class TailCache {
         this.offsets.push(frameOffset(chunk, pos));
         this.positions.push(this.used + (pos - runStart));
         this.frameBlocks.push(block);
+        this.blockNewest[this.blocks.length - 1] = now;
         pos += len;
       }
       const block = this.blocks[this.blocks.length - 1];
@@ -121,6 +135,7 @@ export class TailCache {
     const block = Buffer.allocUnsafeSlow(size);
     this.blocks.push(block);
     this.blockFirst.push(this.offsets.length);
+    this.blockNewest.push(Number.NEGATIVE_INFINITY);
     this.allocated += size;
     this.used = 0;
     return block;
@@ -150,6 +165,7 @@ export class TailCache {
     this.frameBlocks = this.frameBlocks.slice(h);
     this.blocks = this.blocks.slice(this.blockHead);
     this.blockFirst = this.blockFirst.slice(this.blockHead).map((i) => i - h);
+    this.blockNewest = this.blockNewest.slice(this.blockHead);
     this.head = 0;
     this.blockHead = 0;
   }

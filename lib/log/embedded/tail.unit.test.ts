@@ -186,6 +186,36 @@ describe('TailCache across eviction boundaries', () => {
     expect(out[0]!.value!.buffer.byteLength).toBeLessThanOrEqual(Buffer.poolSize);
   });
 
+  it('drops the blocks whose newest frame is older than its age bound as frames are added, keeping the rest contiguous', () => {
+    // 64 KiB: 4 KiB blocks; a block holds ~36 frames of 100 bytes.
+    const cache = new TailCache(64 * 1024, 1_000);
+    let next = 0;
+    // One frame every 100 ms for 10 s: a slow partition, far from filling 64 KiB.
+    for (let t = 0; t <= 10_000; t += 100) {
+      cache.add([flush(next, [100])], t);
+      next++;
+    }
+    const first = cache.firstOffset!;
+    // Blocks whose newest frame is more than 1 s old are gone; the oldest block left may hold
+    // older frames with its newest within the second (a block goes whole).
+    expect(cache.bytes).toBeLessThanOrEqual(2 * 4096);
+    expect(next - first).toBeGreaterThanOrEqual(10);
+    expect(next - first).toBeLessThan(2 * 40);
+    const out: LogRecord[] = [];
+    expect(cache.read(first, next, 1_000, out, 't', 0)).toBe(true);
+    expect(ids(out)).toEqual(Array.from({ length: next - first }, (_, i) => first + i));
+    expect(intact(out)).toBe(true);
+    expect(cache.read(first - 1, next, 1, [], 't', 0)).toBe(false);
+    // Without an age bound the same writes keep every frame.
+    const unbounded = new TailCache(64 * 1024);
+    for (let o = 0; o < next; o++) unbounded.add([flush(o, [100])], o * 100);
+    expect(unbounded.firstOffset).toBe(0);
+    // After a silence longer than the bound, the next add starts from an empty cache.
+    cache.add([flush(next, [100])], 20_000);
+    expect(cache.firstOffset).toBe(next);
+    expect(cache.size).toBe(1);
+  });
+
   it('a zero capacity caches nothing', () => {
     const cache = new TailCache(0);
     cache.add([flush(0, [10])]);
