@@ -269,6 +269,7 @@ export class EventCodec {
     return { subject, schema };
   }
 
+  /** `buf` (wire format, schema `id`) decoded with `reader`: the codec's own or a projection's. */
   read(reader: Reader, id: number, buf: Buffer): SwitchyardEvent {
     let value: Record<string, unknown>;
     try {
@@ -336,7 +337,7 @@ export class EventCodec {
 
 /** `EventCodec.projection`: the codec's decoding with some array fields left out, its encoding as is. */
 export class ProjectedDecoder implements EventDecoder {
-  /** Projected readers by schema id (undefined: the event has nothing left out; the codec's own reader). */
+  /** Readers by schema id: projected, or the codec's own when the id's event has nothing left out. */
   private readonly readers = new Map<number, Reader>();
   /** The projected reader type of each event that has fields left out. */
   private readonly types = new Map<EventType, { type: avro.Type; omitted: readonly string[] }>();
