@@ -220,7 +220,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   const allocAreas = [...new Set(variants.flatMap((v) => (allocations.get(v.name)?.areas ?? []).map(([a]) => a)))];
   const allocRows = [
     ['all', ...variants.map((v) => kbPerRequest(v.name, allocations.get(v.name)?.totalBytes))],
-    ...allocAreas.map((area) => [area, ...variants.map((v) => kbPerRequest(v.name, allocations.get(v.name)?.areas.find(([a]) => a === area)?.[1] ?? 0))]),
+    ...allocAreas.map((area) => [area, ...variants.map((v) => kbPerRequest(v.name, allocations.get(v.name)?.areas.find(([a]) => a === area)?.[1]))]),
   ];
   if (variants.length === 2) {
     const [b, a] = variants.map((v) => allocations.get(v.name)?.totalBytes ?? Number.NaN);
@@ -270,7 +270,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
       columns: ['area', ...variants.map((v) => v.name), ...(variants.length === 2 ? ['this tree ÷ baseline'] : [])],
       rows: allocRows,
       notes: [
-        `Bytes allocated on the V8 heap in the load window (start-up and warm-up left out), garbage included, ÷ the requests of the window (${variants.map((v) => `${v.name}: ${allocations.get(v.name)?.requests ?? 0}`).join('; ')}). V8 samples an allocation every 8 KiB on average and scales the samples to an estimate of the whole. Buffers' backing stores are outside the V8 heap and not counted. Areas beyond the 12 largest are in "all" only.`,
+        `Bytes allocated on the V8 heap in the load window (start-up and warm-up left out), garbage included, ÷ the requests of the window (${variants.map((v) => `${v.name}: ${allocations.get(v.name)?.requests ?? 0}`).join('; ')}). V8 samples an allocation every 8 KiB on average and scales the samples to an estimate of the whole. Buffers' backing stores are outside the V8 heap and not counted. An area outside a variant's 12 largest is — there (counted in "all").`,
       ],
     },
     {

@@ -269,6 +269,10 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     const second = rows[1];
     const last = rows.at(-1)!;
     const ratio = (a: number, b: number) => (b > 0 ? round(a / b, 2) : Number.NaN);
+    // The same drift over three minutes a side (latencies pooled): one GC pause or scheduling
+    // stall in a single minute moves its p99 by ×2, and the goal compares two single minutes.
+    const early = rows.length >= 7 ? rows.slice(1, 4).flatMap((m) => m.latencies).sort((x, y) => x - y) : undefined;
+    const late = rows.length >= 7 ? rows.slice(-3).flatMap((m) => m.latencies).sort((x, y) => x - y) : undefined;
 
     succeeded = true;
     return [
@@ -295,6 +299,9 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute; the gateway results tracker's requests and counted bytes, V8's used heap and the GC pause time of the minute from its /metrics then. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
           `Shed ${shed}, failed ${failed} of ${rows.reduce((n, m) => n + m.due, 0)} (goal: 0 shed).`,
           second === undefined ? 'One minute only: no drift figures.' : `Last minute vs second: p50 ×${ratio(percentile(last.latencies, 50), percentile(second.latencies, 50))}, p99 ×${ratio(percentile(last.latencies, 99), percentile(second.latencies, 99))} (goal: ≤ 1.2).`,
+          ...(early !== undefined && late !== undefined
+            ? [`Last three minutes vs minutes 2–4, latencies pooled (${late.length} and ${early.length} requests): p50 ×${ratio(percentile(late, 50), percentile(early, 50))}, p99 ×${ratio(percentile(late, 99), percentile(early, 99))}.`]
+            : []),
           `RSS slope after minute ${warmup}: ${round(mbPer100k, 1)} MB per 100k requests (goal: ≤ 5); over the last ${Math.min(10, all.length)} minutes: ${round(lastTen, 1)}. RSS ${Math.round(rows[0]!.rssMiB)} → ${Math.round(last.rssMiB)} MiB (max ${Math.round(Math.max(...rows.map((m) => m.rssMiB)))}).`,
           `Server CPU: ${round(cpuMsTotal / Math.max(1, completed - 600), 3)} ms per completed request over the run.`,
           `Disk: ${round(diskTotal / MiB, 1)} MiB of log for ${completed} requests (600 warm-up included) = ${Math.round(diskTotal / completed)} bytes per request; by topic: ${[...disk].sort((a, b) => b[1] - a[1]).map(([t, b]) => `${t} ${Math.round(b / completed)}`).join(', ')} bytes/request.`,
