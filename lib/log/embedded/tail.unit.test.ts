@@ -58,6 +58,46 @@ describe('embedded log tail cache', () => {
     }
   });
 
+  it('readCached answers a range the cache holds without a promise, and says when the files must be read', async () => {
+    const log = await openLog('read-cached', 16 * 1024);
+    await log.ensureTopics([{ name: 't', partitions: 1 }]);
+    for (let batch = 0; batch < 40; batch++) {
+      await log.append(Array.from({ length: 5 }, (_, i) => ({ topic: 't', partition: 0, key: `k${batch}.${i}`, value: Buffer.alloc(100, 97 + i), timestamp: 1_000 + batch })));
+    }
+    const p = log.partition('t', 0);
+    const end = p.endOffset;
+    const offsets = (rs: LogRecord[]) => rs.map((r) => r.offset);
+    const newest = p.readCached(end - 10, end, 1_000)!;
+    expect(offsets(newest)).toEqual(Array.from({ length: 10 }, (_, i) => end - 10 + i));
+    expect(flat(newest)).toEqual(flat(await log.read({ topic: 't', partition: 0, from: end - 10, maxRecords: 1_000 })));
+    expect(offsets(p.readCached(end - 10, end, 3)!)).toEqual([end - 10, end - 9, end - 8]);
+    // Older than the cache (16 KiB of ~150-byte frames): undefined, and the caller reads the files.
+    expect(p.readCached(0, end, 10)).toBeUndefined();
+    // At or past the visible end: nothing to read.
+    expect(p.readCached(end, end + 5, 10)).toEqual([]);
+  });
+
+  it('whenReadable wakes a waiter once when records arrive, at once when they are there, and unwait forgets it', async () => {
+    const log = await openLog('wait', 16 * 1024);
+    await log.ensureTopics([{ name: 't', partitions: 1 }]);
+    const p = log.partition('t', 0);
+    let woken = 0;
+    const wake = (): void => void woken++;
+    p.whenReadable(0, wake);
+    p.whenReadable(0, wake); // the same waker waits once
+    expect(woken).toBe(0);
+    await log.append([{ topic: 't', partition: 0, key: 'a', value: Buffer.from('1') }]);
+    expect(woken).toBe(1);
+    await log.append([{ topic: 't', partition: 0, key: 'a', value: Buffer.from('2') }]);
+    expect(woken).toBe(1); // woken once, then forgotten until it waits again
+    p.whenReadable(0, wake); // already readable: called at once
+    expect(woken).toBe(2);
+    p.whenReadable(p.endOffset, wake);
+    p.unwait(wake);
+    await log.append([{ topic: 't', partition: 0, key: 'a', value: Buffer.from('3') }]);
+    expect(woken).toBe(2);
+  });
+
   it('does not serve records that compaction removed', async () => {
     const log = await openLog('compacted', 1024 * 1024, 1024);
     await log.ensureTopics([{ name: 's', partitions: 1, compacted: true }]);
