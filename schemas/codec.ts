@@ -58,12 +58,10 @@ export interface Reader {
 export type Projection = Partial<Record<EventType, readonly string[]>>;
 
 /** The array fields of each event type's local schema. */
-const ARRAY_FIELDS: ReadonlyMap<EventType, readonly string[]> = new Map(
-  EVENT_TYPES.map((event) => {
-    const { fields } = JSON.parse(EVENT_SCHEMAS[event].schema) as { fields: { name: string; type: unknown }[] };
-    return [event, fields.filter((f) => typeof f.type === 'object' && f.type !== null && (f.type as { type?: unknown }).type === 'array').map((f) => f.name)];
-  }),
-);
+type RecordSchema = { fields: { name: string; type: unknown }[] };
+const arrayFieldsOf = ({ fields }: RecordSchema): string[] =>
+  fields.filter((f) => typeof f.type === 'object' && f.type !== null && (f.type as { type?: unknown }).type === 'array').map((f) => f.name);
+const ARRAY_FIELDS: ReadonlyMap<EventType, readonly string[]> = new Map(EVENT_TYPES.map((event) => [event, arrayFieldsOf(JSON.parse(EVENT_SCHEMAS[event].schema) as RecordSchema)]));
 
 /**
  * A projection that leaves `fields` out of every event type that has them as array fields,
@@ -348,10 +346,10 @@ export class ProjectedDecoder implements EventDecoder {
   ) {
     for (const [event, fields] of Object.entries(omit) as [EventType, readonly string[]][]) {
       if (fields.length === 0) continue;
-      const schema = JSON.parse(codec.localSchema(event)) as { fields: { name: string; type: unknown }[] };
+      const schema = JSON.parse(codec.localSchema(event)) as RecordSchema;
+      const arrays = arrayFieldsOf(schema);
       for (const name of fields) {
-        const type = schema.fields.find((f) => f.name === name)?.type;
-        if (typeof type !== 'object' || type === null || (type as { type?: unknown }).type !== 'array') throw new SwitchyardError('SY_ERR_SCHEMA_INVALID', `a projection of ${event} can leave out array fields only; ${name} is not one`, { detail: { event, field: name } });
+        if (!arrays.includes(name)) throw new SwitchyardError('SY_ERR_SCHEMA_INVALID', `a projection of ${event} can leave out array fields only; ${name} is not one`, { detail: { event, field: name } });
       }
       schema.fields = schema.fields.filter((f) => !fields.includes(f.name));
       this.types.set(event, { type: eventType(schema), omitted: [...fields] });

@@ -465,9 +465,10 @@ export class PartitionLog {
    * may have gaps (compaction); `from` below the start offset reads from the start.
    */
   async read(from: number, to: number, max: number): Promise<LogRecord[]> {
+    const cached = this.readCached(from, to, max);
+    if (cached !== undefined) return cached;
     const out: LogRecord[] = [];
     const end = Math.min(to, this.visibleEnd);
-    if (from < end && max > 0 && this.tail.read(from, end, max, out, this.cfg.topic, this.cfg.partition)) return out;
     let next = from;
     for (let fruitless = 0; next < end && max > 0; ) {
       try {
