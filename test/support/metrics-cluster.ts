@@ -103,9 +103,10 @@ export async function sendLoad(m: MetricsCluster, { requests = 24 } = {}): Promi
  * Overloads the slow worker: a burst of BACKGROUND `embed-small` requests queues there (seen
  * in its queue depth), and once its heartbeats report the queue waiting, more BACKGROUND
  * requests are shed (429). Resolves with the largest queue depth seen and the statuses of
- * the later requests.
+ * the later requests and of the burst (a burst request a busy gateway hands over late can be
+ * routed after the heartbeats reported the queue, and is shed too).
  */
-export async function overload(m: MetricsCluster): Promise<{ maxQueueDepth: number; late: number[] }> {
+export async function overload(m: MetricsCluster): Promise<{ maxQueueDepth: number; late: number[]; burst: number[] }> {
   const burst = Array.from({ length: 6 }, (_, i) => infer(m.url, { model: 'embed-small', input: { text: `burst ${i}` }, priority: 'BACKGROUND' }));
   let maxQueueDepth = 0;
   await waitFor(
@@ -121,6 +122,5 @@ export async function overload(m: MetricsCluster): Promise<{ maxQueueDepth: numb
     what: "the routers to see the slow worker's queue waiting",
   });
   const late = await Promise.all(Array.from({ length: 3 }, (_, i) => infer(m.url, { model: 'embed-small', input: { text: `late ${i}` }, priority: 'BACKGROUND' })));
-  await Promise.all(burst);
-  return { maxQueueDepth, late };
+  return { maxQueueDepth, late, burst: await Promise.all(burst) };
 }
