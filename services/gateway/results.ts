@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { Batch, EventLog, LogRecord, Subscription } from '../../lib/log/port.js';
 import type { DeadLetteredInit } from '../../schemas/generated/events.js';
 import { evolveStatus, isResultEvent, isTerminal, statusSize, type RequestStatus, type ResultEvent } from './state.js';
+import { OutputSlabs } from './output-slabs.js';
 
 /** Options of the results tracker. Sizes and times are documented with their defaults. */
 export interface ResultsTrackerOptions {
@@ -46,19 +47,6 @@ export interface ResultsTrackerOptions {
 }
 
 export type ResolvedResultsTrackerOptions = Required<ResultsTrackerOptions>;
-
-/**
- * Bytes the tracker may keep for long, holding no more memory than their length: the decoder's
- * own exact allocation when it made one, else a copy in an allocation of its own. Decoded bytes
- * may be views into a shared slab (the Avro decoder's 4 KiB pool, a Kafka fetch buffer), and a
- * small `Buffer.from` copy lands in Node's 8 KiB pool: either pins a whole slab per output kept.
- */
-function ownedBytes(bytes: Buffer): Buffer {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
-  const own = Buffer.allocUnsafeSlow(bytes.byteLength);
-  own.set(bytes);
-  return own;
-}
 
 const positiveInt = (name: string, v: number, min = 1): void => {
   if (!Number.isSafeInteger(v) || v < min) throw new SwitchyardError('SY_ERR_CONFIG', `results tracker: ${name} must be an integer ≥ ${min}, got ${v}`);
@@ -155,6 +143,11 @@ export class ResultsTracker {
   private settleUntil = 0;
   private closed = false;
   private readonly counters = { folded: 0, undecodable: 0, rangeRead: 0 };
+  /**
+   * Outputs are kept as copies packed into the tracker's own slabs: decoded bytes may be views
+   * into a shared slab (the Avro decoder's pool, a Kafka fetch buffer) that a kept view would pin.
+   */
+  private readonly outputs = new OutputSlabs();
 
   constructor(options: ResultsTrackerOptions) {
     this.options = resolveResultsTrackerOptions(options);
@@ -356,7 +349,7 @@ export class ResultsTracker {
 
   private fold(event: ResultEvent): void {
     const requestId = event.requestId!;
-    const own: ResultEvent = event.type === 'InferenceCompleted' ? { ...event, output: ownedBytes(event.output) } : event;
+    const own: ResultEvent = event.type === 'InferenceCompleted' ? { ...event, output: this.outputs.copy(event.output) } : event;
     const before = this.cache.get(requestId);
     const after = evolveStatus(before, own);
     this.counters.folded++;
