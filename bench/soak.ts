@@ -55,6 +55,10 @@ interface ServerMetrics {
   trackedMiB: number;
   /** V8's used heap (nodejs_heap_size_used_bytes), MiB. */
   heapMiB: number;
+  /** V8's heap as committed (nodejs_heap_size_total_bytes), MiB: the heap's share of RSS. */
+  heapTotalMiB: number;
+  /** Memory outside V8's heap that V8 knows of, Buffers mostly (nodejs_external_memory_bytes), MiB. */
+  externalMiB: number;
   /** GC pause time since the server started, every kind (nodejs_gc_duration_seconds_sum), ms. */
   gcMs: number;
 }
@@ -70,6 +74,8 @@ async function serverMetrics(url: string): Promise<ServerMetrics | undefined> {
       trackedRequests: value('switchyard_gateway_tracked_requests'),
       trackedMiB: value('switchyard_gateway_tracked_bytes') / MiB,
       heapMiB: value('nodejs_heap_size_used_bytes') / MiB,
+      heapTotalMiB: value('nodejs_heap_size_total_bytes') / MiB,
+      externalMiB: value('nodejs_external_memory_bytes') / MiB,
       gcMs: gcSeconds * 1000,
     };
   } catch {
@@ -203,7 +209,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
       m.latencies.sort((a, b) => a - b);
       rows.push(m);
       ctx.progress(
-        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB, heap ${round(m.server.heapMiB, 0)} MiB (tracker: ${m.server.trackedRequests} requests, ${round(m.server.trackedMiB, 0)} MiB), CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req`,
+        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB, heap ${round(m.server.heapMiB, 0)} MiB of ${round(m.server.heapTotalMiB, 0)} committed, external ${round(m.server.externalMiB, 0)} MiB (tracker: ${m.server.trackedRequests} requests, ${round(m.server.trackedMiB, 0)} MiB), CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req`,
       );
     };
     for (let i = 0; i < total; ) {
@@ -236,7 +242,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           m.cpuMs = f.cpuMs - lastCpu;
           lastCpu = f.cpuMs;
           const sample: Promise<void> = serverMetrics(url).then((x) => {
-            m.server = x ?? { trackedRequests: Number.NaN, trackedMiB: Number.NaN, heapMiB: Number.NaN, gcMs: Number.NaN };
+            m.server = x ?? { trackedRequests: Number.NaN, trackedMiB: Number.NaN, heapMiB: Number.NaN, heapTotalMiB: Number.NaN, externalMiB: Number.NaN, gcMs: Number.NaN };
             sampling.delete(sample);
             report(m);
           });
@@ -278,7 +284,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     return [
       {
         title: `Soak: switchyard up (embedded, default fsync, no-op model), HTTP open loop at ${rate} req/s for ${minutes} min`,
-        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'heap MiB', 'GC ms', 'tracker requests', 'tracker MiB', 'CPU ms/req'],
+        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'heap MiB', 'heap committed MiB', 'external MiB', 'GC ms', 'tracker requests', 'tracker MiB', 'CPU ms/req'],
         rows: rows.map((m, i) => [
           m.minute,
           m.due,
@@ -289,6 +295,8 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           round(percentile(m.latencies, 99), 1),
           Math.round(m.rssMiB),
           Math.round(m.server!.heapMiB),
+          Math.round(m.server!.heapTotalMiB),
+          Math.round(m.server!.externalMiB),
           // GC pauses during the minute (from the previous minute's sample; the first from start-up)
           Math.round(m.server!.gcMs - (i > 0 ? rows[i - 1]!.server!.gcMs : 0)),
           m.server!.trackedRequests,
@@ -296,7 +304,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           round(m.cpuMs / Math.max(1, m.ok), 2),
         ]),
         notes: [
-          `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute; the gateway results tracker's requests and counted bytes, V8's used heap and the GC pause time of the minute from its /metrics then. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
+          `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute; the gateway results tracker's requests and counted bytes, V8's used and committed heap, external memory (Buffers) and the GC pause time of the minute from its /metrics then. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
           `Shed ${shed}, failed ${failed} of ${rows.reduce((n, m) => n + m.due, 0)} (goal: 0 shed).`,
           second === undefined ? 'One minute only: no drift figures.' : `Last minute vs second: p50 ×${ratio(percentile(last.latencies, 50), percentile(second.latencies, 50))}, p99 ×${ratio(percentile(last.latencies, 99), percentile(second.latencies, 99))} (goal: ≤ 1.2).`,
           ...(early !== undefined && late !== undefined
