@@ -11,6 +11,7 @@ import { cpuDeltaMs } from './peers/measure.js';
 import { TICKS_PER_SECOND, treeTicks } from './peers/proc.js';
 import { measureLoad, type Measured } from './peers/run.js';
 import { startUp } from './peers/up.js';
+import { startFloor } from './peers/bench.js';
 import { summarize as summarizeProfile, type Profile } from './profile-summary.js';
 import { summarizeAllocations, type AllocationSummary, type HeapSamplingProfile } from './alloc-summary.js';
 import { median, round } from './stats.js';
@@ -25,7 +26,10 @@ import { median, round } from './stats.js';
  *   events per hop (bench/hops.ts);
  * - a V8 CPU profile (`--cpu-prof`) of one more window, by area (bench/profile-summary.ts);
  * - what a request allocates, garbage included, from V8's sampling heap profiler over one more
- *   window (bench/heap-sampling.mjs, bench/alloc-summary.ts).
+ *   window (bench/heap-sampling.mjs, bench/alloc-summary.ts);
+ * - the floor: a bare node:http server (the peers benchmark's) under the same load in each run,
+ *   so the CPU and latency a request costs are also given as added over a direct call — what
+ *   a process pays at this rate for being woken per request, reading and writing a socket.
  * With `--baseline`, another built checkout (e.g. `git worktree add /tmp/before <commit>` then
  * `npm ci && npm run build` there) is measured the same way in the same run, runs alternating,
  * so the two see the same machine.
@@ -90,6 +94,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   if (!existsSync(join(ROOT, 'dist', 'BUILD'))) ctx.progress('dist/ is not built: this tree runs from its sources through tsx (npm run build first to measure what ships)');
   const loadBefore = loadavg();
   const byVariant = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
+  const floorRuns: Measured[] = [];
   const profiles = new Map<string, ReturnType<typeof summarizeProfile>>();
   const ran = new Map<string, string>();
 
@@ -113,6 +118,15 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
       } finally {
         await up.stop();
       }
+    }
+    ctx.progress(`bare node:http (floor) run ${r + 1}/${runs}: ${rate} req/s for ${seconds} s`);
+    const floor = await startFloor();
+    try {
+      const m = await measureLoad(job(floor.url.replace(/\/$/, ''), `floor ${r}`), floor.rootPid);
+      floorRuns.push(m);
+      ctx.progress(`  ${round(m.result.okPerSec, 0)} ok/s, p50 ${round(m.result.p50, 2)} ms, p99 ${round(m.result.p99, 2)} ms, CPU ${round(m.cpuMs / m.result.ok, 3)} ms/req`);
+    } finally {
+      await floor.stop();
     }
   }
   for (const v of variants) {
@@ -161,6 +175,9 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
 
   const med = (rs: Run[], f: (r: Run) => number): number => median(rs.map(f));
   const perReq = (rs: Run[], f: (r: Run) => number): number => round(med(rs, (r) => f(r) / r.m.result.ok), 3);
+  const floorCpu = median(floorRuns.map((m) => m.cpuMs / m.result.ok));
+  const floorP50 = median(floorRuns.map((m) => m.result.p50));
+  const floorP99 = median(floorRuns.map((m) => m.result.p99));
   const cpuRows = variants.map((v) => {
     const rs = byVariant.get(v.name)!;
     return [
@@ -174,9 +191,24 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
       perReq(rs, (r) => r.m.cpuMs - r.m.userCpuMs),
       perReq(rs, (r) => r.m.cpuMs - r.idleMsPerS * r.m.result.elapsedS),
       round(med(rs, (r) => r.idleMsPerS), 1),
+      `${round(med(rs, (r) => r.m.cpuMs / r.m.result.ok) - floorCpu, 3)} / ${round(med(rs, (r) => r.m.result.p50) - floorP50, 2)} / ${round(med(rs, (r) => r.m.result.p99) - floorP99, 1)}`,
       rs.map((r) => `${r.onLog.requested}/${r.onLog.completed}/${r.onLog.other}`).join(', '),
     ];
   });
+  cpuRows.push([
+    'bare node:http (floor)',
+    Math.round(median(floorRuns.map((m) => m.result.okPerSec))),
+    round(floorP50, 2),
+    round(floorP99, 2),
+    floorRuns.reduce((n, m) => n + m.result.shed + m.result.failed, 0),
+    round(floorCpu, 3),
+    round(median(floorRuns.map((m) => m.userCpuMs / m.result.ok)), 3),
+    round(median(floorRuns.map((m) => (m.cpuMs - m.userCpuMs) / m.result.ok)), 3),
+    '',
+    '',
+    '',
+    '',
+  ]);
   if (variants.length === 2) {
     const [b, a] = variants.map((v) => byVariant.get(v.name)!);
     const ratio = (f: (r: Run) => number): string => `×${round(med(a!, f) / med(b!, f), 2)}`;
@@ -191,6 +223,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
       ratio((r) => (r.m.cpuMs - r.m.userCpuMs) / r.m.result.ok),
       ratio((r) => (r.m.cpuMs - r.idleMsPerS * r.m.result.elapsedS) / r.m.result.ok),
       ratio((r) => r.idleMsPerS),
+      '',
       '',
     ]);
   }
@@ -234,11 +267,12 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   return [
     {
       title: `CPU per request, \`switchyard up\` embedded, no-op model, open loop ${rate} req/s (median of ${runs} run${runs === 1 ? '' : 's'} of ${seconds} s${variants.length === 2 ? ', alternating' : ''})`,
-      columns: ['Switchyard', 'completed req/s', 'p50 ms', 'p99 ms', 'shed + failed', 'CPU ms/req', 'user', 'system', 'above idle', 'idle CPU ms/s', 'on the log: requested/completed/other per run'],
+      columns: ['Switchyard', 'completed req/s', 'p50 ms', 'p99 ms', 'shed + failed', 'CPU ms/req', 'user', 'system', 'above idle', 'idle CPU ms/s', 'added over the floor: CPU ms/req / p50 / p99 ms', 'on the log: requested/completed/other per run'],
       rows: cpuRows,
       notes: [
         `\`switchyard up\` (bin/switchyard.js: ${[...ran].map(([n, how]) => `${n} ran ${how}`).join('; ')}) with its defaults — embedded log, fsync \`always\`, the shipped \`noop\` model — a fresh home each run. Load: bench/peers/loadgen.ts in a process of its own, POST /v1/infer with an input unique per request (cacheable false), latency from each request's due time, 1,000 warm-up requests first, not counted.`,
         'CPU ms/req: user + system CPU of the whole process tree over the window (/proc) ÷ the requests completed (200). Above idle: less what the same process spends with no requests, measured for a few seconds before the window (heartbeats, ticks, timers).',
+        'The floor: bare node:http in a process of its own answering each request with its body (bench/peers/floor.ts), under the same load from the same generator once per run; "added over the floor" is a variant\'s median less the floor\'s — what the issue\'s goals are stated as (added over a direct call).',
         'On the log: after each run the log is opened and every event of the requests received in the window counted — InferenceRequested / InferenceCompleted / anything else terminal or superseded (failed, rejected, superseded).',
         machine,
       ],

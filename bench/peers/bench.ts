@@ -61,8 +61,8 @@ interface System {
   start: () => Promise<Running | { notMeasured: string }>;
 }
 
-/** A process of our own that runs the floor server. */
-async function startFloor(): Promise<Running> {
+/** A process of our own that runs the floor server (also the CPU bench's floor). */
+export async function startFloor(): Promise<Running> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'peers', 'floor.ts'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
