@@ -78,6 +78,16 @@ export function resolveResultsTrackerOptions(o: ResultsTrackerOptions): Resolved
   return r;
 }
 
+/** A wait for a request's outcome (`ResultsTracker.waitFor`). */
+export interface OutcomeWait {
+  /** Its status once terminal, or what is known when the wait ends otherwise (undefined: nothing is). */
+  readonly outcome: Promise<RequestStatus | undefined>;
+  /** End the wait now; the outcome resolves with what is known. Idempotent. */
+  cancel(): void;
+}
+
+const NOTHING = (): void => {};
+
 interface Waiter {
   requestId: string;
   timer: NodeJS.Timeout | undefined;
@@ -248,16 +258,31 @@ export class ResultsTracker {
    * tracker closes (undefined when nothing is).
    */
   wait(requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<RequestStatus | undefined> {
+    if (signal?.aborted) return Promise.resolve(this.cache.get(requestId));
+    const w = this.waitFor(requestId, timeoutMs);
+    if (signal !== undefined) {
+      const onAbort = () => w.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void w.outcome.then(() => signal.removeEventListener('abort', onAbort));
+    }
+    return w.outcome;
+  }
+
+  /**
+   * `wait` without an AbortSignal, for the gateway's sync requests: `cancel()` ends the wait
+   * with what is known now (the client went away). An AbortController per request costs more
+   * than the rest of the wait.
+   */
+  waitFor(requestId: string, timeoutMs: number): OutcomeWait {
     const known = this.cache.get(requestId);
-    if ((known !== undefined && isTerminal(known.status)) || timeoutMs <= 0 || this.closed || signal?.aborted) return Promise.resolve(known);
-    return new Promise((resolve) => {
-      const onAbort = () => waiter.finish(this.cache.get(requestId));
-      const waiter: Waiter = {
+    if ((known !== undefined && isTerminal(known.status)) || timeoutMs <= 0 || this.closed) return { outcome: Promise.resolve(known), cancel: NOTHING };
+    let waiter!: Waiter;
+    const outcome = new Promise<RequestStatus | undefined>((resolve) => {
+      waiter = {
         requestId,
         timer: undefined,
         finish: (state) => {
           clearTimeout(waiter.timer);
-          signal?.removeEventListener('abort', onAbort);
           const set = this.waiters.get(requestId);
           if (set?.delete(waiter)) {
             this.waiterCount--;
@@ -266,13 +291,13 @@ export class ResultsTracker {
           resolve(state);
         },
       };
-      let set = this.waiters.get(requestId);
-      if (set === undefined) this.waiters.set(requestId, (set = new Set()));
-      set.add(waiter);
-      this.waiterCount++;
-      waiter.timer = setTimeout(() => waiter.finish(this.cache.get(requestId)), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
     });
+    let set = this.waiters.get(requestId);
+    if (set === undefined) this.waiters.set(requestId, (set = new Set()));
+    set.add(waiter);
+    this.waiterCount++;
+    waiter.timer = setTimeout(() => waiter.finish(this.cache.get(requestId)), timeoutMs);
+    return { outcome, cancel: () => waiter.finish(this.cache.get(requestId)) };
   }
 
   stats(): ResultsTrackerStats {

@@ -90,6 +90,14 @@ describe('results tracker', () => {
     const aborted = t.wait('r-2', 10_000, abort.signal);
     abort.abort();
     expect((await aborted)?.status).toBe('accepted');
+    // The gateway's form: cancelled (the client went away), the waiter is gone at once.
+    const w = t.waitFor('r-2', 10_000);
+    expect(t.waiting).toBe(1);
+    w.cancel();
+    expect(t.waiting).toBe(0);
+    expect((await w.outcome)?.status).toBe('accepted');
+    w.cancel();
+    expect(t.waiting).toBe(0);
     const closing = t.wait('nobody', 10_000);
     await t.close();
     expect(await closing).toBeUndefined();
