@@ -80,6 +80,20 @@ export function leaveOut(fields: readonly string[], { keep = [], more = {} }: { 
 /** What a left-out field reads as: empty, and frozen so that a write to it throws. */
 const NOT_DECODED: readonly never[] = Object.freeze([]);
 
+/** Whether `EventCodec.shared` freezes what it hands out (under the tests: a write to a shared event throws there). */
+const FREEZE_SHARED = process.env['VITEST'] !== undefined || process.env['SWITCHYARD_FREEZE_SHARED_EVENTS'] === '1';
+
+/** Freezes an event, its arrays and maps, and the records in its arrays; byte fields cannot be frozen and are left as they are. */
+function freezeEvent(event: SwitchyardEvent): void {
+  const freezeValue = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return;
+    if (Array.isArray(v)) for (const item of v) freezeValue(item);
+    else for (const item of Object.values(v)) if (item !== null && typeof item === 'object' && !ArrayBuffer.isView(item)) freezeValue(item);
+    Object.freeze(v);
+  };
+  freezeValue(event);
+}
+
 const identifierFieldsOf = (type: avro.Type): readonly string[] => {
   const names = new Set((type as avro.types.RecordType).fields.map((f) => f.name));
   return IDENTIFIER_FIELDS.filter((f) => names.has(f));
@@ -116,6 +130,7 @@ export class EventCodec {
   private readonly pending = new Map<number, Promise<Reader>>();
   private readonly writerSchemas = new Map<number, Promise<WriterSchema>>();
   private scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
+  private sharedDecoder: ProjectedDecoder | undefined;
 
   private constructor(
     registry: SchemaRegistry,
@@ -215,12 +230,38 @@ export class EventCodec {
   }
 
   /**
+   * The event type of a record in the wire format, from its schema id alone (one schema per
+   * event type), without decoding it: undefined when the id has not been seen yet or the bytes
+   * are not in the wire format (`decode` then says why). A fold skips the types it ignores with it.
+   */
+  typeOf(buf: Buffer): EventType | undefined {
+    if (buf.length < WIRE_HEADER_BYTES || buf[0] !== MAGIC_BYTE) return undefined;
+    return this.readers.get(buf.readInt32BE(1))?.event;
+  }
+
+  /**
    * A decoder of the same records that leaves out array fields a consumer never reads (see
    * `Projection`): they are skipped in the bytes, not built, and read as an empty frozen array.
    * Throws `SY_ERR_SCHEMA_INVALID` when a named field is not an array field of its event.
    */
   projection(omit: Projection): ProjectedDecoder {
     return new ProjectedDecoder(this, omit);
+  }
+
+  /**
+   * The decoder the consumers of one process share: a decision's candidates and pending
+   * decisions left out (only replay reads them, from the log's bytes), and each record decoded
+   * once for all of them. In `switchyard up` a request's records are read by three or four
+   * consumers each (the router's view, the controller, the worker, the gateway's tracker); the
+   * embedded log hands them the same record objects (`PartitionLog.readCached`), and this
+   * decoder remembers what it decoded by the record's bytes (a WeakMap on the value buffer: an
+   * entry lives as long as some consumer holds the record). The event is shared, so its readers
+   * must not change it: under the tests (`VITEST`, or `SWITCHYARD_FREEZE_SHARED_EVENTS=1`) each
+   * is frozen, so that a write throws.
+   */
+  get shared(): ProjectedDecoder {
+    this.sharedDecoder ??= new ProjectedDecoder(this, leaveOut(['candidates', 'pendingDecisions']), { memo: true });
+    return this.sharedDecoder;
   }
 
   /** The schema text this codec reads `event` as (the generated latest, or the override it was given). */
@@ -340,10 +381,15 @@ export class ProjectedDecoder implements EventDecoder {
   /** The projected reader type of each event that has fields left out. */
   private readonly types = new Map<EventType, { type: avro.Type; omitted: readonly string[] }>();
 
+  /** Decoded events by the record bytes they came from (`EventCodec.shared`), when memoizing. */
+  private readonly memo: WeakMap<Buffer, SwitchyardEvent> | undefined;
+
   constructor(
     private readonly codec: EventCodec,
     omit: Projection,
+    { memo = false }: { memo?: boolean } = {},
   ) {
+    this.memo = memo ? new WeakMap() : undefined;
     for (const [event, fields] of Object.entries(omit) as [EventType, readonly string[]][]) {
       if (fields.length === 0) continue;
       const schema = JSON.parse(codec.localSchema(event)) as RecordSchema;
@@ -360,10 +406,12 @@ export class ProjectedDecoder implements EventDecoder {
     const known = this.decodeKnown(buf);
     if (known !== undefined) return known;
     const id = readSchemaId(buf);
-    return this.codec.read(this.project(id, await this.codec.readerOf(id)), id, buf);
+    return this.remember(buf, this.codec.read(this.project(id, await this.codec.readerOf(id)), id, buf));
   }
 
   decodeKnown(buf: Buffer): SwitchyardEvent | undefined {
+    const seen = this.memo?.get(buf);
+    if (seen !== undefined) return seen;
     const id = readSchemaId(buf);
     let reader = this.readers.get(id);
     if (reader === undefined) {
@@ -371,11 +419,23 @@ export class ProjectedDecoder implements EventDecoder {
       if (base instanceof Promise) return undefined;
       reader = this.project(id, base);
     }
-    return this.codec.read(reader, id, buf);
+    return this.remember(buf, this.codec.read(reader, id, buf));
+  }
+
+  private remember(buf: Buffer, event: SwitchyardEvent): SwitchyardEvent {
+    if (this.memo === undefined) return event;
+    if (FREEZE_SHARED) freezeEvent(event);
+    this.memo.set(buf, event);
+    return event;
   }
 
   encode(event: SwitchyardEventInit): Buffer {
     return this.codec.encode(event);
+  }
+
+  /** `EventCodec.typeOf`. */
+  typeOf(buf: Buffer): EventType | undefined {
+    return this.codec.typeOf(buf);
   }
 
   writerSchema(id: number): Promise<WriterSchema> {

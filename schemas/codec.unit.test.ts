@@ -231,6 +231,51 @@ describe('EventCodec', () => {
       expect(lane.decodeKnown(bytes)).toEqual(projected);
     });
 
+    it('tells a record\'s event type from its schema id without decoding it, once the id is known', async () => {
+      const registry = new InMemoryRegistry();
+      const codec = await EventCodec.create({ registry });
+      const lane = codec.projection(leaveOut(['clock']));
+      for (const t of EVENT_TYPES) {
+        const bytes = codec.encode(SAMPLE_EVENTS[t]);
+        expect(codec.typeOf(bytes)).toBe(t);
+        expect(lane.typeOf(bytes)).toBe(t);
+      }
+      // Written by another version: unknown until decoded once (through the registry).
+      const other = await EventCodec.create({ registry, schemas: { InferenceRequested: inferenceRequestedV2() } });
+      const v2 = other.encode(SAMPLE_EVENTS.InferenceRequested);
+      expect(codec.typeOf(v2)).toBeUndefined();
+      await codec.decode(v2);
+      expect(codec.typeOf(v2)).toBe('InferenceRequested');
+      // Not the wire format, or too short: undefined, and decode says why.
+      expect(codec.typeOf(Buffer.from([1, 0, 0, 0, 1, 0]))).toBeUndefined();
+      expect(codec.typeOf(Buffer.from([0, 0]))).toBeUndefined();
+    });
+
+    it('the shared decoder decodes a record once for all its readers, and freezes what it hands out under the tests', async () => {
+      const codec = await EventCodec.create({ registry: new InMemoryRegistry() });
+      expect(codec.shared).toBe(codec.shared);
+      const bytes = codec.encode(routed);
+      const a = codec.shared.decodeKnown(bytes)!;
+      expect(codec.shared.decodeKnown(bytes)).toBe(a);
+      expect(await codec.shared.decode(bytes)).toBe(a);
+      expect(a).toEqual({ ...(await codec.decode(bytes)), candidates: [], pendingDecisions: [] });
+      // The same bytes in another buffer (another read of the record): decoded again, equal.
+      const copy = Buffer.from(bytes);
+      const b = codec.shared.decodeKnown(copy)!;
+      expect(b).not.toBe(a);
+      expect(b).toEqual(a);
+      // Shared, so frozen under the tests: a consumer that writes to one fails its tests.
+      expect(Object.isFrozen(a)).toBe(true);
+      expect(Object.isFrozen(a.clock)).toBe(true);
+      expect(Object.isFrozen(a.clock[0])).toBe(true);
+      expect(() => {
+        (a as { workerId: string }).workerId = 'another';
+      }).toThrow(TypeError);
+      // Byte fields cannot be frozen and stay readable views.
+      const done = codec.shared.decodeKnown(codec.encode(SAMPLE_EVENTS.InferenceCompleted))!;
+      expect(done.type === 'InferenceCompleted' && Buffer.isBuffer(done.output)).toBe(true);
+    });
+
     it('refuses a field that is not an array field of its event', async () => {
       const codec = await EventCodec.create({ registry: new InMemoryRegistry() });
       expect(thrown(() => codec.projection({ RequestRouted: ['workerId'] })).code).toBe('SY_ERR_SCHEMA_INVALID');

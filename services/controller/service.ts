@@ -1,4 +1,3 @@
-import { leaveOut } from '../../schemas/codec.js';
 import { exhaustMap, from, timer, type Subscription as RxSubscription } from 'rxjs';
 import { errorMessage } from '../../lib/errors.js';
 import type { AppendRecord, LogRecord, Subscription, TopicPartitions } from '../../lib/log/port.js';
@@ -101,9 +100,11 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
   const lanes = ctx.topics.decisions.partitions;
   const state = initialControllerState(policy, lanes);
   const clock = new Map<string, ClockEntry>();
-  // The fold reads a decision's control offset from its clock and no other clock, nor a decision's
-  // candidates or pending decisions (replay decides again from the log's bytes): left undecoded.
-  const readsCodec = ctx.codec.projection(leaveOut(['clock', 'candidates', 'pendingDecisions'], { keep: ['RequestRouted'], more: { RequestRouted: ['candidates', 'pendingDecisions'] } }));
+  // The fold reads a decision's control offset from its clock, never a decision's candidates or
+  // pending decisions (replay decides again from the log's bytes): the shared decoder, which leaves
+  // those out and decodes each record once for every consumer of this process (the router's view,
+  // the worker, the gateway's tracker read the same records).
+  const readsCodec = ctx.codec.shared;
   /** Own events appended and not yet folded back. */
   const unread = new Set<string>();
   const stats: ControllerStats = {
@@ -147,7 +148,9 @@ export async function startController(ctx: ServiceContext, options: ControllerOp
       const decoded: (SwitchyardEvent | null)[] = [];
       for (const record of batch.records) {
         let event: SwitchyardEvent | null = null;
-        if (record.value !== null && record.value.length > 0) {
+        // InferenceStarted changes nothing in the controller's fold (state.ts: the router view's
+        // evolve, which ignores it) and the controller never writes one: not decoded.
+        if (record.value !== null && record.value.length > 0 && readsCodec.typeOf(record.value) !== 'InferenceStarted') {
           try {
             event = readsCodec.decodeKnown(record.value) ?? (await readsCodec.decode(record.value));
           } catch (err) {

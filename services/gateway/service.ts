@@ -1,4 +1,3 @@
-import { leaveOut } from '../../schemas/codec.js';
 import { isLoopbackAddress } from '../../lib/auth/admin.js';
 import { SwitchyardError } from '../../lib/errors.js';
 import { instanceId as newInstanceId, type ServiceContext } from '../../lib/runtime.js';
@@ -34,8 +33,9 @@ export async function createGateway(ctx: ServiceContext, { instanceId = newInsta
   const tracker = new ResultsTracker({
     ...results,
     log,
-    // It reads outcomes, never a producer's clock or a rejection's candidates: left undecoded.
-    codec: ctx.codec.projection(leaveOut(['clock', 'candidates', 'pendingDecisions'])),
+    // It reads outcomes, never a rejection's candidates: the shared decoder (each result decoded
+    // once for this process's consumers: the router's view and the controller read them too).
+    codec: ctx.codec.shared,
     topic: topics.results.name,
     deadLetterTopic: topics.deadletter.name,
     // Unique per process start: every instance reads every partition, from the end.

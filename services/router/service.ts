@@ -1,4 +1,3 @@
-import { leaveOut } from '../../schemas/codec.js';
 import { LRUCache } from 'lru-cache';
 import { errorMessage } from '../../lib/errors.js';
 import { deadLetterPolicy, subscribeEvents } from '../../lib/events/subscribe.js';
@@ -118,8 +117,9 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   // group session can expire and stop it on a starved host or wait for the group coordinator
   // after a broker restart (docs/RELIABILITY.md, "A saturated host").
   const viewTopics = VIEW_TOPICS.map((t) => ctx.topics[t]);
-  // The view folds what workers and the controller say, never their clocks: left undecoded.
-  const viewCodec = ctx.codec.projection(leaveOut(['clock']));
+  // The view folds what workers and the controller say: decoded once for every consumer of
+  // this process (`EventCodec.shared`: the controller, the worker and the gateway read the same records).
+  const viewCodec = ctx.codec.shared;
   const view: Subscription = await ctx.log.subscribe({
     // Names the view in logs; unique per process start.
     groupId: `${groupId}-view.${routerId}.${ctx.newEventId()}`,
@@ -133,7 +133,8 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
         // commit) holds records already folded: the fold is never fed one twice, and the clock
         // never moves back, or a decision's clock would not name the state it was made in.
         if (record.offset < (clock.get(`${record.topic}\u0000${record.partition}`)?.offset ?? 0)) continue;
-        if (record.value !== null) {
+        // InferenceStarted, one of a request's three view records, changes nothing the router decides with (state.ts): not decoded.
+        if (record.value !== null && viewCodec.typeOf(record.value) !== 'InferenceStarted') {
           try {
             fold(viewCodec.decodeKnown(record.value) ?? (await viewCodec.decode(record.value)));
           } catch (err) {
@@ -227,7 +228,8 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
   const requests = await subscribeEvents(ctx.log, {
     groupId,
     topics: [ctx.topics.requests.name],
-    codec: ctx.codec,
+    // Decoded once with the controller's fold, which reads every request too.
+    codec: ctx.codec.shared,
     deadLetterTopic: ctx.topics.deadletter.name,
     deadLetter: deadLetterPolicy('router', ctx.topics),
     producer: routerId,

@@ -1,4 +1,4 @@
-import { leaveOut, type ProjectedDecoder } from '../../schemas/codec.js';
+import type { ProjectedDecoder } from '../../schemas/codec.js';
 import { LRUCache } from 'lru-cache';
 import { SwitchyardError, errorMessage, isRetriable } from '../../lib/errors.js';
 import { sha256Hex } from '../../lib/blob/digest.js';
@@ -155,7 +155,8 @@ class Worker implements RunningWorker {
   private readonly decisionsTopic: string;
   /**
    * Decodes the lane's decisions without their candidates and pending decisions, which the worker
-   * never reads (the clock stays: it names the control offset the router had seen).
+   * never reads (the clock stays: it names the control offset the router had seen): the shared
+   * decoder, so a decision is decoded once for the worker, the router's view and the controller.
    */
   private readonly decisions: ProjectedDecoder;
   private readonly controlTopic: string;
@@ -218,7 +219,7 @@ class Worker implements RunningWorker {
     this.table = new LaneTable(ctx.topics.decisions.partitions);
     this.control = new ControlReader(ctx, (event) => this.table.apply(event));
     this.decisionsTopic = ctx.topics.decisions.name;
-    this.decisions = ctx.codec.projection(leaveOut(['candidates', 'pendingDecisions']));
+    this.decisions = ctx.codec.shared;
     this.controlTopic = ctx.topics.control.name;
     const prefix = this.decisionsTopic.endsWith('decisions') ? this.decisionsTopic.slice(0, -'decisions'.length) : '';
     this.laneGroup = `${prefix}worker.lane-`;

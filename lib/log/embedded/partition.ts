@@ -111,6 +111,8 @@ export class PartitionLog {
   private readonly waiters = new Set<() => void>();
   /** Recently flushed frames, contiguous in offsets up to visibleEnd (see `TailCache`). */
   private readonly tail: TailCache;
+  /** The last range read from the tail cache (`readCached`): records in [from, end), at most `max`. */
+  private lastRead: { from: number; end: number; max: number; records: LogRecord[] } | undefined;
   private maintenance: Promise<unknown> = Promise.resolve();
 
   private constructor(cfg: PartitionConfig) {
@@ -454,10 +456,19 @@ export class PartitionLog {
    * consumer that keeps up): the records, or undefined when the disk must be read.
    */
   readCached(from: number, to: number, max: number): LogRecord[] | undefined {
-    const out: LogRecord[] = [];
     const end = Math.min(to, this.visibleEnd);
-    if (from >= end || max <= 0) return out;
-    return this.tail.read(from, end, max, out, this.cfg.topic, this.cfg.partition) ? out : undefined;
+    if (from >= end || max <= 0) return [];
+    // Every consumer of a partition is woken by the same flush and asks for the same range: the
+    // first read's records are handed to the rest (the same objects, so a codec can decode each
+    // once, see `EventCodec.shared`), instead of one copy and one set of records per consumer.
+    const last = this.lastRead;
+    if (last !== undefined && last.from === from && last.end === end && (last.records.length < last.max || max <= last.records.length)) {
+      return last.records.slice(0, max);
+    }
+    const out: LogRecord[] = [];
+    if (!this.tail.read(from, end, max, out, this.cfg.topic, this.cfg.partition)) return undefined;
+    this.lastRead = { from, end, max, records: out };
+    return out.slice();
   }
 
   /**
@@ -693,6 +704,7 @@ export class PartitionLog {
           for (const seg of closed) seg.retire();
           // Reads after compaction must not see the records it removed.
           this.tail.clear();
+          this.lastRead = undefined;
           result.segments = closed.length;
           result.recordsAfter = result.recordsBefore - removable;
           result.bytesAfter = outputs.reduce((n, s) => n + s.size, 0);

@@ -77,6 +77,32 @@ describe('embedded log tail cache', () => {
     expect(p.readCached(end, end + 5, 10)).toEqual([]);
   });
 
+  it('hands every reader of the same range the same record objects, each in an array of its own', async () => {
+    const log = await openLog('shared-reads', 16 * 1024);
+    await log.ensureTopics([{ name: 't', partitions: 1 }]);
+    await log.append(Array.from({ length: 8 }, (_, i) => ({ topic: 't', partition: 0, key: `k${i}`, value: Buffer.from(`v${i}`), timestamp: 1_000 + i })));
+    const p = log.partition('t', 0);
+    const first = p.readCached(2, 8, 500)!;
+    const second = p.readCached(2, 8, 2_000)!;
+    expect(second).not.toBe(first);
+    expect(second).toHaveLength(6);
+    second.forEach((r, i) => expect(r).toBe(first[i]));
+    // A smaller batch of the same range: its first records, the same objects.
+    const three = p.readCached(2, 8, 3)!;
+    expect(three.map((r) => r.offset)).toEqual([2, 3, 4]);
+    expect(three[0]).toBe(first[0]);
+    // A read cut short by its max does not answer a larger one: that is read afresh, whole.
+    const cut = p.readCached(0, 8, 2)!;
+    const whole = p.readCached(0, 8, 500)!;
+    expect(whole.map((r) => r.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(whole[0]).not.toBe(cut[0]);
+    expect(flat(whole)).toEqual(flat(await log.read({ topic: 't', partition: 0, from: 0, maxRecords: 500 })));
+    // A new end (records appended since) is a new range.
+    await log.append([{ topic: 't', partition: 0, key: 'k8', value: Buffer.from('v8') }]);
+    const longer = p.readCached(2, p.endOffset, 500)!;
+    expect(longer.map((r) => r.offset)).toEqual([2, 3, 4, 5, 6, 7, 8]);
+  });
+
   it('whenReadable wakes a waiter once when records arrive, at once when they are there, and unwait forgets it', async () => {
     const log = await openLog('wait', 16 * 1024);
     await log.ensureTopics([{ name: 't', partitions: 1 }]);
