@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,7 +10,7 @@ import { cpuDeltaMs } from './peers/measure.js';
 import { TICKS_PER_SECOND, treeTicks } from './peers/proc.js';
 import { measureLoad, type Measured } from './peers/run.js';
 import { startUp } from './peers/up.js';
-import { startFloor } from './peers/bench.js';
+import { revision, startFloor } from './peers/bench.js';
 import { summarize as summarizeProfile, type Profile } from './profile-summary.js';
 import { summarizeAllocations, type AllocationSummary, type HeapSamplingProfile } from './alloc-summary.js';
 import { median, round } from './stats.js';
@@ -51,14 +50,6 @@ interface Run {
   simple: number;
 }
 
-function revisionOf(checkout: string): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: checkout, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown commit';
-  }
-}
-
 /** The recorded events of requests received since `from`: counted, and timed per hop. */
 async function readLog(home: string, from: number): Promise<Pick<Run, 'onLog' | 'hops' | 'simple'>> {
   const source = await openLogSource({ brokers: [], home, topicPrefix: 'switchyard.', schemaRegistryUrl: undefined, fsync: 'never' });
@@ -85,11 +76,11 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   const runs = ctx.quick ? 1 : 3;
   const idleSeconds = ctx.quick ? 2 : 5;
   const runId = Date.now().toString(36);
-  const variants: Variant[] = [{ name: `this tree (${revisionOf(ROOT)})`, checkout: ROOT }];
+  const variants: Variant[] = [{ name: `this tree (${revision()})`, checkout: ROOT }];
   if (ctx.baseline !== undefined) {
     const checkout = resolve(ctx.baseline);
     if (!existsSync(join(checkout, 'dist', 'cli', 'main.js'))) throw new Error(`--baseline ${checkout}: no dist/cli/main.js there (npm ci && npm run build in that checkout first)`);
-    variants.unshift({ name: `baseline (${revisionOf(checkout)})`, checkout });
+    variants.unshift({ name: `baseline (${revision(checkout)})`, checkout });
   }
   if (!existsSync(join(ROOT, 'dist', 'BUILD'))) ctx.progress('dist/ is not built: this tree runs from its sources through tsx (npm run build first to measure what ships)');
   const loadBefore = loadavg();

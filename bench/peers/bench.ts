@@ -81,11 +81,11 @@ export async function startFloor(): Promise<Running> {
   };
 }
 
-/** The commit the Switchyard under test was started from, and whether its sources differed from it. */
-function revision(): string {
+/** The commit a checkout of Switchyard (this one by default) is at, and whether its sources differ from it. */
+export function revision(checkout = ROOT): string {
   const git = (...args: string[]): string => {
     try {
-      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+      return execFileSync('git', args, { cwd: checkout, encoding: 'utf8' }).trim();
     } catch {
       return '';
     }
