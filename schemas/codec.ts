@@ -255,7 +255,8 @@ export class EventCodec {
    * consumers each (the router's view, the controller, the worker, the gateway's tracker); the
    * embedded log hands them the same record objects (`PartitionLog.readCached`), and this
    * decoder remembers what it decoded by the record's bytes (a WeakMap on the value buffer: an
-   * entry lives as long as some consumer holds the record). The event is shared, so its readers
+   * entry lives as long as some consumer holds the record; a log's record buffers are never
+   * written after they are handed out, by us or by the Kafka clients). The event is shared, so its readers
    * must not change it: under the tests (`VITEST`, or `SWITCHYARD_FREEZE_SHARED_EVENTS=1`) each
    * is frozen, so that a write throws.
    */
