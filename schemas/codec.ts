@@ -88,7 +88,7 @@ function freezeEvent(event: SwitchyardEvent): void {
   const freezeValue = (v: unknown): void => {
     if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return;
     if (Array.isArray(v)) for (const item of v) freezeValue(item);
-    else for (const item of Object.values(v)) if (item !== null && typeof item === 'object' && !ArrayBuffer.isView(item)) freezeValue(item);
+    else for (const item of Object.values(v)) freezeValue(item);
     Object.freeze(v);
   };
   freezeValue(event);

@@ -253,25 +253,10 @@ export class ResultsTracker {
   }
 
   /**
-   * Wait until the request is completed, failed or rejected, at most `timeoutMs`; resolves with
-   * its status then, or with what is known when the time is up, the signal aborts or the
-   * tracker closes (undefined when nothing is).
-   */
-  wait(requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<RequestStatus | undefined> {
-    if (signal?.aborted) return Promise.resolve(this.cache.get(requestId));
-    const w = this.waitFor(requestId, timeoutMs);
-    if (signal !== undefined) {
-      const onAbort = () => w.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
-      void w.outcome.then(() => signal.removeEventListener('abort', onAbort));
-    }
-    return w.outcome;
-  }
-
-  /**
-   * `wait` without an AbortSignal, for the gateway's sync requests: `cancel()` ends the wait
-   * with what is known now (the client went away). An AbortController per request costs more
-   * than the rest of the wait.
+   * Wait until the request is completed, failed or rejected, at most `timeoutMs`: the outcome
+   * resolves with its status then, or with what is known when the time is up, the wait is
+   * cancelled (the client went away) or the tracker closes (undefined when nothing is). A handle
+   * to cancel, not an AbortSignal: an AbortController per request cost more than the rest of the wait.
    */
   waitFor(requestId: string, timeoutMs: number): OutcomeWait {
     const known = this.cache.get(requestId);
