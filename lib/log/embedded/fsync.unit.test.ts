@@ -1,4 +1,4 @@
-import { open as openFile, stat, truncate } from 'node:fs/promises';
+import { stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../logger.js';
@@ -6,47 +6,16 @@ import { tempDir } from '../../../test/support/log-dir.js';
 import { waitFor } from '../../../test/support/services.js';
 import { openEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './index.js';
 import { RELAXED_SYNC_MS } from './partition.js';
+import { instrumentDatasync } from '../../../test/support/datasync.js';
 
 const TOPIC = 'fsync';
-
-interface HandleProto {
-  datasync: (this: { fd: number }) => Promise<void>;
-}
-
-/** Counts (and can hold back) FileHandle.datasync calls, the fsyncs of segment appends. */
-async function instrumentDatasync(dir: string) {
-  const probe = await openFile(join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as HandleProto;
-  await probe.close();
-  const original = proto.datasync;
-  const calls: { fd: number; at: number }[] = [];
-  let gate: Promise<void> | undefined;
-  proto.datasync = async function (this: { fd: number }) {
-    calls.push({ fd: this.fd, at: performance.now() });
-    if (gate !== undefined) await gate;
-    return original.call(this);
-  };
-  return {
-    calls,
-    hold(): () => void {
-      let open!: () => void;
-      gate = new Promise<void>((resolve) => (open = resolve));
-      return () => {
-        gate = undefined;
-        open();
-      };
-    },
-    restore: () => {
-      proto.datasync = original;
-    },
-  };
-}
 
 const turns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
 
-describe('embedded log fsync policies', () => {
+// Each partition's file fsynced on its own (`journal: false`); the commit journal's fsyncs: journal.unit.test.ts.
+describe('embedded log fsync policies, without the journal', () => {
   let dir: string;
   let remove: () => Promise<void>;
   let log: EmbeddedLog | undefined;
@@ -64,7 +33,7 @@ describe('embedded log fsync policies', () => {
   });
 
   const openLog = async (options: Omit<EmbeddedLogOptions, 'dir'>, partitions = 1, durability: 'sync' | 'relaxed' = 'sync') => {
-    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0, ...options });
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0, journal: false, ...options });
     await log.ensureTopics([{ name: TOPIC, partitions, durability }]);
     sync.calls.length = 0;
     return log;
@@ -150,7 +119,7 @@ describe('embedded log fsync policies', () => {
     expect(sync.calls.length).toBe(0);
     await first.close();
     expect(sync.calls.length).toBe(1);
-    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger });
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, journal: false });
     expect((await log.read({ topic: TOPIC, partition: 0, from: 0 })).map((r) => r.value!.toString())).toEqual(['r0', 'r1', 'r2']);
   });
 
@@ -166,7 +135,7 @@ describe('embedded log fsync policies', () => {
     const segment = join(dir, 'log', 'topics', TOPIC, '0', `${'0'.repeat(20)}.log`);
     const size = (await stat(segment)).size;
     await truncate(segment, size / 2);
-    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0 });
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0, journal: false });
     expect(await log.endOffsets(TOPIC)).toEqual([2]);
     await log.append([one(0, 'new0')]);
     await log.append([one(0, 'new1')]);
@@ -187,7 +156,7 @@ describe('embedded log fsync policies', () => {
     await first.append([one()]);
     expect(sync.calls.length).toBe(0);
     await first.close();
-    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0 });
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, maintenanceIntervalMs: 0, journal: false });
     sync.calls.length = 0;
     await log.append([one()]);
     expect(sync.calls.length).toBe(0);
@@ -241,7 +210,7 @@ describe('embedded log fsync policies', () => {
     await first.close();
     expect((await pending)[0]!.offset).toBe(1);
     expect(sync.calls.length).toBe(2);
-    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger });
+    log = await openEmbeddedLog({ dir: join(dir, 'log'), logger: silentLogger, journal: false });
     expect((await log.read({ topic: TOPIC, partition: 0, from: 0 })).map((r) => r.value!.toString())).toEqual(['x', 'late']);
   });
 });

@@ -12,7 +12,8 @@ import { GroupCoordinator } from './group.js';
 import { acquireLock } from './lock.js';
 import { OffsetStore } from './offsets.js';
 import { resolveEmbeddedLogOptions, type EmbeddedLogOptions, type ResolvedEmbeddedLogOptions } from './options.js';
-import { PartitionLog, type CompactionResult, type PartitionConfig } from './partition.js';
+import { CommitJournal, entryRecords } from './journal.js';
+import { PartitionLog, RELAXED_SYNC_MS, type CompactionResult, type PartitionConfig } from './partition.js';
 
 /** Topic metadata as persisted in `topics.json`. */
 interface StoredTopic {
@@ -34,6 +35,7 @@ interface TopicState {
 const TOPICS_FILE = 'topics.json';
 const TOPICS_DIR = 'topics';
 const OFFSETS_DIR = 'offsets';
+const JOURNAL_DIR = 'journal';
 /**
  * Encode buffers: appends are framed into chunks of this size, shared by every partition, and at
  * most `SPARE_CHUNKS` are kept between flushes (8 MiB for the whole log, however many partitions).
@@ -108,6 +110,8 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly chunks = new ChunkPool(CHUNK_BYTES, SPARE_CHUNKS);
+  /** The commit journal (fsync not `never`, `journal` on), once replayed. */
+  private journal: CommitJournal | undefined;
 
   /** Use `openEmbeddedLog`. */
   constructor(
@@ -142,6 +146,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       onSealed: () => this.background(() => this.offsets.log.compact(this.options.clock.now(), 0), 'offsets compaction'),
     });
     for (const spec of stored) this.topics.set(spec.name, { spec, partitions: await this.openPartitions(spec), nextSticky: 0 });
+    await this.openJournal();
     // A commit past a partition's end means its tail was lost in a machine crash (a relaxed
     // topic's unsynced records, or any topic under fsync 'never'); the offsets will be reused
     // by the next appends, so the group must resume at the end or it would skip them.
@@ -151,6 +156,52 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       this.maintenanceTimer = setInterval(() => this.background(() => this.maintain(), 'maintenance'), every);
       this.maintenanceTimer.unref();
     }
+  }
+
+  /**
+   * Replays the commit journal left by the last run into the partitions (what a crash took
+   * from their segment files' tails), makes that durable, and writes through a new journal
+   * from here on. With fsync `never` or `journal` off, an old journal is replayed all the same.
+   */
+  private async openJournal(): Promise<void> {
+    const o = this.options;
+    const { journal, entries } = await CommitJournal.open({
+      dir: join(o.dir, JOURNAL_DIR),
+      logger: o.logger,
+      checkpointBytes: o.journalCheckpointBytes,
+      checkpointMs: o.journalCheckpointMs,
+      relaxedMs: RELAXED_SYNC_MS,
+    });
+    const touched = new Set<PartitionLog>();
+    let appended = 0;
+    for (const entry of entries) {
+      const p = this.topics.get(entry.topic)?.partitions[entry.partition];
+      if (p === undefined) {
+        o.logger.warn({ topic: entry.topic, partition: entry.partition }, 'embedded log: journal entry for an unknown topic or partition; skipped');
+        continue;
+      }
+      const r = p.replay(entryRecords(entry));
+      appended += r.appended;
+      if (r.appended > 0) touched.add(p);
+      if (r.gapAt !== undefined) {
+        o.logger.error({ topic: entry.topic, partition: entry.partition, end: p.endOffset, gapAt: r.gapAt }, 'embedded log: journal entry starts past the partition end; records between were lost');
+      }
+    }
+    for (const p of touched) await p.durable();
+    if (appended > 0) o.logger.warn({ records: appended, partitions: touched.size }, 'embedded log: recovered records lost from segment tails from the journal');
+    await journal.dropRecovered();
+    if (o.fsync === 'never' || !o.journal) {
+      await journal.close();
+      return;
+    }
+    journal.start(() => this.syncWritten());
+    this.journal = journal;
+    for (const t of this.topics.values()) for (const p of t.partitions) p.useJournal(journal);
+  }
+
+  /** Fsyncs every partition's segment files written since their last fsync (the journal's checkpoint). */
+  private async syncWritten(): Promise<void> {
+    await Promise.all([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.syncWritten())));
   }
 
   private partitionConfig(topic: string, partition: number, dir: string): PartitionConfig {
@@ -167,6 +218,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       fsyncIntervalMs: o.fsyncIntervalMs,
       logger: o.logger,
       chunks: this.chunks,
+      journal: this.journal,
     };
   }
 
@@ -437,6 +489,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
       await this.topicsChange;
       const partitions = [...this.topics.values()].flatMap((t) => t.partitions);
       await Promise.all(partitions.map((p) => p.close()));
+      await this.journal?.close();
       await this.offsets?.close();
       await this.releaseLock();
     })();

@@ -91,6 +91,17 @@ export interface EmbeddedLogOptions {
    * `compact()` and `applyRetention()` do it. @default 60_000
    */
   maintenanceIntervalMs?: number;
+  /**
+   * Make flushes durable through one commit journal (`journal.ts`) instead of an fsync of each
+   * partition's segment file: concurrent flushes of any partitions share one fdatasync, and the
+   * segment files are fsynced together at the journal's checkpoints. Same guarantees either
+   * way; only matters when `fsync` is not `'never'`. @default true
+   */
+  journal?: boolean;
+  /** Journal bytes after which its checkpoint runs. @default 16_777_216 (16 MiB) */
+  journalCheckpointBytes?: number;
+  /** Longest time between journal checkpoints while appends come in, ms. @default 1_000 */
+  journalCheckpointMs?: number;
 }
 
 export type ResolvedEmbeddedLogOptions = Required<Omit<EmbeddedLogOptions, 'onConsumerError'>> & Pick<EmbeddedLogOptions, 'onConsumerError'>;
@@ -123,6 +134,9 @@ export function resolveEmbeddedLogOptions({
   retentionBytes = -1,
   maxRetentionMs = -1,
   maintenanceIntervalMs = 60_000,
+  journal = true,
+  journalCheckpointBytes = 16 * MiB,
+  journalCheckpointMs = 1_000,
 }: EmbeddedLogOptions = {}): ResolvedEmbeddedLogOptions {
   check(typeof dir === 'string' && dir.length > 0, `dir must be a non-empty path, got ${String(dir)}`);
   check(FSYNC.includes(fsync), `fsync must be one of ${FSYNC.join(', ')}, got ${String(fsync)}`);
@@ -140,6 +154,9 @@ export function resolveEmbeddedLogOptions({
   check(retentionBytes === -1 || isInt(retentionBytes, 0, Number.MAX_SAFE_INTEGER), `retentionBytes must be -1 or a non-negative integer, got ${retentionBytes}`);
   check(maxRetentionMs === -1 || isInt(maxRetentionMs, 0, Number.MAX_SAFE_INTEGER), `maxRetentionMs must be -1 or a non-negative integer, got ${maxRetentionMs}`);
   check(isInt(maintenanceIntervalMs, 0, 2 ** 31 - 1), `maintenanceIntervalMs must be a non-negative integer, got ${maintenanceIntervalMs}`);
+  check(typeof journal === 'boolean', `journal must be a boolean, got ${String(journal)}`);
+  check(isInt(journalCheckpointBytes, 4096, 1024 * MiB), `journalCheckpointBytes must be an integer in 4 KiB..1 GiB, got ${journalCheckpointBytes}`);
+  check(isInt(journalCheckpointMs, 1, 3_600_000), `journalCheckpointMs must be an integer in 1..3600000, got ${journalCheckpointMs}`);
   return {
     dir,
     fsync,
@@ -158,5 +175,8 @@ export function resolveEmbeddedLogOptions({
     retentionBytes,
     maxRetentionMs,
     maintenanceIntervalMs,
+    journal,
+    journalCheckpointBytes,
+    journalCheckpointMs,
   };
 }

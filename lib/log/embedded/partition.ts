@@ -8,6 +8,7 @@ import { FrameCursor, REFILL, scanFrames, Segment, SegmentRetired, writeFully } 
 import { deferred } from '../../deferred.js';
 import { TailCache } from './tail.js';
 import type { ChunkPool } from './chunks.js';
+import type { CommitJournal } from './journal.js';
 
 /** When appends become durable (see `EmbeddedLogOptions.fsync`). */
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -36,6 +37,11 @@ export interface PartitionConfig {
    * Only matters when `fsync` is not `never`. @default false
    */
   relaxed?: boolean;
+  /**
+   * The log's commit journal: flushes write their frames to it as well and wait for its
+   * fsync instead of their segment file's, which is fsynced at the journal's checkpoints.
+   */
+  journal?: CommitJournal;
 }
 
 /** Longest a relaxed partition's written records wait for their fsync, ms. */
@@ -328,23 +334,34 @@ export class PartitionLog {
     const sync = syncing && batch.sync;
     try {
       if (this.failure !== undefined) throw this.failure;
+      const journal = syncing ? this.journal : undefined;
+      let journalled: Buffer[] | undefined;
+      let journalledBytes = 0;
       for (const part of batch.parts) {
         const seg = part.segment;
         const handle = await this.writable(seg);
         await writeFully(handle, part.chunks, seg.size);
-        if (sync) {
+        if (journal !== undefined) {
+          // Durable through the journal; the segment file is fsynced at its checkpoint.
+          (journalled ??= []).push(...part.chunks);
+          journalledBytes += part.bytes;
+          this.unsynced.add(seg);
+        } else if (sync) {
           await handle.datasync();
           this.unsynced.delete(seg); // earlier relaxed writes to it are on disk now too
         } else if (syncing) this.unsynced.add(seg);
         seg.size += part.bytes;
       }
+      // Relaxed frames go to the journal too (without waiting), so a machine crash cannot
+      // leave a gap below a synced record of the same partition.
+      if (journalled !== undefined) await journal!.commit(this.cfg.topic, this.cfg.partition, journalled, journalledBytes, sync);
       for (const seg of batch.toSeal) {
         // A segment is on disk before its handle closes, relaxed or not.
         await this.syncing;
         if (this.unsynced.delete(seg)) await seg.writeHandle?.datasync();
         await this.seal(seg);
       }
-      if (this.unsynced.size > 0) this.scheduleRelaxedSync();
+      if (journal === undefined && this.unsynced.size > 0) this.scheduleRelaxedSync();
       // A rolled-to segment with no records yet still needs its file, for recovery.
       const active = this.active;
       if (!active.fileCreated) await this.writable(active);
@@ -367,6 +384,37 @@ export class PartitionLog {
     } finally {
       for (const chunk of batch.chunks) this.cfg.chunks.give(chunk);
     }
+  }
+
+  /** The log's commit journal, once it has been replayed (see `PartitionConfig.journal`). */
+  private get journal(): CommitJournal | undefined {
+    return this.cfg.journal;
+  }
+
+  /** Writes through `journal` from now on (after its entries were replayed into this partition). */
+  useJournal(journal: CommitJournal): void {
+    this.cfg.journal = journal;
+  }
+
+  /** Fsyncs the segment files written since their last fsync (a journal checkpoint). */
+  syncWritten(): Promise<void> {
+    return this.unsynced.size === 0 ? this.syncing : this.syncRelaxed();
+  }
+
+  /**
+   * Appends again the frames of a journal entry that a crash took from this partition's
+   * segments: those at or past the end, at the offsets they had. Returns how many were
+   * appended, or the offset of a frame that would leave a gap (which is not appended).
+   */
+  replay(records: Iterable<[number, FrameInput]>): { appended: number; gapAt?: number } {
+    let appended = 0;
+    for (const [offset, record] of records) {
+      if (offset < this.nextOffset) continue;
+      if (offset > this.nextOffset) return { appended, gapAt: offset };
+      this.append(record);
+      appended++;
+    }
+    return { appended };
   }
 
   /** Switches the partition between relaxed and synced appends (TopicSpec.durability). */

@@ -1,0 +1,224 @@
+import { appendFile, cp, readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { captureLogger, tempDir } from '../../../test/support/log-dir.js';
+import { instrumentDatasync } from '../../../test/support/datasync.js';
+import { waitFor } from '../../../test/support/services.js';
+import { openEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './index.js';
+import { RELAXED_SYNC_MS } from './partition.js';
+
+const TOPIC = 'journalled';
+const OTHER = 'other';
+
+const turns = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+/** The file an fsync was for, from the fd it was called on (Linux). */
+const pathOf = (fd: number): string => {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return `(closed fd ${fd})`;
+  }
+};
+
+describe('embedded log commit journal', () => {
+  let dir: string;
+  let remove: () => Promise<void>;
+  let opened: EmbeddedLog[];
+  let sync: Awaited<ReturnType<typeof instrumentDatasync>>;
+
+  beforeEach(async () => {
+    ({ dir, remove } = await tempDir('sy-journal-'));
+    sync = await instrumentDatasync(dir);
+    opened = [];
+  });
+  afterEach(async () => {
+    sync.restore();
+    await Promise.all(opened.map((l) => l.close()));
+    await remove();
+  });
+
+  const openLog = async (at: string, options: Omit<EmbeddedLogOptions, 'dir'> = {}) => {
+    const capture = captureLogger();
+    const log = await openEmbeddedLog({ dir: at, logger: capture.logger, maintenanceIntervalMs: 0, fsync: 'always', ...options });
+    opened.push(log);
+    return { log, ...capture };
+  };
+  const fresh = async (options: Omit<EmbeddedLogOptions, 'dir'> = {}) => {
+    const r = await openLog(join(dir, 'log'), options);
+    await r.log.ensureTopics([
+      { name: TOPIC, partitions: 12 },
+      { name: OTHER, partitions: 4, durability: 'relaxed' },
+    ]);
+    sync.calls.length = 0;
+    return r;
+  };
+  const rec = (topic: string, partition: number, v: string, durability?: 'relaxed') => ({ topic, partition, key: `k-${v}`, value: Buffer.from(v), headers: { h: v }, durability });
+  const values = async (log: EmbeddedLog, topic: string, partition: number) => (await log.read({ topic, partition, from: 0 })).map((r) => `${r.offset}:${r.value!.toString()}:${r.key!.toString()}:${r.headers.h!.toString()}`);
+  const journalFiles = async (at: string) => (await readdir(join(at, 'journal'))).filter((f) => f.endsWith('.journal'));
+  const segment = (at: string, topic: string, partition: number) => join(at, 'topics', topic, String(partition), `${'0'.repeat(20)}.log`);
+
+  /** A machine crash: the log's files as they are now, open, copied elsewhere (the journal included). */
+  const crashCopy = async (): Promise<string> => {
+    const to = join(dir, `crashed-${opened.length}`);
+    await cp(join(dir, 'log'), to, { recursive: true });
+    return to;
+  };
+
+  it('concurrent appends to twelve partitions are made durable by one fdatasync of the journal', async () => {
+    const { log } = await fresh();
+    // The first append to a partition creates its segment file (an open and a directory fsync).
+    await Promise.all(Array.from({ length: 12 }, (_, p) => log.append([rec(TOPIC, p, `first${p}`)])));
+    sync.calls.length = 0;
+    await Promise.all(Array.from({ length: 12 }, (_, p) => log.append([rec(TOPIC, p, `v${p}`)])));
+    expect(sync.calls.length).toBe(1);
+    expect(pathOf(sync.calls[0]!.fd)).toMatch(/\/journal\/\d{20}\.journal$/);
+    // One at a time, each append is still one fsync, the journal's.
+    sync.calls.length = 0;
+    for (let p = 0; p < 3; p++) await log.append([rec(TOPIC, p, `again${p}`)]);
+    expect(sync.calls.map((c) => pathOf(c.fd))).toEqual(Array(3).fill(expect.stringMatching(/\.journal$/)));
+  });
+
+  it('an append resolves, and consumers see it, only after the journal fsync that covers it', async () => {
+    const { log } = await fresh();
+    // The first append to a partition creates its segment file (an open and a directory fsync).
+    await Promise.all([3, 4, 5].map((p) => log.append([rec(TOPIC, p, 'first')])));
+    sync.calls.length = 0;
+    const release = sync.hold();
+    let resolved = false;
+    const appending = log.append([rec(TOPIC, 3, 'held')]).then((p) => {
+      resolved = true;
+      return p;
+    });
+    await waitFor(() => sync.calls.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the journal fsync to start' });
+    await turns(10);
+    expect(resolved).toBe(false);
+    expect((await log.endOffsets(TOPIC))[3]).toBe(1);
+    // Appends made while it is held wait for the next fsync, which they share.
+    const during = Promise.all([log.append([rec(TOPIC, 4, 'a')]), log.append([rec(TOPIC, 5, 'b')])]);
+    await turns(10);
+    expect(sync.calls.length).toBe(1);
+    release();
+    expect((await appending)[0]!.offset).toBe(1);
+    await during;
+    expect(sync.calls.length).toBe(2);
+    expect((await log.endOffsets(TOPIC)).slice(3, 6)).toEqual([2, 2, 2]);
+  });
+
+  it('relaxed records are visible at once and written to the journal within RELAXED_SYNC_MS, or with the next synced append', async () => {
+    const { log } = await fresh();
+    const started = performance.now();
+    await log.append([rec(OTHER, 0, 'r0')]);
+    expect(sync.calls.length).toBe(0);
+    expect(await values(log, OTHER, 0)).toEqual(['0:r0:k-r0:r0']);
+    await waitFor(() => sync.calls.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the relaxed journal write' });
+    expect(sync.calls[0]!.at - started).toBeGreaterThanOrEqual(RELAXED_SYNC_MS * 0.8);
+    expect(pathOf(sync.calls[0]!.fd)).toMatch(/\.journal$/);
+    // A relaxed record on a synced topic rides the next synced append's fsync.
+    sync.calls.length = 0;
+    await log.append([rec(TOPIC, 0, 'started', 'relaxed')]);
+    await log.append([rec(TOPIC, 0, 'completed')]);
+    expect(sync.calls.length).toBe(1);
+    await new Promise((r) => setTimeout(r, RELAXED_SYNC_MS * 3));
+    expect(sync.calls.length).toBe(1);
+  });
+
+  it('after a machine crash, what the segment files lost is appended again from the journal, at the same offsets', async () => {
+    const { log } = await fresh({ journalCheckpointMs: 3_600_000 });
+    for (let i = 0; i < 4; i++) await log.append([rec(TOPIC, 0, `p0-${i}`), rec(TOPIC, 7, `p7-${i}`)]);
+    await log.append([rec(TOPIC, 0, 'started', 'relaxed')]);
+    await log.append([rec(TOPIC, 0, 'completed')]);
+    const before0 = await values(log, TOPIC, 0);
+    const before7 = await values(log, TOPIC, 7);
+    expect(before0).toHaveLength(6);
+    const at = await crashCopy();
+    // The page cache of both segments never reached the disk: partition 0 kept its first
+    // record and part of the second, partition 7 nothing at all.
+    const seg0 = segment(at, TOPIC, 0);
+    const firstFrame = (await log.read({ topic: TOPIC, partition: 0, from: 0 })).length;
+    expect(firstFrame).toBe(6);
+    await truncate(seg0, 100);
+    await truncate(segment(at, TOPIC, 7), 0);
+    const { log: recovered, lines } = await openLog(at);
+    expect(await values(recovered, TOPIC, 0)).toEqual(before0);
+    expect(await values(recovered, TOPIC, 7)).toEqual(before7);
+    expect(lines.find((l) => l.msg.includes('recovered records lost from segment tails'))).toMatchObject({ records: 9, partitions: 2 });
+    // Appends go on after them, and the recovered journal is gone.
+    const [next] = await recovered.append([rec(TOPIC, 7, 'after')]);
+    expect(next!.offset).toBe(4);
+    expect(await journalFiles(at)).toHaveLength(1);
+  });
+
+  it('a process crash (files intact) replays nothing twice', async () => {
+    const { log } = await fresh({ journalCheckpointMs: 3_600_000 });
+    for (let i = 0; i < 5; i++) await log.append([rec(TOPIC, 2, `v${i}`)]);
+    const at = await crashCopy();
+    const { log: recovered, lines } = await openLog(at);
+    expect(await values(recovered, TOPIC, 2)).toEqual(await values(log, TOPIC, 2));
+    expect(lines.some((l) => l.msg.includes('recovered records'))).toBe(false);
+  });
+
+  it('a torn last journal entry was never acknowledged: it is dropped with a warning, the entries before it are replayed', async () => {
+    const { log } = await fresh({ journalCheckpointMs: 3_600_000 });
+    for (let i = 0; i < 3; i++) await log.append([rec(TOPIC, 1, `v${i}`)]);
+    const at = await crashCopy();
+    const [file] = await journalFiles(at);
+    // Half of an entry whose fsync never completed, and segment files that lost everything.
+    const journal = join(at, 'journal', file!);
+    await appendFile(journal, (await readFile(journal)).subarray(0, 30));
+    await truncate(segment(at, TOPIC, 1), 0);
+    const { log: recovered, lines } = await openLog(at);
+    expect(await values(recovered, TOPIC, 1)).toEqual(['0:v0:k-v0:v0', '1:v1:k-v1:v1', '2:v2:k-v2:v2']);
+    expect(lines.find((l) => l.msg.includes('journal ends in a torn or corrupt entry'))).toMatchObject({ problem: 'short-entry' });
+  });
+
+  it('a checkpoint fsyncs the segment files written since the last one and starts a new journal file', async () => {
+    const { log } = await fresh({ journalCheckpointBytes: 4096, journalCheckpointMs: 3_600_000 });
+    const big = 'x'.repeat(600);
+    for (let i = 0; i < 10; i++) await log.append([rec(TOPIC, i % 3, `${i}${big}`)]);
+    await waitFor(() => sync.calls.some((c) => pathOf(c.fd).includes('/topics/')), { timeoutMs: 5_000, intervalMs: 5, what: 'a checkpoint' });
+    const segmentSyncs = new Set(sync.calls.map((c) => pathOf(c.fd)).filter((p) => p.includes('/topics/')));
+    expect([...segmentSyncs].sort()).toEqual([0, 1, 2].map((p) => expect.stringContaining(`/topics/${TOPIC}/${p}/`)));
+    await waitFor(async () => (await journalFiles(join(dir, 'log'))).length === 1, { timeoutMs: 5_000, intervalMs: 5, what: 'the old journal file to go' });
+    // Everything before the checkpoint is in the segments: a crash now replays only what came after.
+    const checkpointed = (await stat(segment(join(dir, 'log'), TOPIC, 0))).size;
+    const before = await values(log, TOPIC, 0);
+    await log.append([rec(TOPIC, 0, 'late')]);
+    const at = await crashCopy();
+    await truncate(segment(at, TOPIC, 0), checkpointed);
+    const { log: recovered } = await openLog(at);
+    expect(await values(recovered, TOPIC, 0)).toEqual([...before, `${before.length}:late:k-late:late`]);
+    // Had the checkpointed part been lost too, the journal could not fill the gap, and says so.
+    const lost = await crashCopy();
+    await truncate(segment(lost, TOPIC, 0), 0);
+    const { log: gapped, lines } = await openLog(lost);
+    expect(await values(gapped, TOPIC, 0)).toEqual([]);
+    expect(lines.find((l) => l.msg.includes('journal entry starts past the partition end'))).toMatchObject({ topic: TOPIC, partition: 0, end: 0, gapAt: before.length });
+  });
+
+  it('a clean close leaves no journal, and reopening logs nothing', async () => {
+    const { log } = await fresh();
+    await log.append([rec(TOPIC, 0, 'a'), rec(OTHER, 1, 'b')]);
+    await log.close();
+    expect(await journalFiles(join(dir, 'log'))).toEqual([]);
+    const { log: again, lines } = await openLog(join(dir, 'log'));
+    expect(await values(again, TOPIC, 0)).toEqual(['0:a:k-a:a']);
+    expect(await values(again, OTHER, 1)).toEqual(['0:b:k-b:b']);
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+  });
+
+  it("fsync 'never' writes no journal; 'journal: false' fsyncs each partition's file", async () => {
+    const { log } = await fresh({ fsync: 'never' });
+    await log.append([rec(TOPIC, 0, 'a')]);
+    expect(sync.calls).toEqual([]);
+    expect(await journalFiles(join(dir, 'log'))).toEqual([]);
+    await log.close();
+    const { log: perFile } = await openLog(join(dir, 'log'), { journal: false });
+    sync.calls.length = 0;
+    await Promise.all([perFile.append([rec(TOPIC, 0, 'b')]), perFile.append([rec(TOPIC, 1, 'c')])]);
+    expect(sync.calls.map((c) => pathOf(c.fd)).sort()).toEqual([expect.stringContaining(`/topics/${TOPIC}/0/`), expect.stringContaining(`/topics/${TOPIC}/1/`)]);
+  });
+});
