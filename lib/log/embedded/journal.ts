@@ -185,16 +185,25 @@ export class CommitJournal {
     return promise;
   }
 
-  private schedule(): void {
+  /**
+   * A first commit waits for the event loop to turn (the other flushes of this turn join it);
+   * commits that came in during an fsync are written as soon as it ends.
+   */
+  private schedule(now = false): void {
     if (this.running !== undefined || this.immediate !== undefined) return;
     if (this.waiters.length === 0 && !(this.relaxedDue && this.pending.length > 0)) return;
-    this.immediate = setImmediate(() => {
-      this.immediate = undefined;
+    const start = () => {
       this.running = this.run().finally(() => {
         this.running = undefined;
-        this.schedule();
+        this.schedule(true);
       });
-    });
+    };
+    if (now) start();
+    else
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        start();
+      });
   }
 
   private async run(): Promise<void> {
