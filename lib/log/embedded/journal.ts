@@ -38,6 +38,8 @@ import { writeFully } from './segment.js';
  */
 
 const FILE = /^(\d{20})\.journal$/;
+/** Journal fsyncs in progress at once (libuv's thread pool has four threads). */
+export const MAX_RUNS = 4;
 const HEADER = 14;
 
 export interface JournalOptions {
@@ -71,7 +73,8 @@ export class CommitJournal {
   private size = 0;
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
-  private running: Promise<void> | undefined;
+  /** Runs whose fdatasync is in progress (at most MAX_RUNS). */
+  private readonly running = new Set<Promise<void>>();
   private immediate: NodeJS.Immediate | undefined;
   private failure: SwitchyardError | undefined;
   private checkpointing: Promise<void> | undefined;
@@ -149,8 +152,9 @@ export class CommitJournal {
 
   /**
    * Writes one partition flush's frames to the journal; resolves once they are fsynced.
-   * Commits made before the event loop turns share one write and one fdatasync, and so do
-   * the commits made while an fsync is in progress. `frames` must stay untouched until the
+   * Commits made before the event loop turns share one write and one fdatasync; up to
+   * `MAX_RUNS` fsyncs run at once, and the commits made while that many are in progress share
+   * the next one. `frames` must stay untouched until the
    * promise settles. A relaxed commit (`wait` false) is copied, returns nothing, and does not
    * start a write of its own before `relaxedMs`: it rides the next synced one.
    */
@@ -186,24 +190,26 @@ export class CommitJournal {
   }
 
   /**
-   * A first commit waits for the event loop to turn (the other flushes of this turn join it);
-   * commits that came in during an fsync are written as soon as it ends.
+   * The commits of one event-loop turn share a run: one write and one fdatasync. A run does
+   * not wait for the one before it: concurrent fdatasyncs of the file join the same ext4
+   * journal commit in the kernel, so waiting would only add an fsync's time to the latency.
    */
-  private schedule(now = false): void {
-    if (this.running !== undefined || this.immediate !== undefined) return;
+  private schedule(): void {
+    if (this.immediate !== undefined || this.running.size >= MAX_RUNS) return;
     if (this.waiters.length === 0 && !(this.relaxedDue && this.pending.length > 0)) return;
-    const start = () => {
-      this.running = this.run().finally(() => {
-        this.running = undefined;
-        this.schedule(true);
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      const run: Promise<void> = this.run().finally(() => {
+        this.running.delete(run);
+        this.schedule();
       });
-    };
-    if (now) start();
-    else
-      this.immediate = setImmediate(() => {
-        this.immediate = undefined;
-        start();
-      });
+      this.running.add(run);
+    });
+  }
+
+  /** Resolves once every run in progress now has ended. */
+  private async settled(): Promise<void> {
+    await Promise.all([...this.running]);
   }
 
   private async run(): Promise<void> {
@@ -220,8 +226,8 @@ export class CommitJournal {
       if (this.failure !== undefined) throw this.failure;
       let bytes = 0;
       for (const b of bufs) bytes += b.length;
-      // The handle and position are taken before any await: a checkpoint swaps files only
-      // between runs.
+      // The handle and position are taken before any await: a checkpoint may swap files while
+      // this run's fsync is in progress.
       const handle = this.handle;
       const at = this.size;
       this.size += bytes;
@@ -266,15 +272,16 @@ export class CommitJournal {
       const nextSeq = this.seq + 1;
       const next = await open(join(this.o.dir, fileName(nextSeq)), 'w');
       await syncDir(this.o.dir);
-      // Swap between two runs (no await from the check to the swap), so every entry of the
-      // old file had its segment write before the segments are synced below.
-      while (this.running !== undefined) await this.running;
+      // Every entry written to the old file so far had its segment write first (a run writes
+      // synchronously as it starts), so the segment fsyncs below cover all of them.
+      const before = this.settled();
       const old = this.handle;
       const oldSeq = this.seq;
       this.handle = next;
       this.seq = nextSeq;
       this.size = 0;
       await this.syncSegments();
+      await before;
       await old.close();
       await unlink(join(this.o.dir, fileName(oldSeq)));
       this.checkpoints++;
@@ -290,14 +297,14 @@ export class CommitJournal {
    */
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.running !== undefined || this.immediate !== undefined || this.relaxedTimer !== undefined) {
-      if (this.running === undefined && this.relaxedTimer !== undefined) {
+    while (this.running.size > 0 || this.immediate !== undefined || this.relaxedTimer !== undefined) {
+      if (this.running.size === 0 && this.relaxedTimer !== undefined) {
         clearTimeout(this.relaxedTimer);
         this.relaxedTimer = undefined;
         this.relaxedDue = true;
         this.schedule();
       }
-      await (this.running ?? new Promise<void>((resolve) => setImmediate(resolve)));
+      await (this.running.size > 0 ? this.settled() : new Promise<void>((resolve) => setImmediate(resolve)));
     }
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
