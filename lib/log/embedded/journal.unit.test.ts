@@ -1,4 +1,4 @@
-import { appendFile, cp, readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { cp, open as openFile, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -54,6 +54,8 @@ describe('embedded log commit journal', () => {
       { name: TOPIC, partitions: 12 },
       { name: OTHER, partitions: 4, durability: 'relaxed' },
     ]);
+    // The journal's zero-fill ahead of its writes has an fsync of its own.
+    await r.log.journalIdle();
     sync.calls.length = 0;
     return r;
   };
@@ -174,13 +176,21 @@ describe('embedded log commit journal', () => {
     for (let i = 0; i < 3; i++) await log.append([rec(TOPIC, 1, `v${i}`)]);
     const at = await crashCopy();
     const [file] = await journalFiles(at);
-    // Half of an entry whose fsync never completed, and segment files that lost everything.
+    // Half of an entry whose fsync never completed, where the next entry goes (over the
+    // zero-filled space after the last one), and segment files that lost everything.
     const journal = join(at, 'journal', file!);
-    await appendFile(journal, (await readFile(journal)).subarray(0, 30));
+    const bytes = await readFile(journal);
+    let end = 0;
+    while (bytes.readUInt32BE(end) !== 0) end += 4 + bytes.readUInt32BE(end);
+    // The file is zero-filled ahead of its writes: its first fill, 256 KiB.
+    expect(bytes.length).toBe(256 * 1024);
+    const handle = await openFile(journal, 'r+');
+    await handle.write(bytes.subarray(0, 30), 0, 30, end);
+    await handle.close();
     await truncate(segment(at, TOPIC, 1), 0);
     const { log: recovered, lines } = await openLog(at);
     expect(await values(recovered, TOPIC, 1)).toEqual(['0:v0:k-v0:v0', '1:v1:k-v1:v1', '2:v2:k-v2:v2']);
-    expect(lines.find((l) => l.msg.includes('journal ends in a torn or corrupt entry'))).toMatchObject({ problem: 'short-entry' });
+    expect(lines.find((l) => l.msg.includes('journal ends in a torn or corrupt entry'))).toMatchObject({ at: end, problem: expect.stringMatching(/^frame: /) });
   });
 
   it('a checkpoint fsyncs the segment files written since the last one and starts a new journal file', async () => {

@@ -476,6 +476,11 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     await this.offsets.log.compact(this.options.clock.now(), 0);
   }
 
+  /** For tests: resolves once the commit journal has no background work (its zero-fill) in progress. */
+  async journalIdle(): Promise<void> {
+    await this.journal?.idle();
+  }
+
   /** For tests and tooling: the segments of one partition. */
   describePartition(topic: string, partition: number): ReturnType<PartitionLog['describeSegments']> {
     return this.partition(topic, partition).describeSegments();

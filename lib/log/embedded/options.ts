@@ -100,7 +100,11 @@ export interface EmbeddedLogOptions {
   journal?: boolean;
   /** Journal bytes after which its checkpoint runs. @default 16_777_216 (16 MiB) */
   journalCheckpointBytes?: number;
-  /** Longest time between journal checkpoints while appends come in, ms. @default 1_000 */
+  /**
+   * Longest time from a journal write to the next checkpoint, ms: bounds how long segment files
+   * stay unsynced when little is written (the journal's files are zero-filled ahead of their
+   * writes, so a checkpoint's new file costs a fill). @default 60_000
+   */
   journalCheckpointMs?: number;
 }
 
@@ -136,7 +140,7 @@ export function resolveEmbeddedLogOptions({
   maintenanceIntervalMs = 60_000,
   journal = true,
   journalCheckpointBytes = 16 * MiB,
-  journalCheckpointMs = 1_000,
+  journalCheckpointMs = 60_000,
 }: EmbeddedLogOptions = {}): ResolvedEmbeddedLogOptions {
   check(typeof dir === 'string' && dir.length > 0, `dir must be a non-empty path, got ${String(dir)}`);
   check(FSYNC.includes(fsync), `fsync must be one of ${FSYNC.join(', ')}, got ${String(fsync)}`);
