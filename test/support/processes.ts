@@ -7,6 +7,24 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'switchyard.js');
 
+/** A script run in a process of its own (to be killed for real), its stdout and stderr collected. */
+export interface ScriptProcess {
+  child: ChildProcess;
+  /** Everything the process wrote so far, stdout and stderr interleaved. */
+  output: () => string;
+  exited: Promise<unknown>;
+}
+
+/** Runs `script` (an ES module's text, TypeScript imports allowed) with node through tsx, from the repository root. */
+export function spawnScript(script: string): ScriptProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return { child, output: () => output, exited };
+}
+
 /** A `switchyard` command running as its own process, its output in a file. */
 export interface ServiceProcess {
   name: string;

@@ -1,18 +1,17 @@
 import { cp, open as openFile, readdir, readFile, stat, truncate } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { captureLogger, tempDir } from '../../../test/support/log-dir.js';
 import { instrumentDatasync } from '../../../test/support/datasync.js';
+import { spawnScript } from '../../../test/support/processes.js';
 import { waitFor } from '../../../test/support/services.js';
 import { openEmbeddedLog, type EmbeddedLog, type EmbeddedLogOptions } from './index.js';
 import { RELAXED_SYNC_MS } from './partition.js';
 import { MAX_RUNS } from './journal.js';
 
 const TOPIC = 'journalled';
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const INDEX = fileURLToPath(new URL('./index.ts', import.meta.url));
 const OTHER = 'other';
 
@@ -241,19 +240,15 @@ describe('embedded log commit journal', () => {
         }));
       }
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise((r) => child.once('exit', r));
+    const { child, output, exited } = spawnScript(script);
     try {
-      await waitFor(() => (output.match(/^ack /gm) ?? []).length >= 400, { timeoutMs: 60_000, intervalMs: 5, what: `400 acknowledged appends\n${output.slice(0, 2000)}` });
+      await waitFor(() => (output().match(/^ack /gm) ?? []).length >= 400, { timeoutMs: 60_000, intervalMs: 5, what: `400 acknowledged appends\n${output().slice(0, 2000)}` });
       child.kill('SIGKILL');
       await exited;
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
-    const acks = output.split('\n').filter((l) => l.startsWith('ack ')).map((l) => l.split(' '));
+    const acks = output().split('\n').filter((l) => l.startsWith('ack ')).map((l) => l.split(' '));
     expect(await journalFiles(at)).toHaveLength(1); // the killed process's, not deleted
     const { log: reopened, lines } = await openLog(at);
     const byPosition = new Map<string, string>();

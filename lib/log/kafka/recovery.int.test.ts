@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type ConfigResourceTypes } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { servicesScript } from '../../../test/support/processes.js';
+import { servicesScript, spawnScript } from '../../../test/support/processes.js';
 import { kafkaBrokers, requireKafka, uniqueName, waitFor } from '../../../test/support/services.js';
 import type { EventLog, LogRecord, TopicPartitions } from '../port.js';
 import { openKafkaLog } from './adapter.js';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const ADAPTER = fileURLToPath(new URL('./adapter.ts', import.meta.url));
 const BROKER_RESOURCE = 4 as ConfigResourceTypes;
 
@@ -213,14 +211,10 @@ describe('kafka recovery on a real broker', () => {
       const log = await openKafkaLog({ brokers: ${JSON.stringify(kafkaBrokers())} });
       await log.subscribe({ groupId: ${JSON.stringify(groupId)}, topics: [${JSON.stringify(topic)}], onAssigned: (a) => console.log('assigned ' + JSON.stringify(a)), onBatch: async () => {} });
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise((r) => child.once('exit', r));
+    const { child, output, exited } = spawnScript(script);
     try {
       const mine = () => assigned.flatMap((tp) => tp.partitions);
-      await waitFor(() => mine().length === 2 && /assigned \[\{.*"partitions":\[\d+,\d+\]/.test(output), { timeoutMs: 60_000, what: `the two members to share the partitions\n${output}` });
+      await waitFor(() => mine().length === 2 && /assigned \[\{.*"partitions":\[\d+,\d+\]/.test(output()), { timeoutMs: 60_000, what: `the two members to share the partitions\n${output()}` });
       const theirs = [0, 1, 2, 3].filter((p) => !mine().includes(p));
 
       child.kill('SIGKILL');

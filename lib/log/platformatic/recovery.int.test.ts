@@ -1,11 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Admin, Producer } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../../test/support/processes.js';
+import { freePort, spawnScript } from '../../../test/support/processes.js';
 import { uniqueName, waitFor } from '../../../test/support/services.js';
 import type { EventLog, LogRecord, TopicPartitions } from '../port.js';
 import { openPlatformaticLog } from './adapter.js';
@@ -199,14 +199,10 @@ describe('kafka recovery through @platformatic/kafka', () => {
       const log = await openPlatformaticLog({ brokers: ${JSON.stringify(brokers)} });
       await log.subscribe({ groupId: ${JSON.stringify(groupId)}, topics: [${JSON.stringify(topic)}], onAssigned: (a) => console.log('assigned ' + JSON.stringify(a)), onBatch: async () => {} });
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    const exited = new Promise((r) => child.once('exit', r));
+    const { child, output, exited } = spawnScript(script);
     try {
       const mine = () => assigned.flatMap((tp) => tp.partitions);
-      await waitFor(() => mine().length === 2 && /assigned \[\{.*"partitions":\[\d+,\d+\]/.test(output), { timeoutMs: 60_000, what: `the two members to share the partitions\n${output}` });
+      await waitFor(() => mine().length === 2 && /assigned \[\{.*"partitions":\[\d+,\d+\]/.test(output()), { timeoutMs: 60_000, what: `the two members to share the partitions\n${output()}` });
       const theirs = [0, 1, 2, 3].filter((p) => !mine().includes(p));
       child.kill('SIGKILL');
       const killedAt = Date.now();
