@@ -77,8 +77,9 @@ export class CommitJournal {
   private size = 0;
   /** Bytes of the current file zero-filled and fsynced ahead of the writes (see `extend`). */
   private allocated = 0;
-  /** The zero-fill in progress, if any. */
+  /** The zero-fill in progress, if any, and the size of the last one started. */
   private extending: Promise<void> | undefined;
+  private lastFill = 0;
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
   /** Runs whose fdatasync is in progress (at most MAX_RUNS). */
@@ -94,9 +95,6 @@ export class CommitJournal {
   private closed = false;
   /** Makes every partition's segment files durable (the checkpoint's fsyncs). */
   private syncSegments: () => Promise<void> = async () => {};
-  /** Fsyncs of the journal so far, and checkpoints (for tests). */
-  syncs = 0;
-  checkpoints = 0;
 
   private constructor(private readonly o: JournalOptions) {}
 
@@ -232,6 +230,7 @@ export class CommitJournal {
     // A new file starts with a small fill, so the first commits wait little for it (and a log
     // opened for a moment, as in tests, writes little).
     const bytes = this.allocated === 0 ? FIRST_FILL_BYTES : EXTEND_BYTES;
+    this.lastFill = bytes;
     const run = (async () => {
       try {
         for (let at = from; at < from + bytes; at += ZEROS.length) await handle.write(ZEROS, 0, Math.min(ZEROS.length, from + bytes - at), at);
@@ -281,9 +280,8 @@ export class CommitJournal {
       if (this.size > this.allocated && this.extending !== undefined) await this.extending;
       await writeFully(handle, bufs, at);
       // Fill again once half of the last fill is used.
-      if (this.allocated - this.size < (this.allocated < EXTEND_BYTES ? FIRST_FILL_BYTES : EXTEND_BYTES) / 2) this.extend();
+      if (this.allocated - this.size < this.lastFill / 2) this.extend();
       await handle.datasync();
-      this.syncs++;
       for (const w of waiters) w.resolve();
     } catch (err) {
       this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', 'writing the embedded log journal failed; the log refuses synced appends until it is reopened', { cause: err });
@@ -338,7 +336,6 @@ export class CommitJournal {
       await before;
       await old.close();
       await unlink(join(this.o.dir, fileName(oldSeq)));
-      this.checkpoints++;
     } catch (err) {
       this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', 'the embedded log journal checkpoint failed; the log refuses synced appends until it is reopened', { cause: err });
       this.o.logger.error({ err }, 'embedded log: journal checkpoint failed');

@@ -334,7 +334,7 @@ export class PartitionLog {
     const sync = syncing && batch.sync;
     try {
       if (this.failure !== undefined) throw this.failure;
-      const journal = syncing ? this.journal : undefined;
+      const journal = syncing ? this.cfg.journal : undefined;
       let journalled: Buffer[] | undefined;
       let journalledBytes = 0;
       for (const part of batch.parts) {
@@ -384,11 +384,6 @@ export class PartitionLog {
     } finally {
       for (const chunk of batch.chunks) this.cfg.chunks.give(chunk);
     }
-  }
-
-  /** The log's commit journal, once it has been replayed (see `PartitionConfig.journal`). */
-  private get journal(): CommitJournal | undefined {
-    return this.cfg.journal;
   }
 
   /** Writes through `journal` from now on (after its entries were replayed into this partition). */
