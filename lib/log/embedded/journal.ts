@@ -320,13 +320,14 @@ export class CommitJournal {
       const nextSeq = this.seq + 1;
       const next = await open(join(this.o.dir, fileName(nextSeq)), 'w');
       await syncDir(this.o.dir);
-      // Every entry written to the old file so far had its segment write first (a run writes
-      // synchronously as it starts), so the segment fsyncs below cover all of them.
+      // A fill of the old file must end before the writes to the new one pass its start.
+      await this.extending;
+      // From here to the swap nothing awaits: the runs in progress are all the old file has,
+      // and every entry they wrote had its segment write first (a run writes synchronously as
+      // it starts), so the segment fsyncs below cover all of them.
       const before = this.settled();
       const old = this.handle;
       const oldSeq = this.seq;
-      // A fill of the old file must end before the writes to the new one pass its start.
-      await this.extending;
       this.handle = next;
       this.seq = nextSeq;
       this.size = 0;
