@@ -1,0 +1,2 @@
+export { ThreadLog } from './client.js';
+export { serveLog, type ServedLog } from './server.js';

@@ -1,0 +1,44 @@
+import type { Assignment, ReadRange, TopicPartitions, TopicSpec } from '../port.js';
+import type { Packed, WireAppend, WireError, WireRecord } from './wire.js';
+
+/**
+ * The messages between a `ThreadLog` (a service thread's `EventLog`) and `serveLog` (the thread
+ * that owns the log). Every request carries an id its reply names; a subscription's batches carry
+ * a sequence number its acknowledgement names, and the owner commits a batch only once the
+ * service thread's `onBatch` has resolved it.
+ */
+
+/** What a subscription asks for, less its callbacks. */
+export interface WireSubscribe {
+  groupId: string;
+  topics: string[];
+  fromBeginning: boolean | undefined;
+  assignment: Assignment | undefined;
+  maxBatchRecords: number | undefined;
+}
+
+export type Request =
+  | { op: 'ensureTopics'; id: number; specs: TopicSpec[] }
+  | { op: 'partitionCount'; id: number; topic: string }
+  | { op: 'startOffsets' | 'endOffsets'; id: number; topic: string }
+  | { op: 'committedOffsets'; id: number; groupId: string; topic: string }
+  | { op: 'append'; id: number; packed: Packed<WireAppend> }
+  | { op: 'read'; id: number; range: ReadRange }
+  | { op: 'subscribe'; id: number; sub: number; options: WireSubscribe }
+  | { op: 'unsubscribe'; id: number; sub: number };
+
+/** From the service thread: the batch `seq` of subscription `sub` was handled (or failed). */
+export interface Ack {
+  op: 'ack';
+  sub: number;
+  seq: number;
+  error: WireError | undefined;
+}
+
+export type ToOwner = Request | Ack;
+
+export type ToService =
+  | { op: 'hello'; kind: 'embedded' | 'kafka' | 'clickhouse' }
+  | { op: 'reply'; id: number; result: unknown; error: WireError | undefined }
+  | { op: 'batch'; sub: number; seq: number; topic: string; partition: number; highWatermark: number; packed: Packed<WireRecord> }
+  | { op: 'assigned'; sub: number; assigned: TopicPartitions[] };
