@@ -35,7 +35,7 @@ export interface ClusterPlan {
   /** @default two workers in zone-a and two in zone-b */
   workers?: WorkerPlan[];
   /** Gateway listen address and auth; port 0 picks a free port. @default 127.0.0.1:8080, no keys */
-  gateway?: ({ host?: string; port?: number } & Partial<Pick<GatewayOptions, 'apiKeys' | 'admin'>> & { insecure?: boolean }) | false;
+  gateway?: ({ host?: string; port?: number } & Partial<Pick<GatewayOptions, 'apiKeys' | 'admin' | 'moreMetrics'>> & { insecure?: boolean }) | false;
   /** Also serve the schema registry REST API over the log's schemas (for Kafka clients). */
   registry?: { host?: string; port?: number; admin?: AdminAuthOptions } | false;
   /** Serve the blob store over HTTP (workers in other processes fetch weights from it). */
@@ -113,7 +113,8 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
   const blobStore = blobStoreFrom(undefined, config.home);
   const stack: (() => Promise<void>)[] = [];
   const metrics = plan.metrics?.registry ?? createMetricsRegistry({ processMetrics: plan.metrics?.processMetrics ?? true });
-  const requestMetrics = new WorkerRequestMetrics(metrics);
+  const workerPlans = plan.workers ?? DEFAULT_WORKERS;
+  const requestMetrics = workerPlans.length > 0 ? new WorkerRequestMetrics(metrics) : undefined;
   const cluster: Cluster = {
     gateway: undefined,
     routers: [],
@@ -155,8 +156,8 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       cluster.controllers.push(controller);
       stack.push(() => controller.close());
     }
-    for (const w of plan.workers ?? DEFAULT_WORKERS) {
-      const worker = await startWorker(requestMetrics.context(ctx, w.zone ?? 'default'), { ...w, blobStore });
+    for (const w of workerPlans) {
+      const worker = await startWorker(requestMetrics!.context(ctx, w.zone ?? 'default'), { ...w, blobStore });
       cluster.workers.push(worker);
       stack.push(() => worker.stop());
     }
@@ -168,9 +169,11 @@ export async function startCluster(rt: Runtime, plan: ClusterPlan = {}): Promise
       cluster.sink = sink;
       stack.push(() => sink.close());
     }
-    registerRouterMetrics(metrics, cluster.routers, { ctx });
-    registerControllerMetrics(metrics, cluster.controllers);
-    registerWorkerMetrics(metrics, cluster.workers, { ctx });
+    // A service thread of `switchyard up` runs some services only: the series of the others are
+    // the main thread's, and one family exported by both would be a duplicate on /metrics.
+    if (cluster.routers.length > 0) registerRouterMetrics(metrics, cluster.routers, { ctx });
+    if (cluster.controllers.length > 0) registerControllerMetrics(metrics, cluster.controllers);
+    if (cluster.workers.length > 0) registerWorkerMetrics(metrics, cluster.workers, { ctx });
     if (cluster.registry) registerRegistryMetrics(metrics, cluster.registry);
     if (cluster.sink) registerSinkMetrics(metrics, cluster.sink);
     if (plan.gateway !== false) {

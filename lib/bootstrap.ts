@@ -23,8 +23,15 @@ export interface Runtime {
  * `_schemas` topic, so schema ids live as long as the data that names them), the codec,
  * and the Switchyard topics (created when missing).
  */
-export async function openRuntime(config: SwitchyardConfig, { logger = silentLogger, now = Date.now }: { logger?: Logger; now?: () => number } = {}): Promise<Runtime> {
-  const log = await openLog(config, logger);
+export async function openRuntime(config: SwitchyardConfig, options: { logger?: Logger; now?: () => number } = {}): Promise<Runtime> {
+  return runtimeOn(config, await openLog(config, options.logger), options);
+}
+
+/**
+ * `openRuntime` over a log already open: another thread's log served to this one (a service
+ * thread of `switchyard up`, `lib/log/thread`). Closing the runtime closes `log`.
+ */
+export async function runtimeOn(config: SwitchyardConfig, log: EventLog, { logger = silentLogger, now = Date.now }: { logger?: Logger; now?: () => number } = {}): Promise<Runtime> {
   try {
     const registry: SchemaRegistry = config.schemaRegistryUrl
       ? new ConfluentRegistryClient({ host: config.schemaRegistryUrl })

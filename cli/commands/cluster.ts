@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { adminAuthFromToken } from '../../lib/auth/admin.js';
 import { openRuntime } from '../../lib/bootstrap.js';
 import { loadApiKeys } from '../../services/gateway/auth.js';
@@ -6,9 +6,16 @@ import { adminTokenOption } from './gateway.js';
 import { createLogger } from '../../lib/logger.js';
 import { startCluster, DEFAULT_WORKERS } from '../cluster.js';
 import { runDemo } from '../demo.js';
+import { startServiceThread, type ServiceThread } from '../threads.js';
 import { configFrom, type GlobalFlags } from '../flags.js';
 
 const int = (v: string) => Number.parseInt(v, 10);
+
+function threadCount(v: string): number {
+  const n = Number(v);
+  if (n !== 1 && n !== 2) throw new InvalidArgumentError('1 or 2');
+  return n;
+}
 
 interface UpFlags {
   port: number;
@@ -22,6 +29,7 @@ interface UpFlags {
   registryPort?: number;
   blobPort?: number;
   analytics: boolean;
+  threads: number;
 }
 
 /** `switchyard up` (a whole cluster in one process) and `switchyard demo`. */
@@ -40,6 +48,12 @@ export function registerClusterCommands(program: Command): void {
     .option('--registry-port <port>', 'also serve the schema registry REST API on this port', int)
     .option('--blob-port <port>', 'also serve the blob store over HTTP on this port', int)
     .option('--analytics', 'run the sink into ClickHouse (SWITCHYARD_CLICKHOUSE_URL, else the embedded chDB engine)', false)
+    .addOption(
+      new Option('--threads <n>', 'threads: 2 runs the gateway (HTTP) in a thread of its own, the log, router, controller and workers in the main thread; 1 runs everything on one (docs/BENCHMARKS.md, "A thread for the gateway")')
+        .env('SWITCHYARD_THREADS')
+        .argParser(threadCount)
+        .default(1),
+    )
     .action(async (opts: UpFlags, cmd: Command) => {
       const config = configFrom(cmd.optsWithGlobals<GlobalFlags>());
       const logger = createLogger('switchyard', config.logLevel);
@@ -47,21 +61,41 @@ export function registerClusterCommands(program: Command): void {
       const admin = adminAuthFromToken(opts.adminToken);
       const rt = await openRuntime(config, { logger });
       const workers = Array.from({ length: opts.workers }, (_, i) => ({ workerId: `worker-${i + 1}`, zone: i % 2 === 0 ? 'zone-a' : 'zone-b' }));
+      const gateway = { host: opts.host, port: opts.port, insecure: opts.insecure, apiKeys, admin };
+      const threaded = opts.threads > 1;
       const cluster = await startCluster(rt, {
         routers: opts.routers,
         controllers: opts.controllers,
         workers,
-        gateway: { host: opts.host, port: opts.port, insecure: opts.insecure, apiKeys, admin },
+        gateway: threaded ? false : gateway,
         ...(opts.registryPort !== undefined ? { registry: { port: opts.registryPort, admin } } : {}),
         ...(opts.blobPort !== undefined ? { blobServer: { port: opts.blobPort, admin } } : {}),
         ...(opts.analytics ? { analytics: { clickhouseUrl: config.clickhouseUrl } } : {}),
       });
+      let thread: ServiceThread | undefined;
+      try {
+        if (threaded) {
+          thread = await startServiceThread(rt, { gateway, workers: [] }, {
+            metrics: cluster.metrics,
+            logger,
+            onExit: (code) => {
+              logger.error({ code }, 'the gateway thread ended: stopping');
+              void cluster.close().finally(() => process.exit(1));
+            },
+          });
+        }
+      } catch (err) {
+        await cluster.close();
+        throw err;
+      }
+      const url = thread?.gateway ?? cluster.gateway?.url;
       logger.info(
-        { gateway: cluster.gateway?.url, metrics: cluster.gateway === undefined ? undefined : `${cluster.gateway.url}/metrics`, registry: cluster.registry?.url, blobs: cluster.blobServer?.url, log: rt.log.kind, workers: cluster.workers.map((w) => `${w.id}@lane${w.lane}`) },
+        { gateway: url, metrics: url === undefined ? undefined : `${url}/metrics`, registry: cluster.registry?.url, blobs: cluster.blobServer?.url, log: rt.log.kind, threads: opts.threads, workers: cluster.workers.map((w) => `${w.id}@lane${w.lane}`) },
         'switchyard is up',
       );
       const stop = async () => {
         logger.info('shutting down: draining workers');
+        await thread?.close();
         await cluster.close();
         await rt.close();
         process.exit(0);

@@ -44,6 +44,12 @@ export interface GatewayAppOptions {
   readyTimeoutMs?: number;
   /** Also export prom-client's process metrics. @default false */
   defaultMetrics?: boolean;
+  /**
+   * More of this process's metrics for `/metrics`, as exposition text appended to the gateway's
+   * own: the registry of another thread (`switchyard up` runs the gateway in a thread of its own,
+   * the other services in the main thread). No metric may be in both. @default none
+   */
+  moreMetrics?: () => Promise<string>;
   /** Where the app logs (errors; and every request when `logRequests`). @default none */
   logger?: FastifyBaseLogger;
   /** Log each request and response (two lines per request: off on the hot path by default). @default false */
@@ -88,6 +94,7 @@ export function resolveGatewayAppOptions(o: GatewayAppOptions): ResolvedGatewayA
     limits: { ...DEFAULT_REQUEST_LIMITS, ...o.limits },
     readyTimeoutMs: o.readyTimeoutMs ?? 2_000,
     defaultMetrics: o.defaultMetrics ?? false,
+    moreMetrics: o.moreMetrics ?? (() => Promise.resolve('')),
     logRequests: o.logRequests ?? false,
     logger: o.logger,
     apiKeys: o.apiKeys ?? [],
@@ -610,7 +617,7 @@ function operationRoutes(opts: ResolvedGatewayAppOptions, metrics: GatewayMetric
     );
 
     r.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_req, reply) =>
-      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+      reply.type(metrics.registry.contentType).send((await metrics.registry.metrics()) + (await opts.moreMetrics())),
     );
 
     r.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());

@@ -1,7 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SwitchyardError, type ErrorCode } from '../../errors.js';
 import type { AppendRecord, EventLog, LogRecord, ReadRange, RecordPosition, SubscribeOptions, Subscription, TopicPartitions, TopicSpec } from '../port.js';
-import type { Request, ToOwner, ToService } from './protocol.js';
+import { Outbox, type Request, type ToOwner, type ToService } from './protocol.js';
 import { packAppends, packError, unpackRecords, type Packed, type WireError, type WireRecord } from './wire.js';
 
 /** The owner's error, rebuilt here: a `SwitchyardError` keeps its code, `retriable` and detail. */
@@ -34,6 +34,7 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
  * here has resolved. It reports the owner's `kind`, and passes the same contract suite.
  */
 export class ThreadLog implements EventLog {
+  private readonly outbox: Outbox<ToOwner>;
   private readonly calls = new Map<number, Call>();
   private readonly subscriptions = new Map<number, ServiceSubscription>();
   private nextId = 0;
@@ -43,15 +44,18 @@ export class ThreadLog implements EventLog {
     private readonly port: MessagePort,
     readonly kind: EventLog['kind'],
   ) {
-    port.on('message', (m: ToService) => this.received(m));
+    this.outbox = new Outbox(port);
+    port.on('message', (messages: ToService[]) => {
+      for (const m of messages) this.received(m);
+    });
     port.on('close', () => this.ended());
   }
 
   /** Connects over `port` to a `serveLog` at its other end; resolves once the owner has greeted. */
   static connect(port: MessagePort): Promise<ThreadLog> {
     return new Promise((resolve, reject) => {
-      const hello = (m: ToService) => {
-        if (m.op !== 'hello') return;
+      const hello = ([m]: ToService[]) => {
+        if (m?.op !== 'hello') return;
         port.off('message', hello);
         port.off('close', gone);
         resolve(new ThreadLog(port, m.kind));
@@ -71,8 +75,8 @@ export class ThreadLog implements EventLog {
     });
   }
 
-  private post(message: ToOwner, transfer: ArrayBuffer[] = []): void {
-    this.port.postMessage(message, transfer);
+  private post(message: ToOwner, transfer?: ArrayBuffer[]): void {
+    this.outbox.send(message, transfer);
   }
 
   private received(m: ToService): void {
@@ -183,6 +187,7 @@ export class ThreadLog implements EventLog {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.all([...this.subscriptions.keys()].map((sub) => this.call({ op: 'unsubscribe', sub }).catch(() => undefined)));
+    this.outbox.flush();
     this.ended();
     this.port.close();
   }

@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { Assignment, ReadRange, TopicPartitions, TopicSpec } from '../port.js';
 import type { Packed, WireAppend, WireError, WireRecord } from './wire.js';
 
@@ -42,3 +43,37 @@ export type ToService =
   | { op: 'reply'; id: number; result: unknown; error: WireError | undefined }
   | { op: 'batch'; sub: number; seq: number; topic: string; partition: number; highWatermark: number; packed: Packed<WireRecord> }
   | { op: 'assigned'; sub: number; assigned: TopicPartitions[] };
+
+/**
+ * Messages to one port, posted together once per event-loop turn: a `postMessage` costs a
+ * serialization and a wake-up of the other thread whatever it carries, and one turn of a busy
+ * thread makes several (a flush wakes several subscriptions; a poll phase reads several HTTP
+ * requests). The other side receives an array, in order.
+ */
+export class Outbox<M> {
+  private messages: M[] = [];
+  private transfer: ArrayBuffer[] = [];
+  private scheduled = false;
+
+  constructor(private readonly port: MessagePort) {}
+
+  send(message: M, transfer?: ArrayBuffer[]): void {
+    this.messages.push(message);
+    if (transfer !== undefined) this.transfer.push(...transfer);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Post what is queued now (also before the port closes). */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.messages.length === 0) return;
+    const messages = this.messages;
+    const transfer = this.transfer;
+    this.messages = [];
+    this.transfer = [];
+    this.port.postMessage(messages, transfer);
+  };
+}

@@ -2,7 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Logger } from '../../logger.js';
 import { silentLogger } from '../../logger.js';
 import type { EventLog, Subscription } from '../port.js';
-import type { ToOwner, ToService, Request } from './protocol.js';
+import { Outbox, type ToOwner, type ToService, type Request } from './protocol.js';
 import { packError, packRecords, unpackAppends, type WireError } from './wire.js';
 
 /** What serves a log to one service thread. */
@@ -29,8 +29,9 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
   const pending = new Map<number, Map<number, Pending>>();
   let closed = false;
 
-  const send = (message: ToService, transfer: ArrayBuffer[] = []) => {
-    if (!closed) port.postMessage(message, transfer);
+  const outbox = new Outbox<ToService>(port);
+  const send = (message: ToService, transfer?: ArrayBuffer[]) => {
+    if (!closed) outbox.send(message, transfer);
   };
 
   const ended = (sub: number) => {
@@ -114,7 +115,7 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
     else p.reject(Object.assign(new Error(error.message), { name: error.name, code: error.code, retriable: error.retriable }));
   };
 
-  port.on('message', (m: ToOwner) => {
+  const received = (m: ToOwner) => {
     if (m.op === 'ack') {
       acknowledged(m.sub, m.seq, m.error);
       return;
@@ -123,10 +124,14 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
       ({ result, transfer }) => send({ op: 'reply', id: m.id, result, error: undefined }, transfer),
       (err: unknown) => send({ op: 'reply', id: m.id, result: undefined, error: packError(err) }),
     );
+  };
+  port.on('message', (messages: ToOwner[]) => {
+    for (const m of messages) received(m);
   });
 
   const closeAll = async () => {
     if (closed) return;
+    outbox.flush();
     closed = true;
     for (const sub of pending.keys()) ended(sub);
     await Promise.all([...subscriptions.keys()].map((sub) => closeSubscription(sub).catch((err: unknown) => logger.warn({ err }, 'log thread: closing a subscription failed'))));
