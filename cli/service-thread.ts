@@ -30,7 +30,7 @@ const mainMetrics = () =>
 try {
   // On Kafka the thread has clients of its own (a producer, its consumers): its appends and
   // fetches then cost the main thread nothing. The embedded log has one owner, the main thread.
-  const log = config.brokers.length > 0 ? await openLog(config, logger) : await ThreadLog.connect(logPort);
+  const log = config.brokers.length > 0 ? await openLog(config, logger) : await ThreadLog.connect(logPort, { logger });
   const rt = await runtimeOn(config, log, { logger });
   const cluster = await startCluster(rt, {
     routers: 0,

@@ -80,7 +80,10 @@ export function registerClusterCommands(program: Command): void {
             logger,
             onExit: (code) => {
               logger.error({ code }, 'the gateway thread ended: stopping');
-              void cluster.close().finally(() => process.exit(1));
+              void cluster
+                .close()
+                .then(() => rt.close())
+                .finally(() => process.exit(1));
             },
           });
         }

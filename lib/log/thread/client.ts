@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SwitchyardError, type ErrorCode } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
 import type { AppendRecord, EventLog, LogRecord, ReadRange, RecordPosition, SubscribeOptions, Subscription, TopicPartitions, TopicSpec } from '../port.js';
 import { Outbox, type Request, type ToOwner, type ToService } from './protocol.js';
 import { packAppends, packError, unpackRecords, type Packed, type WireError, type WireRecord } from './wire.js';
@@ -21,6 +22,10 @@ interface Call {
 interface ServiceSubscription {
   options: SubscribeOptions;
   assigned: TopicPartitions[];
+  /** Whether an `assigned` message came (newer than the subscribe reply's snapshot). */
+  reassigned: boolean;
+  /** The close in progress, which a second close (the log's) waits for too. */
+  closing: Promise<void> | undefined;
 }
 
 /** Distributes `Omit` over a union (the built-in `Omit` collapses it). */
@@ -36,29 +41,40 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 export class ThreadLog implements EventLog {
   private readonly outbox: Outbox<ToOwner>;
   private readonly calls = new Map<number, Call>();
+  /** Calls in flight, settled or not: `close` waits for them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private readonly subscriptions = new Map<number, ServiceSubscription>();
   private nextId = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly port: MessagePort,
     readonly kind: EventLog['kind'],
+    private readonly logger: Logger,
   ) {
-    this.outbox = new Outbox(port);
+    this.outbox = new Outbox(port, (m, err) => this.undeliverable(m, err));
     port.on('message', (messages: ToService[]) => {
-      for (const m of messages) this.received(m);
+      for (const m of messages) {
+        try {
+          this.received(m);
+        } catch (err) {
+          // One message's failure must not drop the others of its array.
+          this.logger.error({ err, op: m.op }, 'log thread: handling a message from the log’s thread failed');
+        }
+      }
     });
     port.on('close', () => this.ended());
   }
 
   /** Connects over `port` to a `serveLog` at its other end; resolves once the owner has greeted. */
-  static connect(port: MessagePort): Promise<ThreadLog> {
+  static connect(port: MessagePort, { logger = silentLogger }: { logger?: Logger } = {}): Promise<ThreadLog> {
     return new Promise((resolve, reject) => {
       const hello = ([m]: ToService[]) => {
         if (m?.op !== 'hello') return;
         port.off('message', hello);
         port.off('close', gone);
-        resolve(new ThreadLog(port, m.kind));
+        resolve(new ThreadLog(port, m.kind, logger));
       };
       const gone = () => reject(closedError());
       port.on('message', hello);
@@ -66,13 +82,29 @@ export class ThreadLog implements EventLog {
     });
   }
 
-  private call<T>(request: WithoutId<Request>, transfer: ArrayBuffer[] = []): Promise<T> {
-    if (this.closed) return Promise.reject(closedError());
+  private call<T>(request: WithoutId<Request>, transfer: ArrayBuffer[] = [], { whileClosing = false } = {}): Promise<T> {
+    if (this.closed || (this.closing !== undefined && !whileClosing)) return Promise.reject(closedError());
     const id = ++this.nextId;
-    return new Promise<T>((resolve, reject) => {
+    const promise = new Promise<T>((resolve, reject) => {
       this.calls.set(id, { resolve: resolve as (r: unknown) => void, reject });
       this.post({ ...request, id } as Request, transfer);
     });
+    this.inFlight.add(promise);
+    const settled = () => void this.inFlight.delete(promise);
+    promise.then(settled, settled);
+    return promise;
+  }
+
+  /** A message the port could not clone: the call it was fails; an ack's batch is failed too. */
+  private undeliverable(m: ToOwner, err: unknown): void {
+    if (m.op === 'ack') {
+      this.logger.error({ err, sub: m.sub }, 'log thread: an acknowledgement could not be sent');
+      if (m.error === undefined) this.post({ ...m, error: packError(err) });
+      return;
+    }
+    const call = this.calls.get(m.id);
+    this.calls.delete(m.id);
+    call?.reject(new SwitchyardError('SY_ERR_LOG_BAD_RECORD', `log thread: the ${m.op} call could not be sent to the log’s thread: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
   }
 
   private post(message: ToOwner, transfer?: ArrayBuffer[]): void {
@@ -99,17 +131,25 @@ export class ThreadLog implements EventLog {
           return;
         }
         const records = unpackRecords(m.topic, m.partition, m.packed);
-        s.options.onBatch({ topic: m.topic, partition: m.partition, records, highWatermark: m.highWatermark }).then(
-          () => ack(undefined),
-          (err: unknown) => ack(packError(err)),
-        );
+        // Through a promise: an onBatch that throws is a failed batch (delivered again), as on the owner.
+        Promise.resolve()
+          .then(() => s.options.onBatch({ topic: m.topic, partition: m.partition, records, highWatermark: m.highWatermark }))
+          .then(
+            () => ack(undefined),
+            (err: unknown) => ack(packError(err)),
+          );
         return;
       }
       case 'assigned': {
         const s = this.subscriptions.get(m.sub);
         if (s === undefined) return;
         s.assigned = m.assigned;
-        s.options.onAssigned?.(m.assigned);
+        s.reassigned = true;
+        try {
+          s.options.onAssigned?.(m.assigned);
+        } catch (err) {
+          this.logger.warn({ err, groupId: s.options.groupId }, 'log thread: onAssigned threw');
+        }
         return;
       }
       case 'hello':
@@ -158,37 +198,46 @@ export class ThreadLog implements EventLog {
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (this.closed) throw closedError();
     const sub = ++this.nextId; // from the calls' counter: unique to this log
-    const s: ServiceSubscription = { options, assigned: [] };
+    const s: ServiceSubscription = { options, assigned: [], reassigned: false, closing: undefined };
     this.subscriptions.set(sub, s);
     try {
-      s.assigned = await this.call<TopicPartitions[]>({
+      const snapshot = await this.call<TopicPartitions[]>({
         op: 'subscribe',
         sub,
         options: { groupId: options.groupId, topics: options.topics, fromBeginning: options.fromBeginning, assignment: options.assignment, maxBatchRecords: options.maxBatchRecords },
       });
+      // An `assigned` message that came before the reply is newer than the reply's snapshot.
+      if (!s.reassigned) s.assigned = snapshot;
     } catch (err) {
       this.subscriptions.delete(sub);
       throw err;
     }
-    let closing: Promise<void> | undefined;
-    return {
-      assigned: () => s.assigned,
-      close: () => {
-        closing ??= (async () => {
-          if (!this.closed) await this.call({ op: 'unsubscribe', sub }).catch(() => undefined);
-          this.subscriptions.delete(sub);
-        })();
-        return closing;
-      },
-    };
+    return { assigned: () => s.assigned, close: () => this.unsubscribe(sub, s) };
   }
 
-  /** Closes this thread's subscriptions and the port; the owner's log stays open. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.subscriptions.keys()].map((sub) => this.call({ op: 'unsubscribe', sub }).catch(() => undefined)));
-    this.outbox.flush();
-    this.ended();
-    this.port.close();
+  /** Closes a subscription once, however many ask: the owner waits for its batch in hand and commits it. */
+  private unsubscribe(sub: number, s: ServiceSubscription): Promise<void> {
+    s.closing ??= (async () => {
+      if (!this.closed) await this.call({ op: 'unsubscribe', sub }, [], { whileClosing: true }).catch(() => undefined);
+      this.subscriptions.delete(sub);
+    })();
+    return s.closing;
+  }
+
+  /**
+   * Closes this thread's subscriptions (each commits its batch in hand), after the calls in
+   * flight are answered (an append sent is an append made: failing it here would invite a
+   * duplicate), then the port; the owner's log stays open.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.closed) return;
+      await Promise.allSettled([...this.inFlight]);
+      await Promise.all([...this.subscriptions].map(([sub, s]) => this.unsubscribe(sub, s)));
+      this.outbox.flush();
+      this.ended();
+      this.port.close();
+    })();
+    return this.closing;
   }
 }

@@ -48,18 +48,22 @@ export type ToService =
  * Messages to one port, posted together once per event-loop turn: a `postMessage` costs a
  * serialization and a wake-up of the other thread whatever it carries, and one turn of a busy
  * thread makes several (a flush wakes several subscriptions; a poll phase reads several HTTP
- * requests). The other side receives an array, in order.
+ * requests). The other side receives an array, in order. A message that cannot be cloned is
+ * handed to `undeliverable` and the others still go (posted one by one when the array fails).
  */
 export class Outbox<M> {
   private messages: M[] = [];
-  private transfer: ArrayBuffer[] = [];
+  private transfers: ArrayBuffer[][] = [];
   private scheduled = false;
 
-  constructor(private readonly port: MessagePort) {}
+  constructor(
+    private readonly port: MessagePort,
+    private readonly undeliverable: (message: M, err: unknown) => void,
+  ) {}
 
-  send(message: M, transfer?: ArrayBuffer[]): void {
+  send(message: M, transfer: ArrayBuffer[] = []): void {
     this.messages.push(message);
-    if (transfer !== undefined) this.transfer.push(...transfer);
+    this.transfers.push(transfer);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
@@ -71,9 +75,20 @@ export class Outbox<M> {
     this.scheduled = false;
     if (this.messages.length === 0) return;
     const messages = this.messages;
-    const transfer = this.transfer;
+    const transfers = this.transfers;
     this.messages = [];
-    this.transfer = [];
-    this.port.postMessage(messages, transfer);
+    this.transfers = [];
+    try {
+      this.port.postMessage(messages, transfers.flat());
+    } catch {
+      // A clone failure throws before anything is detached: find the message, send the others.
+      messages.forEach((m, i) => {
+        try {
+          this.port.postMessage([m], transfers[i]);
+        } catch (err) {
+          this.undeliverable(m, err);
+        }
+      });
+    }
   };
 }

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Logger } from '../../logger.js';
 import { silentLogger } from '../../logger.js';
+import { SwitchyardError } from '../../errors.js';
 import type { EventLog, Subscription } from '../port.js';
 import { Outbox, type ToOwner, type ToService, type Request } from './protocol.js';
 import { packError, packRecords, unpackAppends, type WireError } from './wire.js';
@@ -27,9 +28,16 @@ interface Pending {
 export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogger }: { logger?: Logger } = {}): ServedLog {
   const subscriptions = new Map<number, Promise<Subscription>>();
   const pending = new Map<number, Map<number, Pending>>();
+  /** Closes in progress, by subscription: a second close waits for the first. */
+  const closing = new Map<number, Promise<void>>();
   let closed = false;
+  let closingAll: Promise<void> | undefined;
 
-  const outbox = new Outbox<ToService>(port);
+  const outbox = new Outbox<ToService>(port, (m, err) => {
+    logger.error({ err, op: m.op }, 'log thread: a message to the service thread could not be sent');
+    if (m.op === 'reply' && m.error === undefined) send({ ...m, result: undefined, error: packError(err) });
+    else if (m.op === 'batch') pending.get(m.sub)?.get(m.seq)?.reject(new Error(`log thread: a batch could not be sent: ${String(err)}`));
+  });
   const send = (message: ToService, transfer?: ArrayBuffer[]) => {
     if (!closed) outbox.send(message, transfer);
   };
@@ -40,13 +48,28 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
     for (const p of waiting?.values() ?? []) p.reject(new Error('log thread: the service thread went away before acknowledging a batch'));
   };
 
-  const closeSubscription = async (sub: number) => {
+  /**
+   * Closes a subscription (its batch in hand acknowledged and committed first); `abandoned` when
+   * the service thread is gone, so the batch in hand is given up once the subscription stops.
+   */
+  const closeSubscription = (sub: number, abandoned = false): Promise<void> => {
+    const running = closing.get(sub);
+    if (running !== undefined) {
+      if (abandoned) ended(sub);
+      return running;
+    }
     const subscription = subscriptions.get(sub);
     subscriptions.delete(sub);
-    if (subscription === undefined) return;
-    const s = await subscription.catch(() => undefined);
-    await s?.close();
-    ended(sub);
+    if (subscription === undefined) return Promise.resolve();
+    const done = (async () => {
+      const s = await subscription.catch(() => undefined);
+      const stopping = s?.close(); // stops fetching at once, then waits for the batch in hand
+      if (abandoned) ended(sub);
+      await stopping;
+      ended(sub);
+    })();
+    closing.set(sub, done);
+    return done;
   };
 
   const handle = async (m: Request): Promise<{ result: unknown; transfer?: ArrayBuffer[] }> => {
@@ -68,6 +91,7 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
         return { result: packed, transfer: [packed.bytes] };
       }
       case 'subscribe': {
+        if (closed) throw new SwitchyardError('SY_ERR_LOG_CLOSED', 'log thread: the service thread’s log is closing');
         const sub = m.sub;
         const waiting = new Map<number, Pending>();
         pending.set(sub, waiting);
@@ -94,6 +118,11 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
         subscriptions.set(sub, subscribing);
         try {
           const subscription = await subscribing;
+          // The port closed while the owner subscribed: closeAll did not see this one.
+          if (closed) {
+            await closeSubscription(sub, true);
+            throw new SwitchyardError('SY_ERR_LOG_CLOSED', 'log thread: the service thread’s log is closing');
+          }
           return { result: subscription.assigned() };
         } catch (err) {
           subscriptions.delete(sub);
@@ -129,13 +158,15 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
     for (const m of messages) received(m);
   });
 
-  const closeAll = async () => {
-    if (closed) return;
-    outbox.flush();
-    closed = true;
-    for (const sub of pending.keys()) ended(sub);
-    await Promise.all([...subscriptions.keys()].map((sub) => closeSubscription(sub).catch((err: unknown) => logger.warn({ err }, 'log thread: closing a subscription failed'))));
-    port.close();
+  const closeAll = (): Promise<void> => {
+    closingAll ??= (async () => {
+      outbox.flush();
+      closed = true;
+      const subs = new Set([...subscriptions.keys(), ...closing.keys()]);
+      await Promise.all([...subs].map((sub) => closeSubscription(sub, true).catch((err: unknown) => logger.warn({ err }, 'log thread: closing a subscription failed'))));
+      port.close();
+    })();
+    return closingAll;
   };
   port.on('close', () => void closeAll());
   send({ op: 'hello', kind: log.kind });

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../logger.js';
 import { waitFor } from '../../../test/support/services.js';
 import { openEmbeddedLog, type EmbeddedLog } from '../embedded/index.js';
-import type { Batch, LogRecord } from '../port.js';
+import type { Batch, LogRecord, TopicPartitions } from '../port.js';
 import { ThreadLog } from './client.js';
 import { serveLog } from './server.js';
 import { packAppends, packRecords, unpackAppends, unpackRecords } from './wire.js';
@@ -84,6 +84,87 @@ describe('thread log: either end going away', () => {
     await served.close();
     await expect(client.endOffsets('t')).rejects.toMatchObject({ code: 'SY_ERR_LOG_CLOSED' });
     await expect(client.append([{ topic: 't', value: Buffer.from('x') }])).rejects.toMatchObject({ code: 'SY_ERR_LOG_CLOSED' });
+  });
+
+  it('close waits for the calls in flight: an append sent before close is answered, not failed (a retry would duplicate it)', async () => {
+    const { client } = await open();
+    const appending = client.append([{ topic: 't', partition: 0, value: Buffer.from('x') }]);
+    await client.close();
+    await expect(appending).resolves.toEqual([{ topic: 't', partition: 0, offset: 0 }]);
+    expect(await owner!.endOffsets('t')).toEqual([1]);
+  });
+
+  it('closing a subscription and then the log still commits the batch in hand', async () => {
+    const { client } = await open();
+    await owner!.append([{ topic: 't', partition: 0, value: Buffer.from('a') }]);
+    let inHand = false;
+    let handled = false;
+    const sub = await client.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      onBatch: async () => {
+        inHand = true;
+        await new Promise((r) => setTimeout(r, 100));
+        handled = true;
+      },
+    });
+    await waitFor(() => inHand);
+    const closing = sub.close();
+    await client.close();
+    await closing;
+    expect(handled).toBe(true);
+    expect(await owner!.committedOffsets('g', 't')).toEqual([1]);
+  });
+
+  it('a throwing onAssigned is reported, and an onBatch that throws at once is a failed batch delivered again', async () => {
+    const { client } = await open();
+    await owner!.append([{ topic: 't', partition: 0, value: Buffer.from('a') }]);
+    let calls = 0;
+    await client.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      onAssigned: () => {
+        throw new Error('onAssigned threw');
+      },
+      onBatch: () => {
+        if (++calls === 1) throw new Error('onBatch threw before returning a promise');
+        return Promise.resolve();
+      },
+    });
+    await waitFor(async () => (await owner!.committedOffsets('g', 't'))[0] === 1);
+    expect(calls).toBe(2);
+    await client.close();
+  });
+
+  it('assigned() is the newest assignment, even when a rebalance overtakes the subscribe reply', async () => {
+    await open();
+    await owner!.close();
+    owner = await openEmbeddedLog({ dir, logger: silentLogger, fsync: 'never' });
+    await owner.ensureTopics([{ name: 'four', partitions: 4 }]);
+    const { port1, port2 } = new MessageChannel();
+    serveLog(owner, port1);
+    const client = await ThreadLog.connect(port2);
+    const seen: TopicPartitions[][] = [];
+    const [mine, other] = await Promise.all([
+      client.subscribe({ groupId: 'g', topics: ['four'], onBatch: async () => {}, onAssigned: (a) => void seen.push(a) }),
+      owner.subscribe({ groupId: 'g', topics: ['four'], onBatch: async () => {} }),
+    ]);
+    await waitFor(() => mine.assigned()[0]?.partitions.length === 2 && other.assigned()[0]?.partitions.length === 2);
+    expect(mine.assigned()).toEqual(seen.at(-1));
+    const together = [...mine.assigned()[0]!.partitions, ...other.assigned()[0]!.partitions].sort();
+    expect(together).toEqual([0, 1, 2, 3]);
+    await other.close();
+    await client.close();
+  });
+
+  it('a call that cannot be sent fails alone; the calls sent with it are answered', async () => {
+    const { client } = await open();
+    const good = client.endOffsets('t');
+    const bad = client.read({ topic: 't', partition: 0, from: 0, hook: () => 1 } as unknown as Parameters<ThreadLog['read']>[0]);
+    const [g, b] = await Promise.allSettled([good, bad]);
+    expect(g).toEqual({ status: 'fulfilled', value: [0] });
+    expect(b).toMatchObject({ status: 'rejected', reason: { code: 'SY_ERR_LOG_BAD_RECORD' } });
+    await client.close();
   });
 
   it('an owner’s error keeps its code and retriable flag', async () => {
