@@ -335,7 +335,12 @@ kafka_format() {
   fi
   rm -rf "$KAFKA_DATA_DIR" "$stamp"
   local cluster_id
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # 16 random bytes, base64url, as Kafka's own Uuid.randomUuid() makes them — and, like it, never
+  # one starting with '-', which kafka-storage's argument parser would take for an option (1 in 64).
+  cluster_id="-"
+  while [[ $cluster_id == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   log "kafka: formatting KRaft storage (cluster id $cluster_id, standalone controller)"
   if ! "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --config "$KAFKA_CONFIG" \
       --cluster-id "$cluster_id" --standalone --ignore-formatted "${scram[@]}" >>"$KAFKA_LOG" 2>&1; then
