@@ -10,9 +10,10 @@ import type { FromServiceThread, ServiceThreadPlan, ToServiceThread } from './th
 
 /**
  * The entry of a service thread of `switchyard up` (`cli/threads.ts` starts it): the services of
- * its plan on a runtime over the main thread's log, served through `logPort`.
+ * its plan on a runtime over the main thread's log, served through `logPort` (or, on Kafka, over
+ * clients of its own).
  */
-const { config, plan, logPort } = workerData as { config: SwitchyardConfig; plan: ServiceThreadPlan; logPort: MessagePort };
+const { config, plan, logPort } = workerData as { config: SwitchyardConfig; plan: ServiceThreadPlan; logPort: MessagePort | undefined };
 const port = parentPort!;
 const send = (m: FromServiceThread) => port.postMessage(m);
 const logger = createLogger('switchyard', config.logLevel);
@@ -28,9 +29,8 @@ const mainMetrics = () =>
   });
 
 try {
-  // On Kafka the thread has clients of its own (a producer, its consumers): its appends and
-  // fetches then cost the main thread nothing. The embedded log has one owner, the main thread.
-  const log = config.brokers.length > 0 ? await openLog(config, logger) : await ThreadLog.connect(logPort, { logger });
+  // No port: on Kafka, where the thread has clients of its own (see startServiceThread).
+  const log = logPort === undefined ? await openLog(config, logger) : await ThreadLog.connect(logPort, { logger });
   const rt = await runtimeOn(config, log, { logger });
   const cluster = await startCluster(rt, {
     routers: 0,

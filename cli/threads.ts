@@ -64,14 +64,17 @@ function startWorker(options: WorkerOptions): Worker {
 /**
  * Starts services of a `switchyard up` in a worker thread of their own — the gateway, by default,
  * so HTTP parsing and responses run on the second core while the log, the router, the controller
- * and the workers keep the main thread. The main thread owns the log (the embedded log is one
- * thread's: its files, its group commits) and serves it to the thread over a `MessagePort`
- * (`lib/log/thread`). Resolves once the thread's services are up.
+ * and the workers keep the main thread. The main thread owns the embedded log (its files, its
+ * group commits are one thread's) and serves it to the thread over a `MessagePort`
+ * (`lib/log/thread`); on Kafka the thread has clients of its own (a producer, its consumers), so
+ * its appends and fetches cost the main thread nothing. Resolves once the thread's services are up.
  */
 export async function startServiceThread(rt: Runtime, plan: ServiceThreadPlan, { metrics, logger, onExit }: ServiceThreadOptions): Promise<ServiceThread> {
-  const { port1, port2 } = new MessageChannel();
-  const served = serveLog(rt.log, port1, { logger });
-  const worker = startWorker({ workerData: { config: rt.config, plan, logPort: port2 }, transferList: [port2] });
+  // On Kafka the thread opens clients of its own: then there is no log to serve it.
+  const channel = rt.config.brokers.length > 0 ? undefined : new MessageChannel();
+  const served = channel === undefined ? undefined : serveLog(rt.log, channel.port1, { logger });
+  const logPort = channel?.port2;
+  const worker = startWorker({ workerData: { config: rt.config, plan, logPort }, transferList: logPort === undefined ? [] : [logPort] });
   let closing = false;
   let lastError: Error | undefined;
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
@@ -98,12 +101,12 @@ export async function startServiceThread(rt: Runtime, plan: ServiceThreadPlan, {
     void exited.then((code) => reject(new SwitchyardError('SY_ERR_SERVICES', `service thread exited (code ${code}) before its services were up`, { cause: lastError })));
   }).catch(async (err: unknown) => {
     await worker.terminate();
-    await served.close();
+    await served?.close();
     throw err;
   });
   void exited.then(async (code) => {
     if (closing) return;
-    await served.close();
+    await served?.close();
     onExit(code, lastError);
   });
   return {
@@ -116,7 +119,7 @@ export async function startServiceThread(rt: Runtime, plan: ServiceThreadPlan, {
       worker.postMessage({ type: 'close' } satisfies ToServiceThread);
       await Promise.race([closed, exited]);
       await worker.terminate();
-      await served.close();
+      await served?.close();
     },
   };
 }

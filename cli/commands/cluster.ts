@@ -72,6 +72,11 @@ export function registerClusterCommands(program: Command): void {
         ...(opts.blobPort !== undefined ? { blobServer: { port: opts.blobPort, admin } } : {}),
         ...(opts.analytics ? { analytics: { clickhouseUrl: config.clickhouseUrl } } : {}),
       });
+      const shutdown = async (exitCode: number) => {
+        await cluster.close();
+        await rt.close();
+        process.exit(exitCode);
+      };
       let thread: ServiceThread | undefined;
       try {
         if (threaded) {
@@ -80,10 +85,7 @@ export function registerClusterCommands(program: Command): void {
             logger,
             onExit: (code) => {
               logger.error({ code }, 'the gateway thread ended: stopping');
-              void cluster
-                .close()
-                .then(() => rt.close())
-                .finally(() => process.exit(1));
+              void shutdown(1);
             },
           });
         }
@@ -99,9 +101,7 @@ export function registerClusterCommands(program: Command): void {
       const stop = async () => {
         logger.info('shutting down: draining workers');
         await thread?.close();
-        await cluster.close();
-        await rt.close();
-        process.exit(0);
+        await shutdown(0);
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

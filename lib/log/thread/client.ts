@@ -1,16 +1,9 @@
 import type { MessagePort } from 'node:worker_threads';
-import { SwitchyardError, type ErrorCode } from '../../errors.js';
+import { SwitchyardError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import type { AppendRecord, EventLog, LogRecord, ReadRange, RecordPosition, SubscribeOptions, Subscription, TopicPartitions, TopicSpec } from '../port.js';
 import { Outbox, type Request, type ToOwner, type ToService } from './protocol.js';
-import { packAppends, packError, unpackRecords, type Packed, type WireError, type WireRecord } from './wire.js';
-
-/** The owner's error, rebuilt here: a `SwitchyardError` keeps its code, `retriable` and detail. */
-function errorFrom(e: WireError): Error {
-  const err = e.code?.startsWith('SY_ERR_') ? new SwitchyardError(e.code as ErrorCode, e.message, { retriable: e.retriable, detail: e.detail ?? {} }) : Object.assign(new Error(e.message), { name: e.name, code: e.code, retriable: e.retriable });
-  if (e.stack !== undefined) err.stack = `${err.stack ?? ''}\n    at (the log's thread)\n${e.stack}`;
-  return err;
-}
+import { packAppends, packError, unpackError, unpackRecords, type Packed, type WireError, type WireRecord } from './wire.js';
 
 const closedError = () => new SwitchyardError('SY_ERR_LOG_CLOSED', 'log thread: the log is closed');
 
@@ -41,8 +34,8 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 export class ThreadLog implements EventLog {
   private readonly outbox: Outbox<ToOwner>;
   private readonly calls = new Map<number, Call>();
-  /** Calls in flight, settled or not: `close` waits for them. */
-  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Set while `close` waits for the calls in flight: called once none is left. */
+  private whenNoCalls: (() => void) | undefined;
   private readonly subscriptions = new Map<number, ServiceSubscription>();
   private nextId = 0;
   private closed = false;
@@ -85,14 +78,18 @@ export class ThreadLog implements EventLog {
   private call<T>(request: WithoutId<Request>, transfer: ArrayBuffer[] = [], { whileClosing = false } = {}): Promise<T> {
     if (this.closed || (this.closing !== undefined && !whileClosing)) return Promise.reject(closedError());
     const id = ++this.nextId;
-    const promise = new Promise<T>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       this.calls.set(id, { resolve: resolve as (r: unknown) => void, reject });
       this.post({ ...request, id } as Request, transfer);
     });
-    this.inFlight.add(promise);
-    const settled = () => void this.inFlight.delete(promise);
-    promise.then(settled, settled);
-    return promise;
+  }
+
+  /** The call `id`, no longer in flight (undefined when it was not). */
+  private settle(id: number): Call | undefined {
+    const call = this.calls.get(id);
+    this.calls.delete(id);
+    if (this.calls.size === 0) this.whenNoCalls?.();
+    return call;
   }
 
   /** A message the port could not clone: the call it was fails; an ack's batch is failed too. */
@@ -102,9 +99,7 @@ export class ThreadLog implements EventLog {
       if (m.error === undefined) this.post({ ...m, error: packError(err) });
       return;
     }
-    const call = this.calls.get(m.id);
-    this.calls.delete(m.id);
-    call?.reject(new SwitchyardError('SY_ERR_LOG_BAD_RECORD', `log thread: the ${m.op} call could not be sent to the log’s thread: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+    this.settle(m.id)?.reject(new SwitchyardError('SY_ERR_LOG_BAD_RECORD', `log thread: the ${m.op} call could not be sent to the log’s thread: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
   }
 
   private post(message: ToOwner, transfer?: ArrayBuffer[]): void {
@@ -114,11 +109,10 @@ export class ThreadLog implements EventLog {
   private received(m: ToService): void {
     switch (m.op) {
       case 'reply': {
-        const call = this.calls.get(m.id);
+        const call = this.settle(m.id);
         if (call === undefined) return;
-        this.calls.delete(m.id);
         if (m.error === undefined) call.resolve(m.result);
-        else call.reject(errorFrom(m.error));
+        else call.reject(unpackError(m.error));
         return;
       }
       case 'batch': {
@@ -162,6 +156,7 @@ export class ThreadLog implements EventLog {
     this.closed = true;
     for (const call of this.calls.values()) call.reject(closedError());
     this.calls.clear();
+    this.whenNoCalls?.();
     this.subscriptions.clear();
   }
 
@@ -232,7 +227,8 @@ export class ThreadLog implements EventLog {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.closed) return;
-      await Promise.allSettled([...this.inFlight]);
+      if (this.calls.size > 0) await new Promise<void>((resolve) => (this.whenNoCalls = resolve));
+      this.whenNoCalls = undefined;
       await Promise.all([...this.subscriptions].map(([sub, s]) => this.unsubscribe(sub, s)));
       this.outbox.flush();
       this.ended();

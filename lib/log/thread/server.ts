@@ -4,7 +4,7 @@ import { silentLogger } from '../../logger.js';
 import { SwitchyardError } from '../../errors.js';
 import type { EventLog, Subscription } from '../port.js';
 import { Outbox, type ToOwner, type ToService, type Request } from './protocol.js';
-import { packError, packRecords, unpackAppends, type WireError } from './wire.js';
+import { packError, packRecords, unpackAppends, unpackError, type WireError } from './wire.js';
 
 /** What serves a log to one service thread. */
 export interface ServedLog {
@@ -141,7 +141,7 @@ export function serveLog(log: EventLog, port: MessagePort, { logger = silentLogg
     if (p === undefined) return;
     pending.get(sub)!.delete(seq);
     if (error === undefined) p.resolve();
-    else p.reject(Object.assign(new Error(error.message), { name: error.name, code: error.code, retriable: error.retriable }));
+    else p.reject(unpackError(error));
   };
 
   const received = (m: ToOwner) => {

@@ -1,3 +1,4 @@
+import { SwitchyardError, type ErrorCode } from '../../errors.js';
 import type { AppendRecord, Headers, LogRecord } from '../port.js';
 
 /**
@@ -159,4 +160,11 @@ export function packError(err: unknown): WireError {
     detail,
     stack: typeof e?.stack === 'string' ? e.stack : undefined,
   };
+}
+
+/** An error from the other thread, rebuilt: a `SwitchyardError` keeps its code, `retriable` and detail. */
+export function unpackError(e: WireError): Error {
+  const err = e.code?.startsWith('SY_ERR_') ? new SwitchyardError(e.code as ErrorCode, e.message, { retriable: e.retriable, detail: e.detail ?? {} }) : Object.assign(new Error(e.message), { name: e.name, code: e.code, retriable: e.retriable });
+  if (e.stack !== undefined) err.stack = `${err.stack ?? ''}\n    at (the other thread)\n${e.stack}`;
+  return err;
 }
