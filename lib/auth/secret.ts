@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { SwitchyardError } from '../errors.js';
 
@@ -14,7 +14,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export const MIN_SECRET_LENGTH = 16;
 
 /** sha256 of a secret, 64 lowercase hex characters: what key files and options hold. */
-export const hashSecret = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
+export const hashSecret = (secret: string): string => hash('sha256', secret, 'hex');
 
 /** A new random secret: 32 bytes as base64url (43 characters). */
 export const generateSecret = (): string => randomBytes(32).toString('base64url');

@@ -1,10 +1,13 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { SwitchyardError } from '../errors.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-/** sha256 of bytes as 64 lowercase hex chars. */
-export const sha256Hex = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
+/**
+ * sha256 of bytes as 64 lowercase hex chars. One-shot `crypto.hash` (Node ≥ 20.12): half the
+ * time of a `createHash` object for the small inputs and outputs of the serving path.
+ */
+export const sha256Hex = (bytes: Uint8Array | string): string => hash('sha256', bytes, 'hex');
 
 /**
  * A digest as 64 lowercase hex chars, from either that or the `sha256:<hex>` spelling (upper

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { v5 as uuidv5 } from 'uuid';
 
 /**
@@ -31,4 +31,4 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-export const fingerprint = (body: unknown): string => createHash('sha256').update(canonicalJson(body)).digest('hex');
+export const fingerprint = (body: unknown): string => hash('sha256', canonicalJson(body), 'hex');
