@@ -92,7 +92,9 @@ export function revision(checkout = ROOT): string {
   };
   const head = git('rev-parse', '--short', 'HEAD') || 'an unknown commit';
   const dirty = git('status', '--porcelain', '--', 'lib', 'services', 'cli', 'schemas', 'replay', 'models');
-  return dirty === '' ? head : `${head} with uncommitted changes in ${[...new Set(dirty.split('\n').map((l) => l.slice(3).split('/')[0]))].join(', ')}/ (work in progress in the shared tree)`;
+  // Porcelain lines are `XY path`; the trim above took the first line's leading space (` M lib/…`), so the path is the last field.
+  const dirs = [...new Set(dirty.split('\n').map((l) => l.trim().split(/\s+/).pop()!.split('/')[0]))];
+  return dirty === '' ? head : `${head} with uncommitted changes in ${dirs.join(', ')}/ (work in progress in the shared tree)`;
 }
 
 /** The Kafka broker's pid, from scripts/services.sh's pid file, if that is where it runs. */
