@@ -30,6 +30,8 @@ export class ModelLoader {
   /** digest → load, in least-recently-used-first order. */
   private readonly models = new Map<string, Promise<LoadedModel>>();
   private readonly ready = new Set<string>();
+  /** The digest of the latest `load`, the last key of `models` while it is there. */
+  private mostRecent: string | undefined;
 
   constructor({ store, backends, maxLoaded = 16 }: ModelLoaderOptions) {
     if (backends.length === 0) throw new SwitchyardError('SY_ERR_CONFIG', 'a worker needs at least one backend');
@@ -45,7 +47,13 @@ export class ModelLoader {
   }
 
   load(digest: string): Promise<LoadedModel> {
+    // Every batch asks; most ask for the model the last one used, which is already the most recent.
+    if (digest === this.mostRecent) {
+      const hit = this.models.get(digest);
+      if (hit !== undefined) return hit;
+    }
     const hex = parseDigest(digest);
+    this.mostRecent = hex;
     const hit = this.models.get(hex);
     if (hit !== undefined) {
       this.models.delete(hex);

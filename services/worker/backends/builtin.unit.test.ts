@@ -166,6 +166,22 @@ describe('model loader', () => {
     for (const d of digests) await loader.load(d);
     expect(loader.loaded()).toEqual(digests.slice(1));
   });
+
+  it('keeps the recency order when a model is asked for again and again (the fast path of the latest digest)', async () => {
+    const store = new MemoryBlobStore();
+    const [a, b, c] = await Promise.all(
+      ([['sentiment-small', 'v1'], ['sentiment-small', 'v2'], ['sentiment-tiny', 'v1']] as const).map(async ([m, v]) => (await store.put(bytesOf(m, v))).digest),
+    );
+    const loader = new ModelLoader({ store, backends: [new BuiltinBackend()], maxLoaded: 2 });
+    const first = await loader.load(a!);
+    await loader.load(b!);
+    // a again (moved to most recent), then again and again: the same model, b stays the oldest.
+    expect(await loader.load(a!)).toBe(first);
+    expect(await loader.load(a!)).toBe(first);
+    expect(await loader.load(`sha256:${a!.toUpperCase()}`)).toBe(first);
+    await loader.load(c!);
+    expect(loader.loaded()).toEqual([a, c]);
+  });
 });
 
 describe('model file format', () => {
