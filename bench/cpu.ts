@@ -16,7 +16,7 @@ import { summarizeAllocations, type AllocationSummary, type HeapSamplingProfile 
 import { median, round } from './stats.js';
 
 /**
- * `npm run bench -- cpu [--rate N] [--seconds S] [--baseline <checkout>] [--quick] [--json]`:
+ * `npm run bench -- cpu [--rate N] [--seconds S] [--baseline <checkout>] [--up-args="<flags>"] [--quick] [--json]`:
  * where the CPU and the time of a request go in `switchyard up` (issue 11). The shipped `noop`
  * model on the embedded log with the default fsync, an open loop at a fixed rate from the peers
  * benchmark's load generator (a process of its own, unique inputs):
@@ -31,7 +31,8 @@ import { median, round } from './stats.js';
  *   a process pays at this rate for being woken per request, reading and writing a socket.
  * With `--baseline`, another built checkout (e.g. `git worktree add /tmp/before <commit>` then
  * `npm ci && npm run build` there) is measured the same way in the same run, runs alternating,
- * so the two see the same machine.
+ * so the two see the same machine. With `--up-args="<flags>"` (e.g. `--up-args="--controllers 0"`), this
+ * tree's `switchyard up <flags>` is measured the same way beside its defaults.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -40,6 +41,8 @@ const HEAP_SAMPLING = fileURLToPath(new URL('./heap-sampling.mjs', import.meta.u
 interface Variant {
   name: string;
   checkout: string;
+  /** More flags for its \`switchyard up\`. */
+  upArgs?: string[];
 }
 
 interface Run {
@@ -82,6 +85,9 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     if (!existsSync(join(checkout, 'dist', 'cli', 'main.js'))) throw new Error(`--baseline ${checkout}: no dist/cli/main.js there (npm ci && npm run build in that checkout first)`);
     variants.unshift({ name: `baseline (${revision(checkout)})`, checkout });
   }
+  if (ctx.upArgs !== undefined && ctx.upArgs.length > 0) variants.push({ name: `this tree, up ${ctx.upArgs.join(' ')}`, checkout: ROOT, upArgs: ctx.upArgs });
+  /** With two variants, the second over the first. */
+  const ratioLabel = ctx.baseline !== undefined ? 'this tree ÷ baseline' : `up ${ctx.upArgs?.join(' ') ?? ''} ÷ defaults`;
   if (!existsSync(join(ROOT, 'dist', 'BUILD'))) ctx.progress('dist/ is not built: this tree runs from its sources through tsx (npm run build first to measure what ships)');
   const loadBefore = loadavg();
   const byVariant = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
@@ -94,7 +100,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   for (let r = 0; r < runs; r++) {
     for (const v of variants) {
       ctx.progress(`${v.name} run ${r + 1}/${runs}: ${idleSeconds} s idle, then ${rate} req/s for ${seconds} s`);
-      const up = await startUp({ brokers: [], checkout: v.checkout });
+      const up = await startUp({ brokers: [], checkout: v.checkout, ...(v.upArgs ? { upArgs: v.upArgs } : {}) });
       ran.set(v.name, up.ran);
       try {
         const before = treeTicks(up.pid);
@@ -123,7 +129,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   for (const v of variants) {
     ctx.progress(`${v.name}: one more window under the V8 profiler (--cpu-prof)`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-prof-'));
-    const up = await startUp({ brokers: [], checkout: v.checkout, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+    const up = await startUp({ brokers: [], checkout: v.checkout, ...(v.upArgs ? { upArgs: v.upArgs } : {}), nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
     try {
       const m = await measureLoad(job(up.url, `${v.name} profiled`), up.pid);
       const windowEnd = Date.now();
@@ -149,7 +155,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.progress(`${v.name}: one more window under V8's sampling heap profiler`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-alloc-'));
     const file = join(dir, 'alloc.heapprofile');
-    const up = await startUp({ brokers: [], checkout: v.checkout, nodeArgs: ['--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
+    const up = await startUp({ brokers: [], checkout: v.checkout, ...(v.upArgs ? { upArgs: v.upArgs } : {}), nodeArgs: ['--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
     try {
       // The profiler runs from the end of the warm-up to the end of the window (bench/heap-sampling.mjs).
       const signal = (): void => void process.kill(up.pid, 'SIGUSR2');
@@ -204,7 +210,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     const [b, a] = variants.map((v) => byVariant.get(v.name)!);
     const ratio = (f: (r: Run) => number): string => `×${round(med(a!, f) / med(b!, f), 2)}`;
     cpuRows.push([
-      'this tree ÷ baseline',
+      ratioLabel,
       ratio((r) => r.m.result.okPerSec),
       ratio((r) => r.m.result.p50),
       ratio((r) => r.m.result.p99),
@@ -292,7 +298,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     },
     {
       title: 'What a request allocates, KB, by area (V8 sampling heap profiler over one more window at the same rate, collected objects counted)',
-      columns: ['area', ...variants.map((v) => v.name), ...(variants.length === 2 ? ['this tree ÷ baseline'] : [])],
+      columns: ['area', ...variants.map((v) => v.name), ...(variants.length === 2 ? [ratioLabel] : [])],
       rows: allocRows,
       notes: [
         `Bytes allocated on the V8 heap in the load window (start-up and warm-up left out), garbage included, ÷ the requests of the window (${variants.map((v) => `${v.name}: ${allocations.get(v.name)?.requests ?? 0}`).join('; ')}). V8 samples an allocation every 8 KiB on average and scales the samples to an estimate of the whole. Buffers' backing stores are outside the V8 heap and not counted. An area outside a variant's 12 largest is — there (counted in "all").`,

@@ -37,6 +37,8 @@ export interface UpOptions {
   nodeArgs?: string[];
   /** More environment for the server (after the caller's own, which is inherited). */
   env?: Record<string, string>;
+  /** More flags for `switchyard up` itself, after the ones above (e.g. `--controllers 0`). */
+  upArgs?: string[];
 }
 
 /**
@@ -44,7 +46,7 @@ export interface UpOptions {
  * fresh home under the OS temp dir, a free port, log level warn — as bench/soak.ts starts it.
  * Resolves once `/readyz` answers 200.
  */
-export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromSource = false, checkout = ROOT, nodeArgs = [], env: extraEnv = {} }: UpOptions): Promise<UpProcess> {
+export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromSource = false, checkout = ROOT, nodeArgs = [], env: extraEnv = {}, upArgs = [] }: UpOptions): Promise<UpProcess> {
   const home = mkdtempSync(join(tmpdir(), 'sy-bench-peers-'));
   const port = await freePort();
   const logFile = join(home, 'up.log');
@@ -52,6 +54,7 @@ export async function startUp({ brokers, prefix, readyTimeoutMs = 300_000, fromS
   const args = [...nodeArgs, join(checkout, 'bin', 'switchyard.js'), 'up', '--port', String(port), '--home', home];
   if (brokers.length > 0) args.push('--brokers', brokers.join(','));
   if (prefix !== undefined) args.push('--prefix', prefix);
+  args.push(...upArgs);
   // This run's flags only: no deployment settings inherited from the caller's environment.
   const env: NodeJS.ProcessEnv = { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', ...extraEnv };
   for (const k of ['SWITCHYARD_BROKERS', 'SWITCHYARD_HOME', 'SWITCHYARD_TOPIC_PREFIX', 'SWITCHYARD_FROM_SOURCE']) delete env[k];
