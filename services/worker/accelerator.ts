@@ -72,12 +72,13 @@ export function cpuSampler(everyMs = 1_000, now: () => number = () => performanc
     }
     const utilization = prev !== null && total > prev.total ? Math.min(1, Math.max(0, 1 - (idle - prev.idle) / (total - prev.total))) : null;
     prev = { idle, total };
+    const memoryTotalBytes = totalmem();
     const sample: Accelerator = {
       kind: 'cpu',
       name: cores[0]?.model.trim() || 'cpu',
       count: cores.length,
-      memoryTotalBytes: totalmem(),
-      memoryUsedBytes: totalmem() - freemem(),
+      memoryTotalBytes,
+      memoryUsedBytes: memoryTotalBytes - freemem(),
       utilization,
       driverVersion: null,
     };
@@ -87,14 +88,25 @@ export function cpuSampler(everyMs = 1_000, now: () => number = () => performanc
 }
 
 /**
+ * The host's CPU, sampled once for every worker of the process: the workers of `switchyard up`
+ * share one machine, and each sampling on its own read /proc (stat, cpuinfo, meminfo) four times
+ * as often for the same figures — a third of an idle `up`'s file opens.
+ */
+let hostCpu: (() => Accelerator) | undefined;
+const sharedCpuSampler = (): Accelerator => (hostCpu ??= cpuSampler())();
+
+/**
  * A probe of the worker's device: GPUs when `nvidia-smi` answers, else the CPU. `sample()` is
  * cheap and synchronous (heartbeats call it); `refresh()` re-queries nvidia-smi.
  */
 export class AcceleratorProbe {
   private gpu: Accelerator | null = null;
-  private readonly cpu = cpuSampler();
 
-  constructor(private readonly run: CommandRunner = runCommand) {}
+  constructor(
+    private readonly run: CommandRunner = runCommand,
+    /** The CPU's sample. @default one sampler shared by the process's probes */
+    private readonly cpu: () => Accelerator = sharedCpuSampler,
+  ) {}
 
   /** Query nvidia-smi (absent or failing: the CPU is reported). */
   async refresh(): Promise<void> {

@@ -37,6 +37,25 @@ describe('accelerator info', () => {
     expect(next.utilization === null || (next.utilization >= 0 && next.utilization <= 1)).toBe(true);
   });
 
+  it('shares one CPU sampler between the probes of a process (one /proc read per interval for every worker)', () => {
+    const a = new AcceleratorProbe(async () => null);
+    const b = new AcceleratorProbe(async () => null);
+    // The same sample object, unless the shared sampler's second ended between two calls (then b's
+    // fresh one is what a returns next).
+    const [s1, s2, s3] = [a.sample(), b.sample(), a.sample()];
+    expect(s2 === s1 || s2 === s3).toBe(true);
+    let calls = 0;
+    const own = new AcceleratorProbe(
+      async () => null,
+      () => {
+        calls++;
+        return { kind: 'cpu', name: 'test', count: 1, memoryTotalBytes: 1, memoryUsedBytes: 0, utilization: null, driverVersion: null };
+      },
+    );
+    expect(own.sample()).toMatchObject({ name: 'test' });
+    expect(calls).toBe(1);
+  });
+
   it('reports GPUs when nvidia-smi answers', async () => {
     const probe = new AcceleratorProbe(async () => 'NVIDIA L4, 23034, 500, 12, 550.54.15');
     await probe.refresh();
