@@ -30,6 +30,18 @@ export interface TopicSpec {
    * heartbeats. Kafka ignores it (acks=all for every topic). @default 'sync'
    */
   durability?: 'sync' | 'relaxed';
+  /**
+   * When the embedded log lets consumers see a synced topic's records: `'synced'` — with the
+   * append's resolution, once fsynced; `'written'` — as soon as they are written to the OS and
+   * queued in the commit journal, while the append still resolves only after the fsync. Safe for
+   * a topic whose records reach a client only through other records (requests: a client learns of
+   * a request through its own append, or through its outcome): whatever a consumer appends
+   * because of a record is journaled after it, so the fsync that makes that durable makes the
+   * record durable too. Needs the commit journal (the default); without it, or with fsync
+   * `never`, it has no effect. Kafka ignores it (a record is visible once replicated).
+   * @default 'synced'
+   */
+  visibility?: 'synced' | 'written';
 }
 
 export interface AppendRecord {

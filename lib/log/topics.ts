@@ -22,7 +22,9 @@ export function topicLayout({ prefix = 'switchyard.', lanes = 64 }: TopicLayoutO
     ...extra,
   });
   return {
-    requests: t('requests', 12, { retentionMs: 7 * DAY }),
+    // Requests are seen by the router as soon as they are written (TopicSpec.visibility): the
+    // gateway's acknowledgement still waits for the fsync, and an outcome's fsync covers its request.
+    requests: t('requests', 12, { retentionMs: 7 * DAY, visibility: 'written' }),
     // Decisions and heartbeats ride the next group commit (see TopicSpec.durability): a decision
     // lost in a machine crash leaves its request without an outcome, and that is decided again.
     decisions: t('decisions', lanes, { retentionMs: 7 * DAY, durability: 'relaxed' }),

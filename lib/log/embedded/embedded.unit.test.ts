@@ -78,13 +78,16 @@ describe('embedded log behaviour', () => {
       { name: 'sessions', partitions: 12, compacted: true },
       { name: 'control', partitions: 1, retentionMs: -1 },
       { name: 'heartbeats', partitions: 6, retentionMs: 21_600_000, durability: 'relaxed' },
+      { name: 'requests', partitions: 2, visibility: 'written' },
     ]);
     const stored = JSON.parse(await readFile(join(dir, 'topics.json'), 'utf8')) as { topics: unknown[] };
     expect(stored.topics).toEqual([
-      { name: 'sessions', partitions: 12, compacted: true, retentionMs: -1, durability: 'sync' },
-      { name: 'control', partitions: 1, compacted: false, retentionMs: -1, durability: 'sync' },
-      { name: 'heartbeats', partitions: 6, compacted: false, retentionMs: 21_600_000, durability: 'relaxed' },
+      { name: 'sessions', partitions: 12, compacted: true, retentionMs: -1, durability: 'sync', visibility: 'synced' },
+      { name: 'control', partitions: 1, compacted: false, retentionMs: -1, durability: 'sync', visibility: 'synced' },
+      { name: 'heartbeats', partitions: 6, compacted: false, retentionMs: 21_600_000, durability: 'relaxed', visibility: 'synced' },
+      { name: 'requests', partitions: 2, compacted: false, retentionMs: -1, durability: 'sync', visibility: 'written' },
     ]);
+    await expect(log.ensureTopics([{ name: 'odd', partitions: 1, visibility: 'eventually' as never }])).rejects.toMatchObject({ code: 'SY_ERR_LOG_BAD_TOPIC' });
     await log.close();
     await openLog();
     expect(await log.partitionCount('sessions')).toBe(12);

@@ -14,6 +14,7 @@ import { MAX_RUNS } from './journal.js';
 const TOPIC = 'journalled';
 const INDEX = fileURLToPath(new URL('./index.ts', import.meta.url));
 const OTHER = 'other';
+const EARLY = 'early';
 
 const turns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
@@ -119,6 +120,76 @@ describe('embedded log commit journal', () => {
     await Promise.all(later);
     expect(sync.calls.length).toBe(MAX_RUNS + 1);
     expect((await log.endOffsets(TOPIC)).slice(3, 4 + MAX_RUNS)).toEqual(Array(MAX_RUNS + 1).fill(2));
+  });
+
+  it("visibility 'written': consumers see a synced record before its fsync; its append still resolves only after it", async () => {
+    const { log } = await fresh();
+    await log.ensureTopics([{ name: EARLY, partitions: 2, visibility: 'written' }]);
+    // The first append to a partition creates its segment file (an open and a directory fsync).
+    await Promise.all([log.append([rec(EARLY, 0, 'first')]), log.append([rec(TOPIC, 0, 'first')])]);
+    sync.calls.length = 0;
+    const seen: string[] = [];
+    const sub = await log.subscribe({ groupId: 'early-reader', topics: [EARLY], fromBeginning: true, assignment: { kind: 'follow', partitions: [{ topic: EARLY, partitions: [0] }] }, onBatch: (b) => void seen.push(...b.records.map((r) => r.value!.toString())) });
+    await waitFor(() => seen.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the first record' });
+    const release = sync.hold();
+    let resolved = false;
+    const appending = log.append([rec(EARLY, 0, 'held')]).then((p) => {
+      resolved = true;
+      return p;
+    });
+    await waitFor(() => sync.calls.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the journal fsync to start' });
+    await waitFor(() => seen.length === 2, { timeoutMs: 5_000, intervalMs: 1, what: 'the consumer to see the record before its fsync' });
+    expect(seen).toEqual(['first', 'held']);
+    expect((await log.endOffsets(EARLY))[0]).toBe(2);
+    await turns(10);
+    expect(resolved).toBe(false);
+    // A synced topic's record (visibility 'synced') stays unseen until its fsync.
+    const synced = log.append([rec(TOPIC, 0, 'held')]);
+    await turns(10);
+    expect((await log.endOffsets(TOPIC))[0]).toBe(1);
+    release();
+    expect((await appending)[0]!.offset).toBe(1);
+    await synced;
+    expect((await log.endOffsets(TOPIC))[0]).toBe(2);
+    await sub.close();
+  });
+
+  it("visibility 'written': what a consumer appends because of a record is journaled after it, so one fsync makes both durable", async () => {
+    const { log } = await fresh({ journalCheckpointMs: 3_600_000 });
+    await log.ensureTopics([{ name: EARLY, partitions: 2, visibility: 'written' }]);
+    await Promise.all([log.append([rec(EARLY, 1, 'first')]), log.append([rec(TOPIC, 5, 'first')])]);
+    // An outcome appended as soon as its request is seen, while the request's own fsync is held.
+    const release = sync.hold();
+    const outcome = new Promise<void>((resolve, reject) => {
+      void log
+        .subscribe({
+          groupId: 'reactor',
+          topics: [EARLY],
+          fromBeginning: false,
+          assignment: { kind: 'follow', partitions: [{ topic: EARLY, partitions: [1] }] },
+          onBatch: async (b) => {
+            for (const r of b.records) if (r.value!.toString() === 'request') await log.append([rec(TOPIC, 5, 'outcome')]).then(() => resolve(), reject);
+          },
+        })
+        .then(() => log.append([rec(EARLY, 1, 'request')]));
+    });
+    await waitFor(() => sync.calls.length >= 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the request fsync to start' });
+    release();
+    await outcome;
+    const request = await values(log, EARLY, 1);
+    const outcomes = await values(log, TOPIC, 5);
+    // A machine crash once the outcome was acknowledged: both segment tails lost, the journal kept.
+    const at = await crashCopy();
+    // In the journal the request comes first: an fsync that covers the outcome covers it.
+    const journal = Buffer.concat(await Promise.all((await journalFiles(at)).sort().map((f) => readFile(join(at, 'journal', f)))));
+    expect(journal.indexOf('k-request')).toBeGreaterThan(-1);
+    expect(journal.indexOf('k-request')).toBeLessThan(journal.indexOf('k-outcome'));
+    await truncate(segment(at, EARLY, 1), 0);
+    await truncate(segment(at, TOPIC, 5), 0);
+    const { log: recovered } = await openLog(at);
+    expect(await values(recovered, EARLY, 1)).toEqual(request);
+    expect(await values(recovered, TOPIC, 5)).toEqual(outcomes);
+    expect(outcomes.at(-1)).toMatch(/:outcome:/);
   });
 
   it('relaxed records are visible at once and written to the journal within RELAXED_SYNC_MS, or with the next synced append', async () => {

@@ -23,6 +23,8 @@ interface StoredTopic {
   retentionMs: number;
   /** Absent in topics.json files written before it existed: 'sync'. */
   durability?: 'sync' | 'relaxed';
+  /** Absent in topics.json files written before it existed: 'synced'. */
+  visibility?: 'synced' | 'written';
 }
 
 interface TopicState {
@@ -67,7 +69,10 @@ function normalizeSpec(spec: TopicSpec): StoredTopic {
   if (spec.durability !== undefined && spec.durability !== 'sync' && spec.durability !== 'relaxed') {
     throw badTopic(`topic ${spec.name}: durability must be 'sync' or 'relaxed', got ${String(spec.durability)}`, { topic: spec.name });
   }
-  return { name: spec.name, partitions: spec.partitions, compacted: spec.compacted === true, retentionMs, durability: spec.durability ?? 'sync' };
+  if (spec.visibility !== undefined && spec.visibility !== 'synced' && spec.visibility !== 'written') {
+    throw badTopic(`topic ${spec.name}: visibility must be 'synced' or 'written', got ${String(spec.visibility)}`, { topic: spec.name });
+  }
+  return { name: spec.name, partitions: spec.partitions, compacted: spec.compacted === true, retentionMs, durability: spec.durability ?? 'sync', visibility: spec.visibility ?? 'synced' };
 }
 
 const toBytes = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
@@ -226,7 +231,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     const partitions: PartitionLog[] = [];
     for (let p = 0; p < spec.partitions; p++) {
       const cfg = this.partitionConfig(spec.name, p, join(this.options.dir, TOPICS_DIR, spec.name, String(p)));
-      const log = await PartitionLog.open({ ...cfg, relaxed: spec.durability === 'relaxed', onSealed: () => this.background(() => this.maintainPartition(spec, log), `maintenance of ${spec.name}/${p}`) });
+      const log = await PartitionLog.open({ ...cfg, relaxed: spec.durability === 'relaxed', visibleWhenWritten: spec.visibility === 'written', onSealed: () => this.background(() => this.maintainPartition(spec, log), `maintenance of ${spec.name}/${p}`) });
       partitions.push(log);
     }
     return partitions;
@@ -270,11 +275,14 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
         const existing = this.topics.get(spec.name);
         if (existing === undefined) {
           if (!missing.has(spec.name)) missing.set(spec.name, spec);
-        } else if ((existing.spec.durability ?? 'sync') !== spec.durability) {
-          // A topic's durability is a setting, not a layout: a log made before a topic was
-          // relaxed (or the other way) takes the wanted one, as Kafka takes a config change.
-          existing.spec = { ...existing.spec, durability: spec.durability ?? 'sync' };
-          for (const p of existing.partitions) p.setRelaxed(spec.durability === 'relaxed');
+        } else if ((existing.spec.durability ?? 'sync') !== spec.durability || (existing.spec.visibility ?? 'synced') !== spec.visibility) {
+          // A topic's durability and visibility are settings, not a layout: a log made before a
+          // topic was relaxed (or the other way) takes the wanted ones, as Kafka takes a config change.
+          existing.spec = { ...existing.spec, durability: spec.durability ?? 'sync', visibility: spec.visibility ?? 'synced' };
+          for (const p of existing.partitions) {
+            p.setRelaxed(spec.durability === 'relaxed');
+            p.setVisibleWhenWritten(spec.visibility === 'written');
+          }
           changed = true;
         }
       }

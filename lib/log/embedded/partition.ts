@@ -38,6 +38,12 @@ export interface PartitionConfig {
    */
   relaxed?: boolean;
   /**
+   * A synced flush makes its records visible once they are written and queued in the commit
+   * journal, before the journal's fsync, which its appends still wait for
+   * (`TopicSpec.visibility: 'written'`). Only with a journal. @default false
+   */
+  visibleWhenWritten?: boolean;
+  /**
    * The log's commit journal: flushes write their frames to it as well and wait for its
    * fsync instead of their segment file's, which is fsynced at the journal's checkpoints.
    */
@@ -354,7 +360,21 @@ export class PartitionLog {
       }
       // Relaxed frames go to the journal too (without waiting), so a machine crash cannot
       // leave a gap below a synced record of the same partition.
-      if (journalled !== undefined) await journal!.commit(this.cfg.topic, this.cfg.partition, journalled, journalledBytes, sync);
+      let visible = false;
+      if (journalled !== undefined) {
+        const committed = journal!.commit(this.cfg.topic, this.cfg.partition, journalled, journalledBytes, sync);
+        // Queued in the journal now: anything appended from here on is journaled after these
+        // frames, so no later record can be durable without them. Consumers may see them before
+        // their fsync (`visibleWhenWritten`); the appends still wait for it. Not across a roll:
+        // a sealed segment is fsynced and closed first.
+        if (sync && this.cfg.visibleWhenWritten === true && batch.toSeal.length === 0) {
+          this.remember(batch);
+          this.visibleEnd = batch.endOffset;
+          this.notify();
+          visible = true;
+        }
+        await committed;
+      }
       for (const seg of batch.toSeal) {
         // A segment is on disk before its handle closes, relaxed or not.
         await this.syncing;
@@ -365,10 +385,12 @@ export class PartitionLog {
       // A rolled-to segment with no records yet still needs its file, for recovery.
       const active = this.active;
       if (!active.fileCreated) await this.writable(active);
-      this.remember(batch);
-      this.visibleEnd = batch.endOffset;
+      if (!visible) {
+        this.remember(batch);
+        this.visibleEnd = batch.endOffset;
+      }
       batch.resolve();
-      this.notify();
+      if (!visible) this.notify();
     } catch (err) {
       this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', `writing ${this.name} failed; the partition refuses appends until the log is reopened`, {
         cause: err,
@@ -410,6 +432,11 @@ export class PartitionLog {
       appended++;
     }
     return { appended };
+  }
+
+  /** Whether synced records are visible once written, before their fsync (TopicSpec.visibility); takes effect from the next flush. */
+  setVisibleWhenWritten(visibleWhenWritten: boolean): void {
+    this.cfg.visibleWhenWritten = visibleWhenWritten;
   }
 
   /** Switches the partition between relaxed and synced appends (TopicSpec.durability). */
