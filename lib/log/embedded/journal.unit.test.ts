@@ -129,7 +129,15 @@ describe('embedded log commit journal', () => {
     await Promise.all([log.append([rec(EARLY, 0, 'first')]), log.append([rec(TOPIC, 0, 'first')])]);
     sync.calls.length = 0;
     const seen: string[] = [];
-    const sub = await log.subscribe({ groupId: 'early-reader', topics: [EARLY], fromBeginning: true, assignment: { kind: 'follow', partitions: [{ topic: EARLY, partitions: [0] }] }, onBatch: (b) => void seen.push(...b.records.map((r) => r.value!.toString())) });
+    const sub = await log.subscribe({
+      groupId: 'early-reader',
+      topics: [EARLY],
+      fromBeginning: true,
+      assignment: { kind: 'follow', partitions: [{ topic: EARLY, partitions: [0] }] },
+      onBatch: async (b) => {
+        seen.push(...b.records.map((r) => r.value!.toString()));
+      },
+    });
     await waitFor(() => seen.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the first record' });
     const release = sync.hold();
     let resolved = false;
