@@ -100,7 +100,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   for (let r = 0; r < runs; r++) {
     for (const v of variants) {
       ctx.progress(`${v.name} run ${r + 1}/${runs}: ${idleSeconds} s idle, then ${rate} req/s for ${seconds} s`);
-      const up = await startUp({ brokers: [], checkout: v.checkout, ...(v.upArgs ? { upArgs: v.upArgs } : {}) });
+      const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [] });
       ran.set(v.name, up.ran);
       try {
         const before = treeTicks(up.pid);
@@ -129,7 +129,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   for (const v of variants) {
     ctx.progress(`${v.name}: one more window under the V8 profiler (--cpu-prof)`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-prof-'));
-    const up = await startUp({ brokers: [], checkout: v.checkout, ...(v.upArgs ? { upArgs: v.upArgs } : {}), nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+    const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
     try {
       const m = await measureLoad(job(up.url, `${v.name} profiled`), up.pid);
       const windowEnd = Date.now();
@@ -155,7 +155,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.progress(`${v.name}: one more window under V8's sampling heap profiler`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-alloc-'));
     const file = join(dir, 'alloc.heapprofile');
-    const up = await startUp({ brokers: [], checkout: v.checkout, ...(v.upArgs ? { upArgs: v.upArgs } : {}), nodeArgs: ['--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
+    const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: ['--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
     try {
       // The profiler runs from the end of the warm-up to the end of the window (bench/heap-sampling.mjs).
       const signal = (): void => void process.kill(up.pid, 'SIGUSR2');

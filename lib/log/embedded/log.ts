@@ -278,7 +278,7 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
         } else if ((existing.spec.durability ?? 'sync') !== spec.durability || (existing.spec.visibility ?? 'synced') !== spec.visibility) {
           // A topic's durability and visibility are settings, not a layout: a log made before a
           // topic was relaxed (or the other way) takes the wanted ones, as Kafka takes a config change.
-          existing.spec = { ...existing.spec, durability: spec.durability ?? 'sync', visibility: spec.visibility ?? 'synced' };
+          existing.spec = { ...existing.spec, durability: spec.durability, visibility: spec.visibility };
           for (const p of existing.partitions) {
             p.setRelaxed(spec.durability === 'relaxed');
             p.setVisibleWhenWritten(spec.visibility === 'written');

@@ -368,9 +368,7 @@ export class PartitionLog {
         // their fsync (`visibleWhenWritten`); the appends still wait for it. Not across a roll:
         // a sealed segment is fsynced and closed first.
         if (sync && this.cfg.visibleWhenWritten === true && batch.toSeal.length === 0) {
-          this.remember(batch);
-          this.visibleEnd = batch.endOffset;
-          this.notify();
+          this.publish(batch);
           visible = true;
         }
         await committed;
@@ -385,12 +383,8 @@ export class PartitionLog {
       // A rolled-to segment with no records yet still needs its file, for recovery.
       const active = this.active;
       if (!active.fileCreated) await this.writable(active);
-      if (!visible) {
-        this.remember(batch);
-        this.visibleEnd = batch.endOffset;
-      }
       batch.resolve();
-      if (!visible) this.notify();
+      if (!visible) this.publish(batch);
     } catch (err) {
       this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', `writing ${this.name} failed; the partition refuses appends until the log is reopened`, {
         cause: err,
@@ -432,6 +426,13 @@ export class PartitionLog {
       appended++;
     }
     return { appended };
+  }
+
+  /** Makes a flushed batch readable: into the tail cache, up to its end, and its waiting consumers woken. */
+  private publish(batch: PendingBatch): void {
+    this.remember(batch);
+    this.visibleEnd = batch.endOffset;
+    this.notify();
   }
 
   /** Whether synced records are visible once written, before their fsync (TopicSpec.visibility); takes effect from the next flush. */
