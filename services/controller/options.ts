@@ -15,7 +15,7 @@ export interface DetectorPolicy {
   readonly phiThreshold: number;
   /** ...and the silence is at least this, ms, whatever phi says. @default 500 */
   readonly minSilenceMs: number;
-  /** A pause the detector accepts on top of the mean interval (GC, a loaded machine), ms. @default 150 */
+  /** A pause the detector accepts on top of the mean interval (GC, a loaded machine), ms. @default 200 */
   readonly acceptablePauseMs: number;
   /** Floor of the interval standard deviation, ms (a metronome-regular worker would otherwise be evicted after one late beat). @default 60 */
   readonly minStdMs: number;
@@ -74,7 +74,7 @@ export interface ControllerPolicyInput {
 const DETECTOR: DetectorPolicy = {
   phiThreshold: 8,
   minSilenceMs: 500,
-  acceptablePauseMs: 150,
+  acceptablePauseMs: 200,
   minStdMs: 60,
   window: 100,
   firstIntervalMs: 100,

@@ -118,6 +118,31 @@ export function testWorkerFlow(name: string, factory: () => Promise<WorkerFlowFi
       expect(w.stats()).toMatchObject({ id: 'w-flow', phase: 'running', counters: { completed: 2 } });
     });
 
+    it('keeps its heartbeat rate while its reads of control are slow (the failure detector judges the beats, not the reads)', async () => {
+      // Every look at control's end takes 300 ms — a broker slow to answer ListOffsets, a starved host.
+      const controlTopic = h.ctx.topics.control.name;
+      const slowLog = new Proxy(fixture.log, {
+        get(target, prop, receiver) {
+          if (prop === 'endOffsets') {
+            return async (topic: string) => {
+              if (topic === controlTopic) await new Promise((r) => setTimeout(r, 300));
+              return target.endOffsets(topic);
+            };
+          }
+          const v: unknown = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const w = await startWorker({ ...h.ctx, log: slowLog }, { blobStore: h.store, zone: 'zone-a', capacity: 2, workerId: 'w-steady', heartbeatIntervalMs: 50 });
+      workers.push(w);
+      await wait(async () => (await h.events('heartbeats')).length >= 16, 'sixteen heartbeats');
+      const at = (await h.events('heartbeats')).map((e) => e.event).filter(isType('WorkerHeartbeat')).map((b) => b.occurredAt);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      // Each read of control took 300 ms: a beat that waited for one would leave a gap of ≥ 350 ms.
+      expect(Math.max(...gaps)).toBeLessThan(250);
+      expect(w.stats().heartbeatsSent).toBeGreaterThanOrEqual(16);
+    });
+
     it("appends a batch's outcome behind its InferenceStarted without waiting for that append's acknowledgement, in order", async () => {
       // The log as the worker sees it: an append holding InferenceStarted records is not
       // acknowledged until released; every append's event types are noted when it is called.
