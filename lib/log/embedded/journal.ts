@@ -35,6 +35,17 @@ import { writeFully } from './segment.js';
  *
  * A torn or corrupt entry ends the journal: its flush never completed its fsync, so no
  * appender was told it was durable.
+ *
+ * Every file begins with a **base** entry (partition 0xFFFFFFFF, no topic; its payload a CRC-32
+ * and JSON): each partition's end in the segment files when the file began (all below is made
+ * durable by the segment fsyncs of the checkpoint that began it, or of the open) and how many
+ * bytes the file before it had then. On open the journal's entries, oldest file first, are its
+ * **consistent prefix**: a file whose predecessor ends short of the bytes its base names follows
+ * a write that never completed, so neither it nor anything after it is taken. A run resolves its
+ * commits only once every run before it has, so an acknowledged commit is always in the prefix.
+ * The caller cuts every partition back to its durable end (its base, or past the last of its
+ * records in the prefix): a record the kernel wrote back to a segment file ahead of the journal
+ * is not kept when a record it was made on was lost.
  */
 
 const FILE = /^(\d{20})\.journal$/;
@@ -45,6 +56,8 @@ const ZEROS = Buffer.alloc(1024 * 1024);
 /** Journal fsyncs in progress at once (libuv's thread pool has four threads). */
 export const MAX_RUNS = 4;
 const HEADER = 14;
+/** The partition field of a base entry. */
+const BASE_PARTITION = 0xffffffff;
 
 export interface JournalOptions {
   dir: string;
@@ -62,6 +75,28 @@ export interface JournalEntry {
   topic: string;
   partition: number;
   frames: Buffer;
+}
+
+/** A journal file's first entry: where every partition ended when the file began. */
+export interface JournalBase {
+  /** Bytes the previous file held when this one began (0 for the first file of an open). */
+  prevBytes: number;
+  /** `[topic, partition, end offset]` of every journaled partition. */
+  ends: [string, number, number][];
+}
+
+/** What `CommitJournal.open` read: the consistent prefix, and the oldest file's base. */
+export interface JournalRecovery {
+  entries: JournalEntry[];
+  /** The oldest file's base; undefined when it has none (a journal from before bases). */
+  base: JournalBase | undefined;
+}
+
+interface FileRead {
+  entries: JournalEntry[];
+  base: JournalBase | undefined;
+  /** Bytes of whole entries read from the start of the file. */
+  bytes: number;
 }
 
 interface Waiter {
@@ -87,6 +122,12 @@ export class CommitJournal {
   private immediate: NodeJS.Immediate | undefined;
   private failure: SwitchyardError | undefined;
   private checkpointing: Promise<void> | undefined;
+  /** Settles when the latest run has (resolved its commits, or failed): runs resolve in order. */
+  private lastRun: Promise<void> = Promise.resolve();
+  /** Bytes of the current file's base entry. */
+  private baseBytes = 0;
+  /** Every journaled partition's end in its segment files now (for a new file's base). */
+  private endsNow: () => [string, number, number][] = () => [];
   /** The next checkpoint. */
   private timer: NodeJS.Timeout | undefined;
   /** Relaxed entries are pending: the latest moment they get written. */
@@ -103,7 +144,7 @@ export class CommitJournal {
    * them. The caller replays the entries, makes its segments durable and then calls
    * `dropRecovered()`.
    */
-  static async open(o: JournalOptions): Promise<{ journal: CommitJournal; entries: JournalEntry[] }> {
+  static async open(o: JournalOptions): Promise<{ journal: CommitJournal } & JournalRecovery> {
     await mkdir(o.dir, { recursive: true });
     const journal = new CommitJournal(o);
     const seqs = (await readdir(o.dir))
@@ -112,21 +153,35 @@ export class CommitJournal {
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
     const entries: JournalEntry[] = [];
-    for (const seq of seqs) entries.push(...(await journal.readFile(seq)));
+    let base: JournalBase | undefined;
+    let previous: { seq: number; bytes: number } | undefined;
+    for (const seq of seqs) {
+      const read = await journal.readFile(seq);
+      if (previous === undefined) base = read.base;
+      else if (read.base !== undefined && previous.bytes < read.base.prevBytes) {
+        // The file before ends short of what it held when this one began: a write in it never
+        // completed, so nothing after it was acknowledged, and nothing after it is taken.
+        o.logger.warn({ journal: fileName(seq), previous: fileName(previous.seq), previousBytes: previous.bytes, expected: read.base.prevBytes }, 'embedded log: journal file follows an incomplete one; it is past the consistent prefix and not replayed');
+        break;
+      }
+      entries.push(...read.entries);
+      previous = { seq, bytes: read.bytes };
+    }
     journal.recovered = seqs;
     journal.seq = (seqs.at(-1) ?? 0) + 1;
     journal.handle = await open(join(o.dir, fileName(journal.seq)), 'w');
     await syncDir(o.dir);
     journal.extend();
-    return { journal, entries };
+    return { journal, entries, base };
   }
 
   private recovered: number[] = [];
 
-  private async readFile(seq: number): Promise<JournalEntry[]> {
+  private async readFile(seq: number): Promise<FileRead> {
     const path = join(this.o.dir, fileName(seq));
     const buf = await readFile(path);
     const entries: JournalEntry[] = [];
+    let base: JournalBase | undefined;
     let pos = 0;
     while (pos < buf.length) {
       // Zeros: the preallocated space after the last entry.
@@ -137,15 +192,43 @@ export class CommitJournal {
         break;
       }
       const size = buf.readUInt32BE(pos);
+      const partition = buf.readUInt32BE(pos + 8);
       const topicLen = buf.readUInt16BE(pos + 12);
-      entries.push({
-        partition: buf.readUInt32BE(pos + 8),
-        topic: buf.toString('utf8', pos + HEADER, pos + HEADER + topicLen),
-        frames: buf.subarray(pos + HEADER + topicLen, pos + 4 + size),
-      });
+      if (partition === BASE_PARTITION) {
+        if (pos === 0) base = JSON.parse(buf.toString('utf8', pos + HEADER + 4, pos + 4 + size)) as JournalBase;
+      } else {
+        entries.push({
+          partition,
+          topic: buf.toString('utf8', pos + HEADER, pos + HEADER + topicLen),
+          frames: buf.subarray(pos + HEADER + topicLen, pos + 4 + size),
+        });
+      }
       pos += 4 + size;
     }
-    return entries;
+    return { entries, base, bytes: pos };
+  }
+
+  /**
+   * Writes the current file's base entry (it must be the file's first) and resolves once it is
+   * fsynced, with every commit before it: where every partition ends now, and how many bytes the
+   * previous file held.
+   */
+  writeBase(base: JournalBase): Promise<void> {
+    const json = Buffer.from(JSON.stringify(base), 'utf8');
+    const header = Buffer.allocUnsafe(HEADER + 4);
+    header.writeUInt32BE(HEADER + json.length, 0);
+    header.writeUInt32BE(BASE_PARTITION, 8);
+    header.writeUInt16BE(0, 12);
+    header.writeUInt32BE(crc32(header.subarray(8, HEADER)), 4);
+    header.writeUInt32BE(crc32(json), HEADER);
+    // First in the file: commits queued before a checkpoint's swap follow it (their records are
+    // below the base's ends; replay skips what the segments have).
+    this.pending.unshift(header, json);
+    this.baseBytes = header.length + json.length;
+    const { promise, resolve, reject } = deferred();
+    this.waiters.push({ resolve, reject });
+    this.schedule();
+    return promise;
   }
 
   /** Deletes the files read by `open` once their entries are durable in the segments. */
@@ -154,9 +237,14 @@ export class CommitJournal {
     this.recovered = [];
   }
 
-  /** Starts the checkpoints: `syncSegments` fsyncs every segment file written since the last. */
-  start(syncSegments: () => Promise<void>): void {
+  /**
+   * Starts the checkpoints: `syncSegments` fsyncs every segment file written since the last;
+   * `endsNow` gives every journaled partition's end in its segment files (written, not only
+   * appended), for the base of each new file.
+   */
+  start(syncSegments: () => Promise<void>, endsNow: () => [string, number, number][]): void {
     this.syncSegments = syncSegments;
+    this.endsNow = endsNow;
   }
 
   /**
@@ -267,6 +355,17 @@ export class CommitJournal {
       clearTimeout(this.relaxedTimer);
       this.relaxedTimer = undefined;
     }
+    const previous = this.lastRun;
+    const ran = deferred();
+    this.lastRun = ran.promise;
+    try {
+      await this.write(bufs, waiters, previous);
+    } finally {
+      ran.resolve();
+    }
+  }
+
+  private async write(bufs: Buffer[], waiters: Waiter[], previous: Promise<void>): Promise<void> {
     try {
       if (this.failure !== undefined) throw this.failure;
       let bytes = 0;
@@ -282,15 +381,20 @@ export class CommitJournal {
       // Fill again once half of the last fill is used.
       if (this.allocated - this.size < this.lastFill / 2) this.extend();
       await handle.datasync();
+      // Recovery reads a file up to its first hole: an earlier run's write must be on disk too
+      // before these commits are acknowledged (its fsync was concurrent with this one).
+      await previous;
+      if (this.failure !== undefined) throw this.failure;
       for (const w of waiters) w.resolve();
     } catch (err) {
+      // A run after a failed one fails with it, without logging it again.
+      if (this.failure === undefined) this.o.logger.error({ err }, 'embedded log: journal write failed');
       this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', 'writing the embedded log journal failed; the log refuses synced appends until it is reopened', { cause: err });
-      this.o.logger.error({ err }, 'embedded log: journal write failed');
       for (const w of waiters) w.reject(this.failure);
       return;
     }
     if (this.size >= this.o.checkpointBytes) void this.checkpoint();
-    else if (this.timer === undefined && !this.closed) {
+    else if (this.timer === undefined && !this.closed && this.size > this.baseBytes) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         void this.checkpoint();
@@ -315,7 +419,8 @@ export class CommitJournal {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.size === 0 || this.failure !== undefined || this.closed) return;
+    // Nothing but the base since the last checkpoint: the segments hold it all already.
+    if (this.size <= this.baseBytes || this.failure !== undefined || this.closed) return;
     try {
       const nextSeq = this.seq + 1;
       const next = await open(join(this.o.dir, fileName(nextSeq)), 'w');
@@ -328,13 +433,18 @@ export class CommitJournal {
       const before = this.settled();
       const old = this.handle;
       const oldSeq = this.seq;
+      const oldBytes = this.size;
       this.handle = next;
       this.seq = nextSeq;
       this.size = 0;
+      this.baseBytes = 0;
       this.allocated = 0;
       this.extend();
+      const based = this.writeBase({ prevBytes: oldBytes, ends: this.endsNow() });
       await this.syncSegments();
       await before;
+      // The old file goes only once the new one's base is durable: it says where to cut.
+      await based;
       await old.close();
       await unlink(join(this.o.dir, fileName(oldSeq)));
     } catch (err) {
@@ -375,6 +485,10 @@ function entryProblem(buf: Buffer, pos: number): string | undefined {
   if (size < HEADER - 4 + topicLen || buf.length - pos < 4 + size) return 'short-entry';
   if (crc32(buf.subarray(pos + 8, pos + HEADER + topicLen)) !== buf.readUInt32BE(pos + 4)) return 'crc-mismatch';
   const end = pos + 4 + size;
+  if (buf.readUInt32BE(pos + 8) === BASE_PARTITION) {
+    if (size < HEADER) return 'short-base';
+    return crc32(buf.subarray(pos + HEADER + 4, end)) === buf.readUInt32BE(pos + HEADER) ? undefined : 'base: crc-mismatch';
+  }
   for (let at = pos + HEADER + topicLen; at < end; ) {
     const n = checkFrame(buf, at, end);
     if (typeof n !== 'number') return `frame: ${n}`;

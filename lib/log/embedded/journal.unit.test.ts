@@ -1,4 +1,4 @@
-import { cp, open as openFile, readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { cp, open as openFile, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -200,6 +200,85 @@ describe('embedded log commit journal', () => {
     expect(outcomes.at(-1)).toMatch(/:outcome:/);
   });
 
+  it('a commit is acknowledged only once every journal write before it is on disk too (recovery reads a file up to its first hole)', async () => {
+    const { log } = await fresh({ journalCheckpointMs: 3_600_000 });
+    const open = sync.hold();
+    const first = log.append([rec(TOPIC, 0, 'first')]);
+    await waitFor(() => sync.calls.length >= 1, { timeoutMs: 5_000, intervalMs: 1, what: "the first write's fsync to start" });
+    // The second write's fsync goes through at once; the first one's is still held.
+    sync.pass();
+    let secondDone = false;
+    const second = log.append([rec(TOPIC, 1, 'second')]).then(() => void (secondDone = true));
+    try {
+      await waitFor(() => sync.calls.length >= 2, { timeoutMs: 5_000, intervalMs: 1, what: "the second write's fsync" });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(secondDone).toBe(false);
+    } finally {
+      open();
+    }
+    await Promise.all([first, second]);
+    expect(secondDone).toBe(true);
+  });
+
+  it('a record the kernel wrote back to its segment ahead of the journal is cut when a record it was made on was lost, and commits past it are lowered', async () => {
+    const { log } = await fresh({ journalCheckpointMs: 3_600_000 });
+    await log.ensureTopics([{ name: EARLY, partitions: 2, visibility: 'written' }]);
+    await log.append([rec(EARLY, 0, 'earlier')]);
+    const requestSegmentBytes = (await stat(segment(join(dir, 'log'), EARLY, 0))).size;
+    // A request, and a decision made on it (relaxed), which a consumer group reads and commits.
+    await log.append([rec(EARLY, 0, 'request')]);
+    await log.append([rec(OTHER, 1, 'decision', 'relaxed')]);
+    let seen = false;
+    const sub = await log.subscribe({ groupId: 'reader', topics: [OTHER], onBatch: async (b) => void (seen ||= b.records.some((r) => r.value!.toString() === 'decision')) });
+    await waitFor(async () => seen && (await log.committedOffsets('reader', OTHER))[1] === 1, { timeoutMs: 5_000, intervalMs: 5, what: 'the decision read and committed' });
+    await sub.close();
+    const at = await crashCopy();
+    // The machine crashed before the journal write holding the request reached the disk (and
+    // so everything journaled after it), the request's segment tail was lost with its page
+    // cache, and the kernel had written the decision's segment back: without the cut, a
+    // decision on a request that is not in the log.
+    const [file] = await journalFiles(at);
+    const journalPath = join(at, 'journal', file!);
+    const bytes = await readFile(journalPath);
+    const hit = bytes.indexOf('k-request');
+    let start = 0;
+    while (start + 4 + bytes.readUInt32BE(start) <= hit) start += 4 + bytes.readUInt32BE(start);
+    const handle = await openFile(journalPath, 'r+');
+    await handle.write(Buffer.alloc(bytes.length - start), 0, bytes.length - start, start);
+    await handle.close();
+    await truncate(segment(at, EARLY, 0), requestSegmentBytes);
+    expect((await stat(segment(at, OTHER, 1))).size).toBeGreaterThan(0);
+    const { log: recovered, lines } = await openLog(at);
+    expect(await values(recovered, EARLY, 0)).toEqual(['0:earlier:k-earlier:earlier']);
+    expect(await values(recovered, OTHER, 1)).toEqual([]);
+    expect(lines.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: OTHER, partition: 1, from: 1, to: 0, removed: 1 });
+    // The group resumes at the new end, so the next append at offset 0 is not skipped.
+    expect((await recovered.committedOffsets('reader', OTHER))[1]).toBe(0);
+    const [next] = await recovered.append([rec(OTHER, 1, 'another')]);
+    expect(next!.offset).toBe(0);
+  });
+
+  it('a journal file that follows an incomplete one is past the consistent prefix: not replayed, and the partitions are cut to the prefix', async () => {
+    const { log } = await fresh({ journalCheckpointBytes: 8192, journalCheckpointMs: 3_600_000 });
+    const big = 'x'.repeat(600);
+    for (let i = 0; i < 4; i++) await log.append([rec(TOPIC, 0, `${i}${big}`)]);
+    const early = await values(log, TOPIC, 0);
+    // The first journal file as it was then: shorter than when the checkpoint below began the
+    // second — as when a write to it was still in flight at the crash.
+    const short = await readFile(join(dir, 'log', 'journal', '00000000000000000001.journal'));
+    for (let i = 4; i < 10; i++) await log.append([rec(TOPIC, 0, `${i}${big}`)]);
+    await waitFor(async () => (await journalFiles(join(dir, 'log'))).join() === '00000000000000000002.journal', { timeoutMs: 5_000, intervalMs: 5, what: 'one checkpoint' });
+    await log.append([rec(TOPIC, 0, 'late')]);
+    const at = await crashCopy();
+    expect((await values(log, TOPIC, 0)).length).toBe(11);
+    // Every segment written back in full; the journal: the short first file, then the second.
+    await writeFile(join(at, 'journal', '00000000000000000001.journal'), short);
+    const { log: recovered, lines } = await openLog(at);
+    expect(await values(recovered, TOPIC, 0)).toEqual(early);
+    expect(lines.find((l) => l.msg.includes('follows an incomplete one'))).toMatchObject({ journal: '00000000000000000002.journal', previous: '00000000000000000001.journal' });
+    expect(lines.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: TOPIC, partition: 0, from: 11, to: 4, removed: 7 });
+  });
+
   it('relaxed records are visible at once and written to the journal within RELAXED_SYNC_MS, or with the next synced append', async () => {
     const { log } = await fresh();
     const started = performance.now();
@@ -266,8 +345,10 @@ describe('embedded log commit journal', () => {
     while (bytes.readUInt32BE(end) !== 0) end += 4 + bytes.readUInt32BE(end);
     // The file is zero-filled ahead of its writes: its first fill, 256 KiB.
     expect(bytes.length).toBe(256 * 1024);
+    // The file's first entry is its base; the second, a flush's frames: half of one of those.
+    const second = 4 + bytes.readUInt32BE(0);
     const handle = await openFile(journal, 'r+');
-    await handle.write(bytes.subarray(0, 30), 0, 30, end);
+    await handle.write(bytes.subarray(second, second + 30), 0, 30, end);
     await handle.close();
     await truncate(segment(at, TOPIC, 1), 0);
     const { log: recovered, lines } = await openLog(at);
@@ -276,7 +357,8 @@ describe('embedded log commit journal', () => {
   });
 
   it('a checkpoint fsyncs the segment files written since the last one and starts a new journal file', async () => {
-    const { log } = await fresh({ journalCheckpointBytes: 4096, journalCheckpointMs: 3_600_000 });
+    // One checkpoint in this test: the ten records (~1.2 KB with their header) pass 8 KiB once.
+    const { log } = await fresh({ journalCheckpointBytes: 8192, journalCheckpointMs: 3_600_000 });
     const big = 'x'.repeat(600);
     for (let i = 0; i < 10; i++) await log.append([rec(TOPIC, i % 3, `${i}${big}`)]);
     await waitFor(() => sync.calls.some((c) => pathOf(c.fd).includes('/topics/')), { timeoutMs: 5_000, intervalMs: 5, what: 'a checkpoint' });
@@ -287,6 +369,7 @@ describe('embedded log commit journal', () => {
     const checkpointed = (await stat(segment(join(dir, 'log'), TOPIC, 0))).size;
     const before = await values(log, TOPIC, 0);
     await log.append([rec(TOPIC, 0, 'late')]);
+    expect(await journalFiles(join(dir, 'log'))).toEqual(['00000000000000000002.journal']);
     const at = await crashCopy();
     await truncate(segment(at, TOPIC, 0), checkpointed);
     const { log: recovered } = await openLog(at);

@@ -12,7 +12,7 @@ import { GroupCoordinator } from './group.js';
 import { acquireLock } from './lock.js';
 import { OffsetStore } from './offsets.js';
 import { resolveEmbeddedLogOptions, type EmbeddedLogOptions, type ResolvedEmbeddedLogOptions } from './options.js';
-import { CommitJournal, entryRecords } from './journal.js';
+import { CommitJournal, entryRecords, type JournalBase, type JournalEntry } from './journal.js';
 import { PartitionLog, RELAXED_SYNC_MS, type CompactionResult, type PartitionConfig } from './partition.js';
 
 /** Topic metadata as persisted in `topics.json`. */
@@ -170,13 +170,14 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
    */
   private async openJournal(): Promise<void> {
     const o = this.options;
-    const { journal, entries } = await CommitJournal.open({
+    const { journal, entries, base } = await CommitJournal.open({
       dir: join(o.dir, JOURNAL_DIR),
       logger: o.logger,
       checkpointBytes: o.journalCheckpointBytes,
       checkpointMs: o.journalCheckpointMs,
       relaxedMs: RELAXED_SYNC_MS,
     });
+    if (base !== undefined) await this.cutToJournal(base, entries);
     const touched = new Set<PartitionLog>();
     let appended = 0;
     for (const entry of entries) {
@@ -194,14 +195,59 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     }
     for (const p of touched) await p.durable();
     if (appended > 0) o.logger.warn({ records: appended, partitions: touched.size }, 'embedded log: recovered records lost from segment tails from the journal');
+    const journaled = o.fsync !== 'never' && o.journal;
+    // The new file's base before the old files go: a crash from here on cuts to these ends.
+    if (journaled) await journal.writeBase({ prevBytes: 0, ends: this.writtenEnds() });
     await journal.dropRecovered();
-    if (o.fsync === 'never' || !o.journal) {
+    if (!journaled) {
       await journal.close();
       return;
     }
-    journal.start(() => this.syncWritten());
+    journal.start(
+      () => this.syncWritten(),
+      () => this.writtenEnds(),
+    );
     this.journal = journal;
     for (const t of this.topics.values()) for (const p of t.partitions) p.useJournal(journal);
+  }
+
+  /**
+   * Cuts every partition back to the journal's consistent prefix: its end when the oldest
+   * journal file began (`base`; durable since) or just past its last record in `entries`,
+   * whichever is further. What lies beyond in a segment file the kernel wrote back ahead of the
+   * journal: it may have been made on a record the crash lost (a decision on a request whose
+   * fsync never completed), and nothing beyond was acknowledged.
+   */
+  private async cutToJournal(base: JournalBase, entries: readonly JournalEntry[]): Promise<void> {
+    const durable = new Map<PartitionLog, number>();
+    for (const [topic, partition, end] of base.ends) {
+      const p = this.topics.get(topic)?.partitions[partition];
+      if (p !== undefined) durable.set(p, end);
+    }
+    for (const entry of entries) {
+      const p = this.topics.get(entry.topic)?.partitions[entry.partition];
+      if (p === undefined) continue;
+      let last = -1;
+      for (const [offset] of entryRecords(entry)) last = offset;
+      if (last >= 0) durable.set(p, Math.max(durable.get(p) ?? 0, last + 1));
+    }
+    for (const t of this.topics.values()) {
+      for (const [partition, p] of t.partitions.entries()) {
+        // A partition in neither was created after the base and never flushed: empty.
+        const end = durable.get(p) ?? 0;
+        if (p.endOffset <= end) continue;
+        const from = p.endOffset;
+        const removed = await p.cutTo(end);
+        this.options.logger.warn({ topic: t.spec.name, partition, from, to: end, removed }, 'embedded log: cut records a segment file held past the journal (written back ahead of a commit that never completed)');
+      }
+    }
+  }
+
+  /** Every journaled partition's end in its segment files (for a journal file's base). */
+  private writtenEnds(): [string, number, number][] {
+    const ends: [string, number, number][] = [];
+    for (const t of this.topics.values()) for (const [partition, p] of t.partitions.entries()) ends.push([t.spec.name, partition, p.writtenEndOffset]);
+    return ends;
   }
 
   /** Fsyncs every partition's segment files written since their last fsync (the journal's checkpoint). */

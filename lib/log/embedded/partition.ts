@@ -105,6 +105,8 @@ export class PartitionLog {
   private segments: Segment[] = [];
   /** Offset the next appended record gets. */
   private nextOffset = 0;
+  /** End of the records written to the segment files (appended ones may still be pending). */
+  private writtenEnd = 0;
   /** Offset after the last durable record: what readers may read. */
   private visibleEnd = 0;
   private pending: PendingBatch | undefined;
@@ -224,6 +226,44 @@ export class PartitionLog {
     // never reused, so appends continue after the active segment.
     this.nextOffset = this.active.nextOffset;
     this.visibleEnd = this.nextOffset;
+    this.writtenEnd = this.nextOffset;
+  }
+
+  /**
+   * On open, before any append: removes every record at or past `end` — whole segment files
+   * past it, the one holding it truncated at its frame — and recovers again. For the journal's
+   * consistent prefix: records the kernel wrote back to a segment file ahead of the journal.
+   * Returns how many records went.
+   */
+  async cutTo(end: number): Promise<number> {
+    const removed = this.nextOffset - end;
+    if (removed <= 0) return 0;
+    const { dir } = this.cfg;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const seg = this.segments[i]!;
+      await unlink(seg.indexPath).catch(() => {});
+      if (seg.baseOffset >= end && i > 0) {
+        await unlink(seg.path);
+        continue;
+      }
+      const handle = await open(seg.path, 'r+');
+      try {
+        let cut = -1;
+        await scanFrames(handle, 0, seg.size, seg.baseOffset, (block, at, filePos) => {
+          if (cut < 0 && frameOffset(block, at) >= end) cut = filePos;
+        });
+        if (cut >= 0) {
+          await handle.truncate(cut);
+          await handle.datasync();
+        }
+      } finally {
+        await handle.close();
+      }
+      break;
+    }
+    await syncDir(dir);
+    await this.recover();
+    return removed;
   }
 
   /** Fails fast with the partition's I/O failure or closed state. */
@@ -358,6 +398,7 @@ export class PartitionLog {
         } else if (syncing) this.unsynced.add(seg);
         seg.size += part.bytes;
       }
+      this.writtenEnd = batch.endOffset;
       // Relaxed frames go to the journal too (without waiting), so a machine crash cannot
       // leave a gap below a synced record of the same partition.
       let visible = false;
@@ -405,6 +446,11 @@ export class PartitionLog {
   /** Writes through `journal` from now on (after its entries were replayed into this partition). */
   useJournal(journal: CommitJournal): void {
     this.cfg.journal = journal;
+  }
+
+  /** End of the records written to the segment files: what a journal checkpoint's segment fsyncs cover. */
+  get writtenEndOffset(): number {
+    return this.writtenEnd;
   }
 
   /** Fsyncs the segment files written since their last fsync (a journal checkpoint). */
