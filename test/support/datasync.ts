@@ -13,9 +13,11 @@ export async function instrumentDatasync(dir: string) {
   const original = proto.datasync;
   const calls: { fd: number; at: number }[] = [];
   let gate: Promise<void> | undefined;
+  let failing: ((fd: number) => boolean) | undefined;
   proto.datasync = async function (this: { fd: number }) {
     calls.push({ fd: this.fd, at: performance.now() });
     if (gate !== undefined) await gate;
+    if (failing?.(this.fd) === true) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     return original.call(this);
   };
   return {
@@ -27,6 +29,10 @@ export async function instrumentDatasync(dir: string) {
         gate = undefined;
         open();
       };
+    },
+    /** Fails (EIO) the calls on the file descriptors `which` picks, from now on. */
+    failWhen(which: (fd: number) => boolean): void {
+      failing = which;
     },
     /** Lets the calls from now on through while those already held stay held. */
     pass(): void {

@@ -81,6 +81,11 @@ export interface JournalEntry {
 export interface JournalBase {
   /** Bytes the previous file held when this one began (0 for the first file of an open). */
   prevBytes: number;
+  /**
+   * Written by an open once it had applied every older file and fsynced the segments: recovery
+   * starts at the newest such file (older ones are leftovers whose deletion was not durable).
+   */
+  opened?: boolean;
   /** `[topic, partition, end offset]` of every journaled partition. */
   ends: [string, number, number][];
 }
@@ -152,11 +157,13 @@ export class CommitJournal {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
+    const reads: [number, FileRead][] = [];
+    for (const seq of seqs) reads.push([seq, await journal.readFile(seq)]);
+    const from = Math.max(0, reads.findLastIndex(([, read]) => read.base?.opened === true));
     const entries: JournalEntry[] = [];
     let base: JournalBase | undefined;
     let previous: { seq: number; bytes: number } | undefined;
-    for (const seq of seqs) {
-      const read = await journal.readFile(seq);
+    for (const [seq, read] of reads.slice(from)) {
       if (previous === undefined) base = read.base;
       else if (read.base !== undefined && previous.bytes < read.base.prevBytes) {
         // The file before ends short of what it held when this one began: a write in it never
@@ -234,7 +241,13 @@ export class CommitJournal {
   /** Deletes the files read by `open` once their entries are durable in the segments. */
   async dropRecovered(): Promise<void> {
     for (const seq of this.recovered) await unlink(join(this.o.dir, fileName(seq)));
+    if (this.recovered.length > 0) await syncDir(this.o.dir);
     this.recovered = [];
+  }
+
+  /** Whether `open` found journal files of an earlier run (it ended without a clean close). */
+  get hadFiles(): boolean {
+    return this.recovered.length > 0;
   }
 
   /**

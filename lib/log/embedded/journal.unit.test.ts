@@ -75,6 +75,18 @@ describe('embedded log commit journal', () => {
     return to;
   };
 
+  /** A journal write that never reached the disk: zeros from the entry holding `marker` on. */
+  const loseJournalFrom = async (journalPath: string, marker: string) => {
+    const bytes = await readFile(journalPath);
+    const hit = bytes.indexOf(marker);
+    expect(hit).toBeGreaterThan(0);
+    let start = 0;
+    while (start + 4 + bytes.readUInt32BE(start) <= hit) start += 4 + bytes.readUInt32BE(start);
+    const handle = await openFile(journalPath, 'r+');
+    await handle.write(Buffer.alloc(bytes.length - start), 0, bytes.length - start, start);
+    await handle.close();
+  };
+
   it('concurrent appends to twelve partitions are made durable by one fdatasync of the journal', async () => {
     const { log } = await fresh();
     // The first append to a partition creates its segment file (an open and a directory fsync).
@@ -238,20 +250,13 @@ describe('embedded log commit journal', () => {
     // cache, and the kernel had written the decision's segment back: without the cut, a
     // decision on a request that is not in the log.
     const [file] = await journalFiles(at);
-    const journalPath = join(at, 'journal', file!);
-    const bytes = await readFile(journalPath);
-    const hit = bytes.indexOf('k-request');
-    let start = 0;
-    while (start + 4 + bytes.readUInt32BE(start) <= hit) start += 4 + bytes.readUInt32BE(start);
-    const handle = await openFile(journalPath, 'r+');
-    await handle.write(Buffer.alloc(bytes.length - start), 0, bytes.length - start, start);
-    await handle.close();
+    await loseJournalFrom(join(at, 'journal', file!), 'k-request');
     await truncate(segment(at, EARLY, 0), requestSegmentBytes);
     expect((await stat(segment(at, OTHER, 1))).size).toBeGreaterThan(0);
     const { log: recovered, lines } = await openLog(at);
     expect(await values(recovered, EARLY, 0)).toEqual(['0:earlier:k-earlier:earlier']);
     expect(await values(recovered, OTHER, 1)).toEqual([]);
-    expect(lines.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: OTHER, partition: 1, from: 1, to: 0, removed: 1 });
+    expect(lines.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: OTHER, partition: 1, from: 1, to: 0 });
     // The group resumes at the new end, so the next append at offset 0 is not skipped.
     expect((await recovered.committedOffsets('reader', OTHER))[1]).toBe(0);
     const [next] = await recovered.append([rec(OTHER, 1, 'another')]);
@@ -259,7 +264,9 @@ describe('embedded log commit journal', () => {
   });
 
   it('a journal file that follows an incomplete one is past the consistent prefix: not replayed, and the partitions are cut to the prefix', async () => {
-    const { log } = await fresh({ journalCheckpointBytes: 8192, journalCheckpointMs: 3_600_000 });
+    // Each record is ~1.9 KB in the journal: the first file takes 7 before a checkpoint at 12 KiB,
+    // the second at most 4 and 'late' (one checkpoint however the swap falls).
+    const { log } = await fresh({ journalCheckpointBytes: 12_288, journalCheckpointMs: 3_600_000 });
     const big = 'x'.repeat(600);
     for (let i = 0; i < 4; i++) await log.append([rec(TOPIC, 0, `${i}${big}`)]);
     const early = await values(log, TOPIC, 0);
@@ -273,10 +280,22 @@ describe('embedded log commit journal', () => {
     expect((await values(log, TOPIC, 0)).length).toBe(11);
     // Every segment written back in full; the journal: the short first file, then the second.
     await writeFile(join(at, 'journal', '00000000000000000001.journal'), short);
+    const leftovers = await Promise.all(['00000000000000000001.journal', '00000000000000000002.journal'].map(async (f) => [f, await readFile(join(at, 'journal', f))] as const));
     const { log: recovered, lines } = await openLog(at);
     expect(await values(recovered, TOPIC, 0)).toEqual(early);
     expect(lines.find((l) => l.msg.includes('follows an incomplete one'))).toMatchObject({ journal: '00000000000000000002.journal', previous: '00000000000000000001.journal' });
-    expect(lines.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: TOPIC, partition: 0, from: 11, to: 4, removed: 7 });
+    expect(lines.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: TOPIC, partition: 0, from: 11, to: 4 });
+    // Appends go on, acknowledged through the open's new journal file. Were the old files'
+    // deletion not durable, a crash would bring them back beside it: recovery starts at the
+    // newest file an open began, so the two old ones cannot end the prefix before it.
+    const [after] = await recovered.append([rec(TOPIC, 0, 'after')]);
+    expect(after!.offset).toBe(4);
+    const again = join(dir, 'crashed-again');
+    await cp(at, again, { recursive: true });
+    for (const [f, bytes] of leftovers) await writeFile(join(again, 'journal', f), bytes);
+    await truncate(segment(again, TOPIC, 0), (await stat(segment(again, TOPIC, 0))).size - 1);
+    const { log: reopened } = await openLog(again);
+    expect(await values(reopened, TOPIC, 0)).toEqual([...early, '4:after:k-after:after']);
   });
 
   it('relaxed records are visible at once and written to the journal within RELAXED_SYNC_MS, or with the next synced append', async () => {
@@ -357,8 +376,9 @@ describe('embedded log commit journal', () => {
   });
 
   it('a checkpoint fsyncs the segment files written since the last one and starts a new journal file', async () => {
-    // One checkpoint in this test: the ten records (~1.2 KB with their header) pass 8 KiB once.
-    const { log } = await fresh({ journalCheckpointBytes: 8192, journalCheckpointMs: 3_600_000 });
+    // One checkpoint in this test: each record is ~1.9 KB in the journal, the first file takes 7
+    // before 12 KiB, the second at most 4 and the two late ones.
+    const { log } = await fresh({ journalCheckpointBytes: 12_288, journalCheckpointMs: 3_600_000 });
     const big = 'x'.repeat(600);
     for (let i = 0; i < 10; i++) await log.append([rec(TOPIC, i % 3, `${i}${big}`)]);
     await waitFor(() => sync.calls.some((c) => pathOf(c.fd).includes('/topics/')), { timeoutMs: 5_000, intervalMs: 5, what: 'a checkpoint' });
@@ -368,12 +388,20 @@ describe('embedded log commit journal', () => {
     // Everything before the checkpoint is in the segments: a crash now replays only what came after.
     const checkpointed = (await stat(segment(join(dir, 'log'), TOPIC, 0))).size;
     const before = await values(log, TOPIC, 0);
+    const before1 = await values(log, TOPIC, 1);
     await log.append([rec(TOPIC, 0, 'late')]);
+    await log.append([rec(TOPIC, 1, 'late1')]);
     expect(await journalFiles(join(dir, 'log'))).toEqual(['00000000000000000002.journal']);
     const at = await crashCopy();
     await truncate(segment(at, TOPIC, 0), checkpointed);
-    const { log: recovered } = await openLog(at);
+    // The journal write holding 'late1' never reached the disk, but its segment was written
+    // back: partition 1 is cut to where the base says it ended at the checkpoint.
+    await loseJournalFrom(join(at, 'journal', '00000000000000000002.journal'), 'k-late1');
+    const { log: recovered, lines: cut } = await openLog(at);
     expect(await values(recovered, TOPIC, 0)).toEqual([...before, `${before.length}:late:k-late:late`]);
+    expect(await values(recovered, TOPIC, 1)).toEqual(before1);
+    expect(before1.length).toBeGreaterThan(0);
+    expect(cut.find((l) => l.msg.includes('cut records a segment file held past the journal'))).toMatchObject({ topic: TOPIC, partition: 1, from: before1.length + 1, to: before1.length });
     // Had the checkpointed part been lost too, the journal could not fill the gap, and says so.
     const lost = await crashCopy();
     await truncate(segment(lost, TOPIC, 0), 0);
@@ -384,6 +412,17 @@ describe('embedded log commit journal', () => {
     // The first record after the checkpoint's file swap: 'late', or one just before it.
     expect(gap?.gapAt).toBeGreaterThan(0);
     expect(gap?.gapAt).toBeLessThanOrEqual(before.length);
+  });
+
+  it("a checkpoint whose segment fsync fails keeps the journal file that holds those records, and the log refuses synced appends", async () => {
+    const { log, lines } = await fresh({ journalCheckpointBytes: 12_288, journalCheckpointMs: 3_600_000 });
+    sync.failWhen((fd) => pathOf(fd).includes(`/topics/${TOPIC}/0/`));
+    const big = 'x'.repeat(600);
+    for (let i = 0; i < 8; i++) await log.append([rec(TOPIC, i % 2, `${i}${big}`)]);
+    await waitFor(() => lines.some((l) => l.msg.includes('journal checkpoint failed')), { timeoutMs: 5_000, intervalMs: 5, what: 'the checkpoint to fail' });
+    // The first file stays: partition 0's records are durable nowhere else.
+    expect(await journalFiles(join(dir, 'log'))).toContain('00000000000000000001.journal');
+    await expect(log.append([rec(TOPIC, 1, 'after')])).rejects.toMatchObject({ code: 'SY_ERR_LOG_IO' });
   });
 
   it('a SIGKILLed writer: every append it saw acknowledged is there after reopening, at its offset, and appends go on', async () => {

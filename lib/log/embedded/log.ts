@@ -196,8 +196,13 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
     for (const p of touched) await p.durable();
     if (appended > 0) o.logger.warn({ records: appended, partitions: touched.size }, 'embedded log: recovered records lost from segment tails from the journal');
     const journaled = o.fsync !== 'never' && o.journal;
-    // The new file's base before the old files go: a crash from here on cuts to these ends.
-    if (journaled) await journal.writeBase({ prevBytes: 0, ends: this.writtenEnds() });
+    if (journaled) {
+      // After a crash the segment files' tails may be in the page cache only (and what was
+      // replayed into relaxed partitions is not fsynced yet): durable before a base names them.
+      if (journal.hadFiles) for (const t of this.topics.values()) for (const p of t.partitions) await p.syncActive();
+      // The new file's base before the old files go: a crash from here on cuts to these ends.
+      await journal.writeBase({ prevBytes: 0, opened: true, ends: this.writtenEnds() });
+    }
     await journal.dropRecovered();
     if (!journaled) {
       await journal.close();
@@ -237,8 +242,8 @@ export class EmbeddedLog implements EventLog, ConsumerHost {
         const end = durable.get(p) ?? 0;
         if (p.endOffset <= end) continue;
         const from = p.endOffset;
-        const removed = await p.cutTo(end);
-        this.options.logger.warn({ topic: t.spec.name, partition, from, to: end, removed }, 'embedded log: cut records a segment file held past the journal (written back ahead of a commit that never completed)');
+        await p.cutTo(end);
+        this.options.logger.warn({ topic: t.spec.name, partition, from, to: p.endOffset }, 'embedded log: cut records a segment file held past the journal (written back ahead of a commit that never completed)');
       }
     }
   }

@@ -93,6 +93,8 @@ export class OffsetStore {
       if (end !== undefined && offset > end) lowered.push(this.commit(groupId, topic, partition, end, timestamp));
     }
     await Promise.all(lowered);
+    // Durable before appends resume: a lowered commit lost in a crash would come back past records appended since.
+    if (lowered.length > 0) await this.log.syncWritten();
   }
 
   private scheduleWrite(): Promise<void> {

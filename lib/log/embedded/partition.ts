@@ -233,11 +233,10 @@ export class PartitionLog {
    * On open, before any append: removes every record at or past `end` — whole segment files
    * past it, the one holding it truncated at its frame — and recovers again. For the journal's
    * consistent prefix: records the kernel wrote back to a segment file ahead of the journal.
-   * Returns how many records went.
+   * The end afterwards is `end`, or the first segment's base when that is past it.
    */
-  async cutTo(end: number): Promise<number> {
-    const removed = this.nextOffset - end;
-    if (removed <= 0) return 0;
+  async cutTo(end: number): Promise<void> {
+    if (this.nextOffset <= end) return;
     const { dir } = this.cfg;
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const seg = this.segments[i]!;
@@ -263,7 +262,13 @@ export class PartitionLog {
     }
     await syncDir(dir);
     await this.recover();
-    return removed;
+    if (this.nextOffset < end) {
+      // The records just below `end` were compacted away: an empty segment at `end` keeps
+      // their offsets from being used again.
+      await (await open(new Segment(dir, end, this.cfg.indexIntervalBytes).path, 'w')).close();
+      await syncDir(dir);
+      await this.recover();
+    }
   }
 
   /** Fails fast with the partition's I/O failure or closed state. */
@@ -415,9 +420,19 @@ export class PartitionLog {
         await committed;
       }
       for (const seg of batch.toSeal) {
-        // A segment is on disk before its handle closes, relaxed or not.
-        await this.syncing;
-        if (this.unsynced.delete(seg)) await seg.writeHandle?.datasync();
+        // A segment is on disk before its handle closes, relaxed or not. In the fsync chain, so
+        // that a journal checkpoint (`syncWritten`) waits for it too.
+        const sealing = this.syncing.then(async () => {
+          if (!this.unsynced.delete(seg)) return;
+          try {
+            await seg.writeHandle?.datasync();
+          } catch (err) {
+            this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', `syncing ${this.name} failed; the partition refuses appends until the log is reopened`, { cause: err, detail: { topic: this.cfg.topic, partition: this.cfg.partition } });
+            throw this.failure;
+          }
+        });
+        this.syncing = sealing.catch(() => {});
+        await sealing;
         await this.seal(seg);
       }
       if (journal === undefined && this.unsynced.size > 0) this.scheduleRelaxedSync();
@@ -453,9 +468,29 @@ export class PartitionLog {
     return this.writtenEnd;
   }
 
-  /** Fsyncs the segment files written since their last fsync (a journal checkpoint). */
-  syncWritten(): Promise<void> {
-    return this.unsynced.size === 0 ? this.syncing : this.syncRelaxed();
+  /**
+   * Fsyncs the segment files written since their last fsync (a journal checkpoint, or the open's
+   * base); rejects when any of them failed, so that the journal that holds their records stays.
+   */
+  async syncWritten(): Promise<void> {
+    await (this.unsynced.size === 0 ? this.syncing : this.syncRelaxed());
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /**
+   * On open, after a crash: fsyncs the active segment file, whose tail may be in the page cache
+   * only (written before the crash, never fsynced), before a journal base names it as durable.
+   * Closed segments were fsynced before they were sealed.
+   */
+  async syncActive(): Promise<void> {
+    const seg = this.active;
+    if (!seg.fileCreated) return;
+    const handle = await open(seg.path, 'r+');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
   }
 
   /**
