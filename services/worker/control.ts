@@ -22,8 +22,21 @@ export class ControlReader {
     this.topic = ctx.topics.control.name;
   }
 
-  /** Fold everything up to the current end of control (or at least up to `until`). Returns the new position. */
-  async catchUp(until?: number): Promise<number> {
+  /** The catch-up in progress: one at a time, so that records are folded once and in order. */
+  private running: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Fold everything up to the current end of control (or at least up to `until`). Returns the
+   * new position. Calls made while one runs wait for it and then read on from where it stopped
+   * (two at once would interleave at their awaits and could fold a record before the one below it).
+   */
+  catchUp(until?: number): Promise<number> {
+    const run = this.running.then(() => this.readToEnd(until));
+    this.running = run.catch(() => {});
+    return run;
+  }
+
+  private async readToEnd(until?: number): Promise<number> {
     const { log, codec, logger } = this.ctx;
     for (;;) {
       const end = (await log.endOffsets(this.topic))[0] ?? 0;
