@@ -422,17 +422,8 @@ export class PartitionLog {
       for (const seg of batch.toSeal) {
         // A segment is on disk before its handle closes, relaxed or not. In the fsync chain, so
         // that a journal checkpoint (`syncWritten`) waits for it too.
-        const sealing = this.syncing.then(async () => {
-          if (!this.unsynced.delete(seg)) return;
-          try {
-            await seg.writeHandle?.datasync();
-          } catch (err) {
-            this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', `syncing ${this.name} failed; the partition refuses appends until the log is reopened`, { cause: err, detail: { topic: this.cfg.topic, partition: this.cfg.partition } });
-            throw this.failure;
-          }
-        });
-        this.syncing = sealing.catch(() => {});
-        await sealing;
+        await this.chainSync(() => (this.unsynced.delete(seg) ? [seg] : []));
+        if (this.failure !== undefined) throw this.failure;
         await this.seal(seg);
       }
       if (journal === undefined && this.unsynced.size > 0) this.scheduleRelaxedSync();
@@ -537,17 +528,27 @@ export class PartitionLog {
 
   /** Fsyncs what relaxed flushes wrote; a failure fails the partition like a failed flush. */
   private syncRelaxed(): Promise<void> {
-    const run = this.syncing.then(async () => {
+    return this.chainSync(() => {
       const segs = [...this.unsynced];
       this.unsynced.clear();
+      return segs;
+    });
+  }
+
+  /**
+   * Fsyncs the segments `take` picks when the fsyncs before it are done: one chain, which a
+   * journal checkpoint waits on. Never rejects; a failure fails the partition.
+   */
+  private chainSync(take: () => Segment[]): Promise<void> {
+    const run = this.syncing.then(async () => {
       try {
-        for (const seg of segs) await seg.writeHandle?.datasync();
+        for (const seg of take()) await seg.writeHandle?.datasync();
       } catch (err) {
         this.failure ??= new SwitchyardError('SY_ERR_LOG_IO', `syncing ${this.name} failed; the partition refuses appends until the log is reopened`, {
           cause: err,
           detail: { topic: this.cfg.topic, partition: this.cfg.partition },
         });
-        this.cfg.logger.error({ err, topic: this.cfg.topic, partition: this.cfg.partition }, 'embedded log: relaxed fsync failed');
+        this.cfg.logger.error({ err, topic: this.cfg.topic, partition: this.cfg.partition }, 'embedded log: segment fsync failed');
       }
     });
     this.syncing = run;
