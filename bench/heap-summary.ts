@@ -81,21 +81,28 @@ class Graph {
     return BY_KIND_ONLY.has(kind) ? kind : `${kind}:${this.name(i).slice(0, 60)}`;
   }
 
-  /** For each node, its first strong retainer and the edge's name (weak edges are skipped). */
+  /**
+   * For each node, its first strong retainer and the edge's name (weak edges are skipped).
+   * Edges V8 marks `internal` (an array's backing store holding its elements, say) count only
+   * for a node nothing else retains: an object in an array is retained both by the array and by
+   * its elements store, and which of the two comes first in the snapshot varies from run to run.
+   */
   firstRetainers(): { from: Int32Array; edge: string[] } {
     const from = new Int32Array(this.n).fill(-1);
     const edge: string[] = new Array<string>(this.n);
     const { nodes, edges, strings } = this.s;
-    let e = 0;
-    for (let i = 0; i < this.n; i++) {
-      const count = nodes[i * this.nf + this.at.edges]!;
-      for (let k = 0; k < count; k++, e += this.ef) {
-        const kind = this.edgeKinds[edges[e + this.at.eType]!]!;
-        if (kind === 'weak') continue;
-        const to = edges[e + this.at.eTo]! / this.nf;
-        if (from[to] !== -1) continue;
-        from[to] = i;
-        edge[to] = kind === 'element' || kind === 'hidden' ? '[i]' : String(strings[edges[e + this.at.eName]!]);
+    for (const internal of [false, true]) {
+      let e = 0;
+      for (let i = 0; i < this.n; i++) {
+        const count = nodes[i * this.nf + this.at.edges]!;
+        for (let k = 0; k < count; k++, e += this.ef) {
+          const kind = this.edgeKinds[edges[e + this.at.eType]!]!;
+          if (kind === 'weak' || (kind === 'internal') !== internal) continue;
+          const to = edges[e + this.at.eTo]! / this.nf;
+          if (from[to] !== -1) continue;
+          from[to] = i;
+          edge[to] = kind === 'element' || kind === 'hidden' ? '[i]' : String(strings[edges[e + this.at.eName]!]);
+        }
       }
     }
     return { from, edge };
