@@ -16,7 +16,7 @@ import { summarizeAllocations, type AllocationSummary, type HeapSamplingProfile 
 import { median, round } from './stats.js';
 
 /**
- * `npm run bench -- cpu [--rate N] [--seconds S] [--baseline <checkout>] [--up-args="<flags>"] [--quick] [--json]`:
+ * `npm run bench -- cpu [--rate N] [--seconds S] [--baseline <checkout>] [--up-args="<flags>"] [--node-args="<flags>"] [--quick] [--json]`:
  * where the CPU and the time of a request go in `switchyard up` (issue 11). The shipped `noop`
  * model on the embedded log with the default fsync, an open loop at a fixed rate from the peers
  * benchmark's load generator (a process of its own, unique inputs):
@@ -32,7 +32,8 @@ import { median, round } from './stats.js';
  * With `--baseline`, another built checkout (e.g. `git worktree add /tmp/before <commit>` then
  * `npm ci && npm run build` there) is measured the same way in the same run, runs alternating,
  * so the two see the same machine. With `--up-args="<flags>"` (e.g. `--up-args="--controllers 0"`), this
- * tree's `switchyard up <flags>` is measured the same way beside its defaults.
+ * tree's `switchyard up <flags>` is measured the same way beside its defaults; with
+ * `--node-args="<flags>"` (e.g. `--node-args="--max-semi-space-size=64"`), this tree under those node flags.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -43,6 +44,8 @@ interface Variant {
   checkout: string;
   /** More flags for its \`switchyard up\`. */
   upArgs?: string[];
+  /** Flags for the node process that runs it. */
+  nodeArgs?: string[];
 }
 
 interface Run {
@@ -86,8 +89,9 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     variants.unshift({ name: `baseline (${revision(checkout)})`, checkout });
   }
   if (ctx.upArgs !== undefined && ctx.upArgs.length > 0) variants.push({ name: `this tree, up ${ctx.upArgs.join(' ')}`, checkout: ROOT, upArgs: ctx.upArgs });
+  if (ctx.nodeArgs !== undefined && ctx.nodeArgs.length > 0) variants.push({ name: `this tree, node ${ctx.nodeArgs.join(' ')}`, checkout: ROOT, nodeArgs: ctx.nodeArgs });
   /** With two variants, the second over the first. */
-  const ratioLabel = ctx.baseline !== undefined ? 'this tree ÷ baseline' : `up ${ctx.upArgs?.join(' ') ?? ''} ÷ defaults`;
+  const ratioLabel = ctx.baseline !== undefined ? 'this tree ÷ baseline' : variants[1]?.nodeArgs !== undefined ? `node ${ctx.nodeArgs?.join(' ') ?? ''} ÷ defaults` : `up ${ctx.upArgs?.join(' ') ?? ''} ÷ defaults`;
   if (!existsSync(join(ROOT, 'dist', 'BUILD'))) ctx.progress('dist/ is not built: this tree runs from its sources through tsx (npm run build first to measure what ships)');
   const loadBefore = loadavg();
   const byVariant = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
@@ -100,7 +104,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   for (let r = 0; r < runs; r++) {
     for (const v of variants) {
       ctx.progress(`${v.name} run ${r + 1}/${runs}: ${idleSeconds} s idle, then ${rate} req/s for ${seconds} s`);
-      const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [] });
+      const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: v.nodeArgs ?? [] });
       ran.set(v.name, up.ran);
       try {
         const before = treeTicks(up.pid);
@@ -129,7 +133,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   for (const v of variants) {
     ctx.progress(`${v.name}: one more window under the V8 profiler (--cpu-prof)`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-prof-'));
-    const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+    const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: [...(v.nodeArgs ?? []), '--cpu-prof', '--cpu-prof-dir', dir] });
     try {
       const m = await measureLoad(job(up.url, `${v.name} profiled`), up.pid);
       const windowEnd = Date.now();
@@ -155,7 +159,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.progress(`${v.name}: one more window under V8's sampling heap profiler`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-alloc-'));
     const file = join(dir, 'alloc.heapprofile');
-    const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: ['--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
+    const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: [...(v.nodeArgs ?? []), '--import', HEAP_SAMPLING], env: { SWITCHYARD_HEAP_SAMPLING_FILE: file } });
     try {
       // The profiler runs from the end of the warm-up to the end of the window (bench/heap-sampling.mjs).
       const signal = (): void => void process.kill(up.pid, 'SIGUSR2');

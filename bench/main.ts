@@ -28,6 +28,8 @@ export interface BenchContext {
   baseline?: string;
   /** `--up-args="<flags>"`: also measure this tree's \`switchyard up <flags>\` beside its defaults (cpu), e.g. \`--controllers 0\`. */
   upArgs?: string[];
+  /** `--node-args="<flags>"`: also measure this tree's \`switchyard up\` under these node flags beside its defaults (cpu), e.g. \`--max-semi-space-size=64\`. */
+  nodeArgs?: string[];
   progress: (line: string) => void;
 }
 
@@ -47,7 +49,7 @@ const benches: Record<string, () => Promise<Bench>> = {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' }, baseline: { type: 'string' }, 'up-args': { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' }, baseline: { type: 'string' }, 'up-args': { type: 'string' }, 'node-args': { type: 'string' } },
 });
 // Without a name: every benchmark but those that start \`switchyard up\` as users run it (cpu, the
 // soak: 30 minutes by default; peers also installs Ray Serve and wants a broker); run those by name.
@@ -70,6 +72,7 @@ for (const name of names) {
     ...(values.seconds !== undefined ? { seconds: Number(values.seconds) } : {}),
     ...(values.baseline !== undefined ? { baseline: values.baseline } : {}),
     ...(values['up-args'] !== undefined ? { upArgs: values['up-args'].split(/\s+/).filter(Boolean) } : {}),
+    ...(values['node-args'] !== undefined ? { nodeArgs: values['node-args'].split(/\s+/).filter(Boolean) } : {}),
     progress: (line) => process.stderr.write(`[${name}] ${line}\n`),
   });
   mkdirSync('bench/results', { recursive: true });

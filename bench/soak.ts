@@ -28,10 +28,12 @@ import { percentile, round } from './stats.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
 /**
- * Minutes before the RSS slope is measured: the JIT settles and the bounded caches fill — at
+ * Minutes before the RSS slope is measured: the JIT settles and the bounded memories fill — at
  * 300 req/s the results tracker reaches its 100k requests at ~5.5 min, the controller's outcome
- * memory its 10k per results partition at ~7 min, and the tail caches of the requests
- * partitions their 4 MiB at ~11 min. A third of the run, at least 2 minutes.
+ * memory its 10k per results partition at ~7 min and the router's 200k decided ids at ~11 min
+ * (the embedded log's tail caches hold 10 s of records, full within seconds); V8 then sizes its
+ * old generation to them over a few more mark-compacts. A third of the run, at least 2 minutes:
+ * at the default 30 minutes the slope's first points still see the router's ids filling.
  */
 const warmupMinutes = (minutes: number): number => Math.max(2, Math.round(minutes / 3));
 
@@ -45,6 +47,12 @@ interface Minute {
   latencies: number[];
   rssMiB: number;
   cpuMs: number;
+  /**
+   * CPU of this process (the load generator) over the minute, ms: the same work every minute, so
+   * it is the control for the machine's speed — when the server's CPU per request rises and this
+   * rises with it, the machine slowed down (a neighbour), not the server.
+   */
+  clientCpuMs: number;
   /** From the gateway's /metrics at the minute's end. */
   server: ServerMetrics | undefined;
   done: boolean;
@@ -103,6 +111,12 @@ function processFigures(pid: number): { rssMiB: number; cpuMs: number } {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { rssMiB: rssKiB / 1024, cpuMs: ticks * 10 }; // CLK_TCK is 100 on Linux
+}
+
+/** CPU (user + system) of this process since `from` (a \`process.cpuUsage()\`), ms. */
+function cpuMsSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1000;
 }
 
 /** Least-squares slope of RSS (MiB) against requests completed, as MB per 100k requests. */
@@ -200,7 +214,8 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     const start = performance.now();
     const startCpu = processFigures(pid).cpuMs;
     let lastCpu = startCpu;
-    const windows: Minute[] = Array.from({ length: minutes }, (_, m) => ({ minute: m + 1, due: 0, ok: 0, shed: 0, failed: 0, pending: 0, latencies: [], rssMiB: 0, cpuMs: 0, server: undefined, done: false }));
+    let lastClientCpu = process.cpuUsage();
+    const windows: Minute[] = Array.from({ length: minutes }, (_, m) => ({ minute: m + 1, due: 0, ok: 0, shed: 0, failed: 0, pending: 0, latencies: [], rssMiB: 0, cpuMs: 0, clientCpuMs: 0, server: undefined, done: false }));
     const sampling = new Set<Promise<void>>();
     const inFlight = new Set<Promise<void>>();
     const report = (m: Minute): void => {
@@ -209,7 +224,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
       m.latencies.sort((a, b) => a - b);
       rows.push(m);
       ctx.progress(
-        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB, heap ${round(m.server.heapMiB, 0)} MiB of ${round(m.server.heapTotalMiB, 0)} committed, external ${round(m.server.externalMiB, 0)} MiB (tracker: ${m.server.trackedRequests} requests, ${round(m.server.trackedMiB, 0)} MiB), CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req`,
+        `minute ${m.minute}: ${m.due} due, ${m.ok} ok, ${m.shed} shed, ${m.failed} failed, p50 ${round(percentile(m.latencies, 50), 1)} ms, p99 ${round(percentile(m.latencies, 99), 1)} ms, RSS ${round(m.rssMiB, 0)} MiB, heap ${round(m.server.heapMiB, 0)} MiB of ${round(m.server.heapTotalMiB, 0)} committed, external ${round(m.server.externalMiB, 0)} MiB (tracker: ${m.server.trackedRequests} requests, ${round(m.server.trackedMiB, 0)} MiB), CPU ${round(m.cpuMs / Math.max(1, m.ok), 2)} ms/req (load generator ${round(m.clientCpuMs / Math.max(1, m.due), 2)})`,
       );
     };
     for (let i = 0; i < total; ) {
@@ -241,6 +256,8 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           m.rssMiB = f.rssMiB;
           m.cpuMs = f.cpuMs - lastCpu;
           lastCpu = f.cpuMs;
+          m.clientCpuMs = cpuMsSince(lastClientCpu);
+          lastClientCpu = process.cpuUsage();
           const sample: Promise<void> = serverMetrics(url).then((x) => {
             m.server = x ?? { trackedRequests: Number.NaN, trackedMiB: Number.NaN, heapMiB: Number.NaN, heapTotalMiB: Number.NaN, externalMiB: Number.NaN, gcMs: Number.NaN };
             sampling.delete(sample);
@@ -280,11 +297,16 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     const early = rows.length >= 7 ? rows.slice(1, 4).flatMap((m) => m.latencies).sort((x, y) => x - y) : undefined;
     const late = rows.length >= 7 ? rows.slice(-3).flatMap((m) => m.latencies).sort((x, y) => x - y) : undefined;
 
+    const perRequest = (ms: (m: Minute) => number, of: (m: Minute) => number) => (ms3: Minute[]) => ms3.reduce((n, m) => n + ms(m), 0) / Math.max(1, ms3.reduce((n, m) => n + of(m), 0));
+    const serverPer = perRequest((m) => m.cpuMs, (m) => m.ok);
+    const clientPer = perRequest((m) => m.clientCpuMs, (m) => m.due);
+    const cpuDrift = rows.length >= 7 ? { server: ratio(serverPer(rows.slice(-3)), serverPer(rows.slice(1, 4))), client: ratio(clientPer(rows.slice(-3)), clientPer(rows.slice(1, 4))) } : undefined;
+
     succeeded = true;
     return [
       {
         title: `Soak: switchyard up (embedded, default fsync, no-op model), HTTP open loop at ${rate} req/s for ${minutes} min`,
-        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'heap MiB', 'heap committed MiB', 'external MiB', 'GC ms', 'tracker requests', 'tracker MiB', 'CPU ms/req'],
+        columns: ['minute', 'due', 'ok', 'shed', 'failed', 'p50 ms', 'p99 ms', 'RSS MiB', 'heap MiB', 'heap committed MiB', 'external MiB', 'GC ms', 'tracker requests', 'tracker MiB', 'CPU ms/req', 'load generator CPU ms/req'],
         rows: rows.map((m, i) => [
           m.minute,
           m.due,
@@ -302,6 +324,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
           m.server!.trackedRequests,
           Math.round(m.server!.trackedMiB),
           round(m.cpuMs / Math.max(1, m.ok), 2),
+          round(m.clientCpuMs / Math.max(1, m.due), 2),
         ]),
         notes: [
           `Load generator: this process (fetch, keep-alive), latency from each request's due time; unique inputs, cacheable false. Server: \`switchyard up\` as its own process (bin/switchyard.js), RSS and CPU from /proc at the end of each minute; the gateway results tracker's requests and counted bytes, V8's used and committed heap, external memory (Buffers) and the GC pause time of the minute from its /metrics then. Achieved ${round(rows.reduce((n, m) => n + m.due, 0) / elapsedS, 1)} req/s.`,
@@ -311,7 +334,7 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
             ? [`Last three minutes vs minutes 2–4, latencies pooled (${late.length} and ${early.length} requests): p50 ×${ratio(percentile(late, 50), percentile(early, 50))}, p99 ×${ratio(percentile(late, 99), percentile(early, 99))}.`]
             : []),
           `RSS slope after minute ${warmup}: ${round(mbPer100k, 1)} MB per 100k requests (goal: ≤ 5); over the last ${Math.min(10, all.length)} minutes: ${round(lastTen, 1)}. RSS ${Math.round(rows[0]!.rssMiB)} → ${Math.round(last.rssMiB)} MiB (max ${Math.round(Math.max(...rows.map((m) => m.rssMiB)))}).`,
-          `Server CPU: ${round(cpuMsTotal / Math.max(1, completed - 600), 3)} ms per completed request over the run.`,
+          `Server CPU: ${round(cpuMsTotal / Math.max(1, completed - 600), 3)} ms per completed request over the run.${cpuDrift === undefined ? '' : ` Last three minutes ÷ minutes 2–4: server CPU per request ×${cpuDrift.server}, the load generator's ×${cpuDrift.client} (the same work each minute, so the machine's own speed: when both rise, the machine slowed, not the server).`}`,
           `Disk: ${round(diskTotal / MiB, 1)} MiB of log for ${completed} requests (600 warm-up included) = ${Math.round(diskTotal / completed)} bytes per request; by topic: ${[...disk].sort((a, b) => b[1] - a[1]).map(([t, b]) => `${t} ${Math.round(b / completed)}`).join(', ')} bytes/request.`,
         ],
       },
