@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchContext, BenchResult } from './main.js';
-import { percentile, round } from './stats.js';
+import { cpuMsSince, percentile, round } from './stats.js';
 
 /**
  * `npm run bench -- soak [--minutes N] [--rate R] [--json]`: a long open-loop run against
@@ -111,12 +111,6 @@ function processFigures(pid: number): { rssMiB: number; cpuMs: number } {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { rssMiB: rssKiB / 1024, cpuMs: ticks * 10 }; // CLK_TCK is 100 on Linux
-}
-
-/** CPU (user + system) of this process since `from` (a \`process.cpuUsage()\`), ms. */
-function cpuMsSince(from: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(from);
-  return (d.user + d.system) / 1000;
 }
 
 /** Least-squares slope of RSS (MiB) against requests completed, as MB per 100k requests. */
@@ -294,13 +288,17 @@ export async function benchSoak(ctx: BenchContext): Promise<BenchResult[]> {
     const ratio = (a: number, b: number) => (b > 0 ? round(a / b, 2) : Number.NaN);
     // The same drift over three minutes a side (latencies pooled): one GC pause or scheduling
     // stall in a single minute moves its p99 by ×2, and the goal compares two single minutes.
-    const early = rows.length >= 7 ? rows.slice(1, 4).flatMap((m) => m.latencies).sort((x, y) => x - y) : undefined;
-    const late = rows.length >= 7 ? rows.slice(-3).flatMap((m) => m.latencies).sort((x, y) => x - y) : undefined;
-
-    const perRequest = (ms: (m: Minute) => number, of: (m: Minute) => number) => (ms3: Minute[]) => ms3.reduce((n, m) => n + ms(m), 0) / Math.max(1, ms3.reduce((n, m) => n + of(m), 0));
-    const serverPer = perRequest((m) => m.cpuMs, (m) => m.ok);
-    const clientPer = perRequest((m) => m.clientCpuMs, (m) => m.due);
-    const cpuDrift = rows.length >= 7 ? { server: ratio(serverPer(rows.slice(-3)), serverPer(rows.slice(1, 4))), client: ratio(clientPer(rows.slice(-3)), clientPer(rows.slice(1, 4))) } : undefined;
+    const earlyRows = rows.length >= 7 ? rows.slice(1, 4) : undefined;
+    const lateRows = rows.length >= 7 ? rows.slice(-3) : undefined;
+    const early = earlyRows?.flatMap((m) => m.latencies).sort((x, y) => x - y);
+    const late = lateRows?.flatMap((m) => m.latencies).sort((x, y) => x - y);
+    // CPU per request over a few minutes, and how it moved from the early minutes to the late ones.
+    const perRequest = (ms: Minute[], cpu: (m: Minute) => number, count: (m: Minute) => number) => ms.reduce((n, m) => n + cpu(m), 0) / Math.max(1, ms.reduce((n, m) => n + count(m), 0));
+    const drift = (a: Minute[], b: Minute[], cpu: (m: Minute) => number, count: (m: Minute) => number) => ratio(perRequest(b, cpu, count), perRequest(a, cpu, count));
+    const cpuDrift =
+      earlyRows !== undefined && lateRows !== undefined
+        ? { server: drift(earlyRows, lateRows, (m) => m.cpuMs, (m) => m.ok), client: drift(earlyRows, lateRows, (m) => m.clientCpuMs, (m) => m.due) }
+        : undefined;
 
     succeeded = true;
     return [
