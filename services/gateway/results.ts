@@ -1,11 +1,10 @@
-import { LRUCache } from 'lru-cache';
 import { SwitchyardError, errorMessage, isRetriable } from '../../lib/errors.js';
 import { deadLetterFor, type DeadLetterDuty, type EventDecoder } from '../../lib/events/subscribe.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Batch, EventLog, LogRecord, Subscription } from '../../lib/log/port.js';
 import type { DeadLetteredInit } from '../../schemas/generated/events.js';
-import { evolveStatus, isResultEvent, isTerminal, statusSize, type RequestStatus, type ResultEvent } from './state.js';
-import { OutputSlabs } from './output-slabs.js';
+import { evolveStatus, isResultEvent, isTerminal, type RequestStatus, type ResultEvent } from './state.js';
+import { StatusTable } from './status-table.js';
 
 /** Options of the results tracker. Sizes and times are documented with their defaults. */
 export interface ResultsTrackerOptions {
@@ -127,7 +126,9 @@ export interface ResultsTrackerStats {
  * Per partition all of this is serialized, so each record is folded once, in order.
  *
  * Memory. Statuses live in an LRU bounded by count (`maxEntries`) and approximate bytes
- * (`maxBytes`, outputs included), expiring `ttlMs` after their last event. Under load the
+ * (`maxBytes`, outputs included), expiring `ttlMs` after their last event, kept as columns
+ * rather than objects (`StatusTable`: outputs copied into the table's own slabs, since decoded
+ * bytes may be views into a shared slab that a kept view would pin). Under load the
  * oldest go first: a GET for an evicted or expired request answers 404, and a repeated
  * Idempotency-Key whose request was evicted is produced again (the router skips a requestId it
  * has decided, so it still runs once; its earlier result is then not returned). Waiters are
@@ -137,7 +138,7 @@ export interface ResultsTrackerStats {
  */
 export class ResultsTracker {
   readonly options: ResolvedResultsTrackerOptions;
-  private readonly cache: LRUCache<string, RequestStatus>;
+  private readonly table: StatusTable;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private waiterCount = 0;
   private readonly appends = new Map<string, Promise<void>>();
@@ -153,23 +154,11 @@ export class ResultsTracker {
   private settleUntil = 0;
   private closed = false;
   private readonly counters = { folded: 0, undecodable: 0, rangeRead: 0 };
-  /**
-   * Outputs are kept as copies packed into the tracker's own slabs: decoded bytes may be views
-   * into a shared slab (the Avro decoder's pool, a Kafka fetch buffer) that a kept view would pin.
-   */
-  private readonly outputs = new OutputSlabs();
 
   constructor(options: ResultsTrackerOptions) {
     this.options = resolveResultsTrackerOptions(options);
     const { maxEntries, maxBytes, ttlMs, now } = this.options;
-    this.cache = new LRUCache<string, RequestStatus>({
-      max: maxEntries,
-      maxSize: maxBytes,
-      sizeCalculation: statusSize,
-      ttl: ttlMs,
-      updateAgeOnGet: false,
-      perf: { now },
-    });
+    this.table = new StatusTable({ maxEntries, maxBytes, ttlMs, now });
   }
 
   /**
@@ -212,7 +201,7 @@ export class ResultsTracker {
 
   /** What is known of a request, or undefined. */
   get(requestId: string): RequestStatus | undefined {
-    return this.cache.get(requestId);
+    return this.table.get(requestId);
   }
 
   /**
@@ -220,19 +209,20 @@ export class ResultsTracker {
    * (same Idempotency-Key) waits for that append instead of producing again.
    */
   accept(status: RequestStatus, append: Promise<unknown>): Promise<void> {
+    // Fold results that were already here (a request re-sent after a restart) over the acceptance.
+    const known = this.table.peek(status.requestId);
+    const version = this.table.set(status.requestId, known === undefined ? status : { ...known, acceptedAt: status.acceptedAt, fingerprint: status.fingerprint });
     const done = append.then(
       () => {
         this.appends.delete(status.requestId);
       },
       (err: unknown) => {
         this.appends.delete(status.requestId);
-        if (this.cache.peek(status.requestId) === status) this.cache.delete(status.requestId);
+        // Forgotten again unless a result was folded in meanwhile.
+        if (this.table.versionOf(status.requestId) === version) this.table.delete(status.requestId);
         throw err;
       },
     );
-    // Fold results that were already here (a request re-sent after a restart) over the acceptance.
-    const known = this.cache.peek(status.requestId);
-    this.cache.set(status.requestId, known === undefined ? status : { ...known, acceptedAt: status.acceptedAt, fingerprint: status.fingerprint });
     this.appends.set(status.requestId, done);
     return done;
   }
@@ -259,7 +249,7 @@ export class ResultsTracker {
    * to cancel, not an AbortSignal: an AbortController per request cost more than the rest of the wait.
    */
   waitFor(requestId: string, timeoutMs: number): OutcomeWait {
-    const known = this.cache.get(requestId);
+    const known = this.table.get(requestId);
     if ((known !== undefined && isTerminal(known.status)) || timeoutMs <= 0 || this.closed) return { outcome: Promise.resolve(known), cancel: NOTHING };
     let waiter!: Waiter;
     const outcome = new Promise<RequestStatus | undefined>((resolve) => {
@@ -281,12 +271,12 @@ export class ResultsTracker {
     if (set === undefined) this.waiters.set(requestId, (set = new Set()));
     set.add(waiter);
     this.waiterCount++;
-    waiter.timer = setTimeout(() => waiter.finish(this.cache.get(requestId)), timeoutMs);
-    return { outcome, cancel: () => waiter.finish(this.cache.get(requestId)) };
+    waiter.timer = setTimeout(() => waiter.finish(this.table.get(requestId)), timeoutMs);
+    return { outcome, cancel: () => waiter.finish(this.table.get(requestId)) };
   }
 
   stats(): ResultsTrackerStats {
-    return { entries: this.cache.size, bytes: this.cache.calculatedSize, waiting: this.waiterCount, ...this.counters };
+    return { entries: this.table.size, bytes: this.table.bytes, waiting: this.waiterCount, ...this.counters };
   }
 
   /** Stop reading; every waiter is answered with what is known now. */
@@ -294,7 +284,7 @@ export class ResultsTracker {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
-    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.finish(this.cache.get(w.requestId));
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.finish(this.table.get(w.requestId));
     await this.subscription?.close();
     await Promise.allSettled(this.chains);
   }
@@ -359,12 +349,12 @@ export class ResultsTracker {
 
   private fold(event: ResultEvent): void {
     const requestId = event.requestId!;
-    const own: ResultEvent = event.type === 'InferenceCompleted' ? { ...event, output: this.outputs.copy(event.output) } : event;
-    const before = this.cache.get(requestId);
-    const after = evolveStatus(before, own);
+    const before = this.table.get(requestId);
+    const after = evolveStatus(before, event);
     this.counters.folded++;
     if (after === before) return;
-    this.cache.set(requestId, after);
+    // The table keeps a copy of the output; `after` (a waiter's answer) may view the decoder's memory for a moment.
+    this.table.set(requestId, after);
     if (isTerminal(after.status)) {
       const set = this.waiters.get(requestId);
       if (set !== undefined) for (const w of [...set]) w.finish(after);

@@ -155,8 +155,3 @@ export function evolveStatus(state: RequestStatus | undefined, event: ResultEven
   }
 }
 
-/**
- * Bytes a status holds, for the tracker's memory bound: ~1 KiB of objects and strings (measured
- * at 100k statuses by results-memory.unit.test.ts), its output and its error message.
- */
-export const statusSize = (s: RequestStatus): number => 1024 + (s.result?.output.byteLength ?? 0) + (s.error?.message.length ?? 0) * 2;
