@@ -16,7 +16,7 @@ import { summarizeAllocations, type AllocationSummary, type HeapSamplingProfile 
 import { median, round } from './stats.js';
 
 /**
- * `npm run bench -- cpu [--rate N] [--seconds S] [--baseline <checkout>] [--up-args="<flags>"] [--node-args="<flags>"] [--quick] [--json]`:
+ * `npm run bench -- cpu [--rate N] [--seconds S] [--warmup N] [--runs N] [--skip-profiles] [--baseline <checkout>] [--up-args="<flags>"] [--node-args="<flags>"] [--quick] [--json]`:
  * where the CPU and the time of a request go in `switchyard up` (issue 11). The shipped `noop`
  * model on the embedded log with the default fsync, an open loop at a fixed rate from the peers
  * benchmark's load generator (a process of its own, unique inputs):
@@ -34,6 +34,9 @@ import { median, round } from './stats.js';
  * so the two see the same machine. With `--up-args="<flags>"` (e.g. `--up-args="--controllers 0"`), this
  * tree's `switchyard up <flags>` is measured the same way beside its defaults; with
  * `--node-args="<flags>"` (e.g. `--node-args="--max-semi-space-size=64"`), this tree under those node flags.
+ * `--warmup N` sends N requests at the rate before each window (default 1,000): e.g. 150,000 at
+ * 1,000 req/s measures a process whose bounded memories (the tracker's 100k statuses, the
+ * router's 200k decided ids) are full, as after minutes of traffic.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -79,7 +82,8 @@ async function readLog(home: string, from: number): Promise<Pick<Run, 'onLog' | 
 export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   const rate = ctx.rate ?? 400;
   const seconds = ctx.seconds ?? (ctx.quick ? 5 : 20);
-  const runs = ctx.quick ? 1 : 3;
+  const runs = ctx.runs ?? (ctx.quick ? 1 : 3);
+  const warmup = ctx.warmup ?? 1_000;
   const idleSeconds = ctx.quick ? 2 : 5;
   const runId = Date.now().toString(36);
   const variants: Variant[] = [{ name: `this tree (${revision()})`, checkout: ROOT }];
@@ -99,11 +103,11 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   const profiles = new Map<string, ReturnType<typeof summarizeProfile>>();
   const ran = new Map<string, string>();
 
-  const job = (url: string, tag: string) => ({ url: `${url}/v1/infer`, tag: `${runId} ${tag}`, mode: 'open' as const, rate, connections: 64, seconds, warmup: 1000, timeoutMs: 30_000 });
+  const job = (url: string, tag: string, warm = warmup) => ({ url: `${url}/v1/infer`, tag: `${runId} ${tag}`, mode: 'open' as const, rate, connections: 64, seconds, warmup: warm, timeoutMs: 30_000 });
 
   for (let r = 0; r < runs; r++) {
     for (const v of variants) {
-      ctx.progress(`${v.name} run ${r + 1}/${runs}: ${idleSeconds} s idle, then ${rate} req/s for ${seconds} s`);
+      ctx.progress(`${v.name} run ${r + 1}/${runs}: ${idleSeconds} s idle, then ${rate} req/s for ${seconds} s${warmup > 1_000 ? ` after ${warmup} requests` : ''}`);
       const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: v.nodeArgs ?? [] });
       ran.set(v.name, up.ran);
       try {
@@ -123,14 +127,14 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.progress(`bare node:http (floor) run ${r + 1}/${runs}: ${rate} req/s for ${seconds} s`);
     const floor = await startFloor();
     try {
-      const m = await measureLoad(job(floor.url.replace(/\/$/, ''), `floor ${r}`), floor.rootPid);
+      const m = await measureLoad(job(floor.url.replace(/\/$/, ''), `floor ${r}`, 1_000), floor.rootPid);
       floorRuns.push(m);
       ctx.progress(`  ${round(m.result.okPerSec, 0)} ok/s, p50 ${round(m.result.p50, 2)} ms, p99 ${round(m.result.p99, 2)} ms, CPU ${round(m.cpuMs / m.result.ok, 3)} ms/req`);
     } finally {
       await floor.stop();
     }
   }
-  for (const v of variants) {
+  for (const v of ctx.skipProfiles ? [] : variants) {
     ctx.progress(`${v.name}: one more window under the V8 profiler (--cpu-prof)`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-prof-'));
     const up = await startUp({ brokers: [], checkout: v.checkout, upArgs: v.upArgs ?? [], nodeArgs: [...(v.nodeArgs ?? []), '--cpu-prof', '--cpu-prof-dir', dir] });
@@ -155,7 +159,7 @@ export async function benchCpu(ctx: BenchContext): Promise<BenchResult[]> {
   }
 
   const allocations = new Map<string, AllocationSummary & { requests: number }>();
-  for (const v of variants) {
+  for (const v of ctx.skipProfiles ? [] : variants) {
     ctx.progress(`${v.name}: one more window under V8's sampling heap profiler`);
     const dir = mkdtempSync(join(tmpdir(), 'sy-bench-cpu-alloc-'));
     const file = join(dir, 'alloc.heapprofile');

@@ -24,6 +24,12 @@ export interface BenchContext {
   rate?: number;
   /** `--seconds`: the length of a measured window, for the benchmarks that take one (cpu). */
   seconds?: number;
+  /** `--warmup`: requests sent at the rate before each measured window (cpu; its default 1,000). */
+  warmup?: number;
+  /** `--runs`: measured windows per variant (cpu; its default 3). */
+  runs?: number;
+  /** `--skip-profiles`: no CPU or allocation profile windows (cpu). */
+  skipProfiles?: boolean;
   /** `--baseline <checkout>`: another checkout of Switchyard (built) to measure beside this one (cpu). */
   baseline?: string;
   /** `--up-args="<flags>"`: also measure this tree's \`switchyard up <flags>\` beside its defaults (cpu), e.g. \`--controllers 0\`. */
@@ -49,7 +55,7 @@ const benches: Record<string, () => Promise<Bench>> = {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' }, baseline: { type: 'string' }, 'up-args': { type: 'string' }, 'node-args': { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, brokers: { type: 'string' }, json: { type: 'boolean', default: false }, only: { type: 'string' }, minutes: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, runs: { type: 'string' }, 'skip-profiles': { type: 'boolean', default: false }, baseline: { type: 'string' }, 'up-args': { type: 'string' }, 'node-args': { type: 'string' } },
 });
 // Without a name: every benchmark but those that start \`switchyard up\` as users run it (cpu, the
 // soak: 30 minutes by default; peers also installs Ray Serve and wants a broker); run those by name.
@@ -70,6 +76,9 @@ for (const name of names) {
     ...(values.minutes !== undefined ? { minutes: Number(values.minutes) } : {}),
     ...(values.rate !== undefined ? { rate: Number(values.rate) } : {}),
     ...(values.seconds !== undefined ? { seconds: Number(values.seconds) } : {}),
+    ...(values.warmup !== undefined ? { warmup: Number(values.warmup) } : {}),
+    ...(values.runs !== undefined ? { runs: Number(values.runs) } : {}),
+    skipProfiles: values['skip-profiles'] ?? false,
     ...(values.baseline !== undefined ? { baseline: values.baseline } : {}),
     ...(values['up-args'] !== undefined ? { upArgs: values['up-args'].split(/\s+/).filter(Boolean) } : {}),
     ...(values['node-args'] !== undefined ? { nodeArgs: values['node-args'].split(/\s+/).filter(Boolean) } : {}),
