@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from './prng.js';
-import { RecentIds } from './recent-ids.js';
+import { RecentIds, uuidText, uuidWords } from './recent-ids.js';
 
 describe('RecentIds', () => {
   it('holds what was added until it is deleted, for UUIDs and for any other string', () => {
@@ -90,6 +90,39 @@ describe('RecentIds', () => {
       expect(ids.size).toBe(model.size);
     }
     for (const id of pool) expect(ids.has(id)).toBe(model.has(id));
+  });
+
+  it('keeps a ring per number, each forgetting its own oldest, and gives each id a row of its ring that stays its own', () => {
+    const ids = new RecentIds(4);
+    const rows = new Map<string, number>();
+    for (let i = 0; i < 4; i++) rows.set(`a${i}`, ids.add(`a${i}`, 0));
+    // Ring 5 first used after ring 0 is full: the index grows and is rebuilt, rows unchanged.
+    for (let i = 0; i < 4; i++) rows.set(`b${i}`, ids.add(`b${i}`, 5));
+    for (const [id, row] of rows) expect(ids.rowOf(id)).toBe(row);
+    expect([...rows.values()].slice(0, 4)).toEqual([0, 1, 2, 3]);
+    expect([...rows.values()].slice(4)).toEqual([20, 21, 22, 23]);
+    // An id held keeps its row whatever ring it is added to again.
+    expect(ids.add('a1', 5)).toBe(1);
+    // Ring 0 full: a4 takes a0's row; ring 5 is untouched.
+    expect(ids.add('a4', 0)).toBe(0);
+    expect(ids.has('a0')).toBe(false);
+    expect(['b0', 'b1', 'b2', 'b3'].every((id) => ids.has(id))).toBe(true);
+    expect(ids.rowOf('a0')).toBe(-1);
+    expect(ids.size).toBe(8);
+    expect(() => ids.add('x', -1)).toThrow(RangeError);
+  });
+
+  it('reads a canonical UUID as 128 bits and writes it back as the same text; other texts are not UUIDs', () => {
+    const words = new Uint32Array(8);
+    for (let i = 0; i < 100; i++) {
+      const id = randomUUID();
+      expect(uuidWords(id, words, 4)).toBe(true);
+      expect(uuidText(words, 4)).toBe(id);
+    }
+    expect(uuidText(Uint32Array.of(0x0190a1b2, 0xc3d47e5f, 0x8a9b0000, 0x0000ffff))).toBe('0190a1b2-c3d4-7e5f-8a9b-00000000ffff');
+    for (const not of ['0190A1B2-C3D4-7E5F-8A9B-00000000FFFF', '00000000-0000-0000-0000-000000000000', '0190a1b2-c3d4-9e5f-8a9b-00000000ffff', '0190a1b2c3d47e5f8a9b00000000ffff', '0190a1b2-c3d4-7e5f-8a9b-00000000fffg']) {
+      expect(uuidWords(not, words)).toBe(false);
+    }
   });
 
   it('allocates its memory up front: about 26 bytes per id', () => {

@@ -55,7 +55,7 @@ export interface ControllerPolicy {
    * @default 1000
    */
   readonly deadlineGraceMs: number;
-  /** Terminal outcomes remembered per results partition to recognise a later one as superseded (~550 B each: 10,000 × 12 partitions ≈ 66 MiB; a late outcome older than the window is not recognised). @default 10000 */
+  /** Terminal outcomes remembered per results partition to recognise a later one as superseded (~80 B each, in typed arrays outside the V8 heap: 10,000 × 12 partitions ≈ 9 MiB; a late outcome older than the window is not recognised). @default 10000 */
   readonly outcomeMemory: number;
   /** A worker whose latest heartbeat is older than this cannot receive a migrated session (the routers' staleHeartbeatMs). @default 2000 */
   readonly staleHeartbeatMs: number;

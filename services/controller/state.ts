@@ -1,4 +1,4 @@
-import { CircularBuffer } from 'mnemonist';
+import { OutcomeMemory } from './outcomes.js';
 import type {
   ControllerTick,
   InferenceCompleted,
@@ -151,14 +151,11 @@ export interface ControllerState {
   readonly sessions: Map<string, SessionView>;
   readonly health: Map<string, WorkerHealth>;
   readonly requests: Map<string, RequestTrack>;
-  /** requestId → winning outcome, for finished requests (bounded per partition). */
-  readonly outcomes: Map<string, OutcomeRef>;
   /**
-   * Per results partition, the request ids in `outcomes` in offset order, a ring of
-   * `outcomeMemory`: when it is full the oldest leaves `outcomes` as the newest comes in, in
-   * constant time (an array spliced at its front cost the whole array per outcome).
+   * requestId → winning outcome, for finished requests: the last `outcomeMemory` of each results
+   * partition in offset order, kept as columns (outcomes.ts).
    */
-  readonly outcomeOrder: Map<number, CircularBuffer<string>>;
+  readonly outcomes: OutcomeMemory;
   /** eventId of a losing outcome → the loss, until its ResultSuperseded is folded. */
   readonly losers: Map<string, Loser>;
   /** Losing outcomes already recorded (ResultSuperseded folded). */
@@ -177,8 +174,7 @@ export function initialControllerState(policy: ControllerPolicy, lanes = 64): Co
     sessions: new Map(),
     health: new Map(),
     requests: new Map(),
-    outcomes: new Map(),
-    outcomeOrder: new Map(),
+    outcomes: new OutcomeMemory(policy.outcomeMemory),
     losers: new Map(),
     superseded: new Set(),
     evictions: new Map(),
@@ -333,15 +329,11 @@ function onTerminal(state: ControllerState, e: InferenceCompleted | InferenceFai
     return;
   }
   state.requests.delete(e.requestId);
-  state.outcomes.set(e.requestId, ref);
+  // Bounded per partition, oldest first: the same whatever the interleaving of partitions.
+  state.outcomes.add(ref);
   if (e.type === 'InferenceCompleted') state.finished.completed++;
   else if (e.type === 'InferenceFailed') state.finished.failed++;
   else state.finished.rejected++;
-  let order = state.outcomeOrder.get(at.partition);
-  if (order === undefined) state.outcomeOrder.set(at.partition, (order = new CircularBuffer<string>(Array, state.policy.outcomeMemory)));
-  // Bounded per partition, oldest first: the same whatever the interleaving of partitions.
-  if (order.size === order.capacity) state.outcomes.delete(order.shift()!);
-  order.push(e.requestId);
 }
 
 function onSession(state: ControllerState, e: SessionState): void {
