@@ -4,6 +4,7 @@ import { SwitchyardError, errorMessage, isRetriable } from '../../lib/errors.js'
 import { sha256Hex } from '../../lib/blob/digest.js';
 import { deadLetterPolicy, subscribeEvents } from '../../lib/events/subscribe.js';
 import type { AppendRecord, LogRecord, Subscription } from '../../lib/log/port.js';
+import { RecentIds } from '../../lib/recent-ids.js';
 import { instanceId, type ServiceContext } from '../../lib/runtime.js';
 import type {
   Accelerator,
@@ -164,8 +165,8 @@ class Worker implements RunningWorker {
   /** decisionId → answer, for accepted decisions not answered yet. */
   private readonly pending = new Map<string, Deferred>();
   private readonly payloads = new Map<string, Payload>();
-  /** Decision ids answered (or skipped), so a redelivery is not executed twice. */
-  private readonly answered: LRUCache<string, true>;
+  /** Decision ids answered (or skipped), so a redelivery is not executed twice (the last N, outside the V8 heap). */
+  private readonly answered: RecentIds;
   private sub: Subscription | undefined;
   private sessionSub: Subscription | undefined;
   private readonly sessions: SessionBook;
@@ -214,7 +215,7 @@ class Worker implements RunningWorker {
       options.cacheMaxEntries > 0
         ? new LRUCache<string, CachedAnswer>({ max: options.cacheMaxEntries, maxSize: options.cacheMaxBytes, sizeCalculation: (v) => v.output.length + 128, ttl: options.cacheTtlMs })
         : null;
-    this.answered = new LRUCache<string, true>({ max: 4 * options.readAheadMaxRecords + 4_096 });
+    this.answered = new RecentIds(4 * options.readAheadMaxRecords + 4_096);
     this.probe = new AcceleratorProbe(options.runCommand);
     this.sessions = new SessionBook({ contextBytes: options.sessionContextBytes, maxSessions: options.maxSessions });
     this.table = new LaneTable(ctx.topics.decisions.partitions);
@@ -477,7 +478,7 @@ class Worker implements RunningWorker {
     this.payloads.delete(decisionId);
     const tracked = write.then(
       () => {
-        this.answered.set(decisionId, true);
+        this.answered.add(decisionId);
         this.pending.delete(decisionId);
         d?.resolve();
       },
