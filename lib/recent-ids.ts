@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { formatUuid } from '../schemas/event-id.js';
 
 /** 32-bit words per key (a 128-bit id). */
 const KEY_WORDS = 4;
@@ -8,7 +9,6 @@ const EMPTY = 0;
 const HEX_VALUE = new Int8Array(128).fill(-1);
 for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX_VALUE[97 + i] = 10 + i;
-const HEX_DIGITS = '0123456789abcdef';
 
 /**
  * A UUID's 128 bits, into `into[at..at+3]` (big-endian words); false when `id` is not a UUID of
@@ -36,18 +36,18 @@ export function uuidWords(id: string, into: Uint32Array, at = 0): boolean {
   return version >= 1 && version <= 8;
 }
 
+const uuidBytes = new Uint8Array(16);
+
 /** The canonical text of the UUID in `words[at..at+3]` (the inverse of `uuidWords`). */
 export function uuidText(words: Uint32Array, at = 0): string {
-  let s = '';
   for (let w = 0; w < KEY_WORDS; w++) {
     const v = words[at + w]!;
-    for (let shift = 28; shift >= 0; shift -= 4) {
-      s += HEX_DIGITS[(v >>> shift) & 0xf];
-      const n = s.length;
-      if (n === 8 || n === 13 || n === 18 || n === 23) s += '-';
-    }
+    uuidBytes[w * 4] = v >>> 24;
+    uuidBytes[w * 4 + 1] = v >>> 16;
+    uuidBytes[w * 4 + 2] = v >>> 8;
+    uuidBytes[w * 4 + 3] = v;
   }
-  return s;
+  return formatUuid(uuidBytes);
 }
 
 /**

@@ -76,7 +76,10 @@ export class StatusTable {
   private readonly fingerprint: (string | null)[] = [];
   private readonly error: (RequestError | null)[] = [];
 
+  private readonly maxBytes: number;
+
   constructor(options: StatusTableOptions) {
+    this.maxBytes = options.maxBytes;
     this.lru = new LRUCache<string, number>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
@@ -110,9 +113,15 @@ export class StatusTable {
 
   /** Remember `status` under `requestId`; its version. Nothing is kept when one entry alone exceeds `maxBytes`. */
   set(requestId: string, s: RequestStatus): number {
+    const version = ++this.sets;
+    const size = ENTRY_BYTES + (s.result?.output.byteLength ?? 0) + (s.error?.message.length ?? 0) * 2;
+    if (size > this.maxBytes) {
+      // Refused, as the LRU refuses an entry larger than its bound: the key is dropped, and with it any older row.
+      this.lru.delete(requestId);
+      return version;
+    }
     const previous = this.lru.peek(requestId);
     const row = this.allocate();
-    const version = ++this.sets;
     this.status[row] = CODES.get(s.status)!;
     this.attempt[row] = s.attempt;
     this.acceptedAt[row] = s.acceptedAt ?? NaN;
@@ -145,10 +154,7 @@ export class StatusTable {
       this.queueMs[row] = r.queueMs;
       this.computeMs[row] = r.computeMs;
     }
-    const size = ENTRY_BYTES + Math.max(0, this.outputLength[row]!) + (s.error?.message.length ?? 0) * 2;
     this.lru.set(requestId, row, { size });
-    // Refused (larger than maxBytes on its own): the LRU dropped the key, and with it any older row.
-    if (this.lru.peek(requestId) !== row) this.freeRow(row);
     return version;
   }
 
